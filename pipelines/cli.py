@@ -1,0 +1,114 @@
+"""`market-warehouse` command line.
+
+Configuration problems (unreachable server, old TimescaleDB, bad URL) end in one line on stderr and exit
+code 2, never in a bare traceback, and never show a password.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from resources.settings import ConfigurationError
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@click.group()
+def cli() -> None:
+    """Market data warehouse on Dagster and PostgreSQL/TimescaleDB."""
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the warehouse schema to the latest revision (`alembic upgrade head`)."""
+    from resources.database import redact, warehouse_engine
+    from resources.schema import current_revision, upgrade
+
+    engine = warehouse_engine()
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
+    state = "already at" if before == after else f"{before or 'empty'} ->"
+    click.echo(f"migrated {redact(engine.url)}: {state} {after}")
+
+
+@cli.group()
+def db() -> None:
+    """Inspect the warehouse database."""
+
+
+@db.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def db_info(as_json: bool) -> None:
+    """Backend, versions, capabilities and, per table, its kind, row estimate and size."""
+    from resources.database import redact, warehouse_engine
+    from resources.dbinfo import database_info
+
+    engine = warehouse_engine()
+    try:
+        info = database_info(engine)
+    finally:
+        engine.dispose()
+    caps = info.capabilities.as_dict()
+    if as_json:
+        payload = {
+            "database": redact(engine.url),
+            "schema_revision": info.schema_revision,
+            "capabilities": caps,
+            "tables": [vars(t) for t in info.tables],
+        }
+        click.echo(json.dumps(payload, indent=2, default=str))
+        return
+    click.echo(f"database:     {redact(engine.url)}")
+    click.echo(f"backend:      {caps['backend']}  (PostgreSQL {caps['server_version']})")
+    if caps["timescaledb_version"]:
+        click.echo(f"timescaledb:  {caps['timescaledb_version']}  license={caps['timescaledb_license']}")
+    click.echo(f"schema:       {info.schema_revision or 'not migrated (run: market-warehouse migrate)'}")
+    flags = ("hypertables", "native_partitions", "compression", "continuous_aggregates")
+    click.echo("capabilities: " + ", ".join(f"{f}={'yes' if caps[f] else 'no'}" for f in flags))
+    if not info.tables:
+        return
+    click.echo(f"\n{'table':<24} {'kind':<12} {'rows~':>12} {'size':>10} {'pieces':>7}")
+    for t in info.tables:
+        click.echo(
+            f"{t.table_name:<24} {t.kind:<12} {t.row_estimate:>12,} {_human_bytes(t.total_bytes):>10} {t.pieces:>7}"
+        )
+
+
+@cli.command()
+def demo() -> None:
+    """Run the main job end to end on the configured server (embedded by default), then summarise."""
+    from pipelines.demo import run_demo
+
+    run_demo(echo=click.echo)
+
+
+def main() -> None:
+    """Console-script entry point: configuration errors become one line and exit code 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except ConfigurationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Thin Dagster wrappers around the plain-Python resources: the only module in `resources` importing Dagster.
+
+The URL is configured through `EnvVar("DATABASE_URL")` in the definitions so that the Dagster UI shows the
+variable's name, never its value. Unset means the embedded server.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import sqlalchemy as sa
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
+
+from resources.backend import Capabilities, detect
+from resources.database import create_engine, normalize_url, warehouse_url
+
+
+@functools.cache
+def _engine_for(url_text: str) -> sa.Engine:
+    """One pool per process and URL: assets of one run share it instead of reconnecting."""
+    return create_engine(url_text, pool_size=5, max_overflow=5)
+
+
+class WarehouseResource(ConfigurableResource):
+    """The warehouse database. `database_url` empty → embedded PostgreSQL under MW_HOME."""
+
+    database_url: str | None = None
+    _caps: Capabilities | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._caps = None
+
+    def url(self) -> sa.URL:
+        return normalize_url(self.database_url) if self.database_url else warehouse_url()
+
+    def engine(self) -> sa.Engine:
+        return _engine_for(self.url().render_as_string(hide_password=False))
+
+    def capabilities(self) -> Capabilities:
+        if self._caps is None:
+            with self.engine().connect() as conn:
+                self._caps = detect(conn)
+        return self._caps

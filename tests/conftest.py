@@ -1,0 +1,161 @@
+"""Shared fixtures: real PostgreSQL only.
+
+One embedded server per test session; the schema is migrated once into a template database and every test
+gets its own copy (CREATE DATABASE … TEMPLATE), so tests are isolated and fast. TimescaleDB variants run
+when TIMESCALEDB_URL (full license) / TIMESCALEDB_APACHE_URL (Apache-only) are set, and skip otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from psycopg2 import sql as pgsql
+from sqlalchemy.engine import URL
+
+from resources.database import create_engine, normalize_url
+from resources.schema import upgrade
+
+TEMPLATE_DB = "mw_template"
+_counter = itertools.count()
+
+BACKEND_URL_ENV = {"timescaledb": "TIMESCALEDB_URL", "timescaledb-apache": "TIMESCALEDB_APACHE_URL"}
+
+
+def _admin_execute(url: URL, statement: pgsql.Composable) -> None:
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(statement.as_string(conn.connection.dbapi_connection))
+    finally:
+        admin.dispose()
+
+
+def create_database(url: URL, name: str, template: str | None = None) -> URL:
+    stmt = pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name))
+    if template:
+        stmt = pgsql.SQL("{} TEMPLATE {}").format(stmt, pgsql.Identifier(template))
+    _admin_execute(url, stmt)
+    return url.set(database=name)
+
+
+def drop_database(url: URL) -> None:
+    _admin_execute(
+        url, pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(url.database))
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_home(tmp_path_factory):
+    """Keep tests away from the developer's project-local embedded server and landing folder."""
+    home = tmp_path_factory.mktemp("mw-home")
+    old = {k: os.environ.get(k) for k in ("MW_HOME", "DATABASE_URL")}
+    os.environ["MW_HOME"] = str(home)
+    os.environ.pop("DATABASE_URL", None)
+    yield home
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def pg_server(_isolated_home):
+    """The session's embedded PostgreSQL server."""
+    from resources.embedded import start_embedded
+
+    return start_embedded(_isolated_home / "pgdata")
+
+
+@pytest.fixture(scope="session")
+def server_url(pg_server) -> URL:
+    from resources.embedded import embedded_url
+
+    return embedded_url(pg_server, "postgres")
+
+
+@pytest.fixture(scope="session")
+def template_url(server_url) -> URL:
+    url = create_database(server_url, TEMPLATE_DB)
+    engine = create_engine(url, poolclass=sa.NullPool)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    return url
+
+
+def _test_db_name() -> str:
+    return f"t_{os.getpid()}_{next(_counter)}"
+
+
+@pytest.fixture
+def empty_url(server_url):
+    """An empty database on the embedded server (for migration tests)."""
+    url = create_database(server_url, _test_db_name())
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def db_url(template_url):
+    """A migrated database of the test's own, copied from the template."""
+    url = create_database(template_url, _test_db_name(), template=TEMPLATE_DB)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def engine(db_url):
+    eng = create_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+def timescaledb_server_url(backend: str) -> URL:
+    """Server URL for a TimescaleDB backend, or skip the test saying which variable is missing."""
+    env = BACKEND_URL_ENV[backend]
+    raw = os.environ.get(env)
+    if not raw:
+        pytest.skip(
+            f"{backend} tests need a server: set {env} (e.g. postgresql://postgres@host:5432/postgres)"
+        )
+    return normalize_url(raw)
+
+
+@pytest.fixture
+def timescaledb_empty_url(request):
+    """An empty database with the extension on a TimescaleDB server; the backend comes from the param."""
+    backend = getattr(request, "param", "timescaledb")
+    server = timescaledb_server_url(backend)
+    url = create_database(server, f"mw_test_{uuid.uuid4().hex[:10]}")
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(params=["postgres", "timescaledb", "timescaledb-apache"])
+def any_backend_url(request, template_url):
+    """A migrated database on each backend in turn (TimescaleDB ones skip without their URL)."""
+    if request.param == "postgres":
+        url = create_database(template_url, _test_db_name(), template=TEMPLATE_DB)
+    else:
+        server = timescaledb_server_url(request.param)
+        url = create_database(server, f"mw_test_{uuid.uuid4().hex[:10]}")
+        engine = create_engine(url, poolclass=sa.NullPool)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def any_engine(any_backend_url):
+    eng = create_engine(any_backend_url)
+    yield eng
+    eng.dispose()
