@@ -96,6 +96,16 @@ def demo() -> None:
     run_demo(echo=click.echo)
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+def ui(host: str, port: int) -> None:
+    """Start the Dagster UI (dagster dev) with run/event/schedule storage in PostgreSQL."""
+    from pipelines.ui import run_ui
+
+    sys.exit(run_ui(host, port, echo=click.echo))
+
+
 def main() -> None:
     """Console-script entry point: configuration errors become one line and exit code 2."""
     try:
