@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -48,10 +51,30 @@ def drop_database(url: URL) -> None:
     )
 
 
+@pytest.fixture(scope="session")
+def safe_root():
+    """A scratch root outside pytest's tmp: pytest keeps /tmp/pytest-of-<user> at mode 0700 (and re-tightens
+    it whenever another pytest session starts), but the embedded server runs as an unprivileged user when
+    the tests run as root, and must be able to reach its data folder."""
+    root = Path(tempfile.mkdtemp(prefix="mw-tests-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def safe_tmp(safe_root, request):
+    """Like `tmp_path`, but reachable by the embedded server's user."""
+    path = Path(tempfile.mkdtemp(prefix=f"{request.node.name[:40]}-", dir=safe_root))
+    path.chmod(0o755)
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_home(tmp_path_factory):
+def _isolated_home(safe_root):
     """Keep tests away from the developer's project-local embedded server and landing folder."""
-    home = tmp_path_factory.mktemp("mw-home")
+    home = safe_root / "mw-home"
+    home.mkdir()
     old = {k: os.environ.get(k) for k in ("MW_HOME", "DATABASE_URL")}
     os.environ["MW_HOME"] = str(home)
     os.environ.pop("DATABASE_URL", None)
@@ -68,7 +91,9 @@ def pg_server(_isolated_home):
     """The session's embedded PostgreSQL server."""
     from resources.embedded import start_embedded
 
-    return start_embedded(_isolated_home / "pgdata")
+    server = start_embedded(_isolated_home / "pgdata")
+    yield server
+    server.cleanup()  # stops it unless another process (a test's subprocess) still holds it
 
 
 @pytest.fixture(scope="session")

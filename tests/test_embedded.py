@@ -50,23 +50,23 @@ def _wait_gone(pid: int, timeout: float = 30) -> bool:
 
 
 @pytest.mark.slow
-def test_processes_share_one_server_which_stops_with_the_last(tmp_path):
-    first, pid = _holder(tmp_path)
-    second, pid2 = _holder(tmp_path)
+def test_processes_share_one_server_which_stops_with_the_last(safe_tmp):
+    first, pid = _holder(safe_tmp)
+    second, pid2 = _holder(safe_tmp)
     assert pid == pid2, "both processes must use the same server"
     _release(first)
     assert psutil.pid_exists(pid), "server stopped while a process still used it"
     _release(second)
     assert _wait_gone(pid), "server still running after the last process exited"
-    assert (tmp_path / "pgdata" / "PG_VERSION").exists(), "data folder must be kept"
+    assert (safe_tmp / "pgdata" / "PG_VERSION").exists(), "data folder must be kept"
 
 
 @pytest.mark.slow
-def test_a_killed_holder_does_not_keep_the_server_alive_forever(tmp_path):
-    killed, pid = _holder(tmp_path)
+def test_a_killed_holder_does_not_keep_the_server_alive_forever(safe_tmp):
+    killed, pid = _holder(safe_tmp)
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait(timeout=30)
-    survivor, pid2 = _holder(tmp_path)  # prunes the dead holder from the list
+    survivor, pid2 = _holder(safe_tmp)  # prunes the dead holder from the list
     assert pid2 == pid
     _release(survivor)
     assert _wait_gone(pid), "server kept alive by a dead process's handle"

@@ -51,11 +51,11 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 120) -> None
 
 
 @pytest.fixture
-def running_ui(server_url, tmp_path):
+def running_ui(server_url, safe_tmp):
     port = _free_port()
     env = {
         **os.environ,
-        "MW_HOME": str(tmp_path / "home"),
+        "MW_HOME": str(safe_tmp / "home"),
         "DATABASE_URL": server_url.set(database="mw_ui_test").render_as_string(hide_password=False),
     }
     process = subprocess.Popen(
