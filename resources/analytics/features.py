@@ -1,0 +1,219 @@
+"""Technical features per candle series, versioned as a feature set, computed partition by partition.
+
+A daily partition must give the same numbers as a computation over the whole series. Rolling-window
+indicators need `window` bars of history; EMA- and Wilder-smoothed indicators (MACD, RSI, ATR) have infinite
+memory, so the history read before the day is long enough that the influence of where the series starts has
+decayed below `CONVERGENCE` (relative): (1 - alpha) ** n <= CONVERGENCE. TA-Lib computes the indicators.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+import talib
+from talib import abstract
+
+from resources.models import Feature, Ohlcv
+
+# Relative weight left on the state at the start of the history read; 1e-14 keeps partition results within
+# ~1e-13 (relative to the price level) of the whole-series values.
+CONVERGENCE = 1e-14
+
+FEATURE_COLUMNS = [
+    "log_return",
+    "volatility",
+    "rsi",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "bb_upper",
+    "bb_middle",
+    "bb_lower",
+    "atr",
+    "vwap",
+    "volume_zscore",
+]
+SERIES_KEY = ["exchange", "symbol", "interval"]
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """Indicator windows; changing any of them is a new feature set (name + version)."""
+
+    volatility_window: int = 20  # std of log returns, per bar (not annualized)
+    rsi_period: int = 14
+    macd_fast: int = 12
+    macd_slow: int = 26
+    macd_signal: int = 9
+    bb_period: int = 20
+    bb_stddev: float = 2.0
+    atr_period: int = 14
+    volume_window: int = 20  # z-score of volume against the trailing window including the bar
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    name: str
+    params: FeatureParams = field(default_factory=FeatureParams)
+
+    def describe(self) -> dict[str, Any]:
+        return {"feature_set": self.name, **asdict(self.params), "convergence": CONVERGENCE}
+
+
+CORE_V1 = FeatureSet("core_v1")
+FEATURE_SETS = {CORE_V1.name: CORE_V1}
+
+
+def memory_bars(alpha: float, tolerance: float = CONVERGENCE) -> int:
+    """Bars after which an exponential smoother with factor `alpha` has forgotten its seed to `tolerance`."""
+    return math.ceil(math.log(tolerance) / math.log(1.0 - alpha))
+
+
+def _lookback(name: str, **params: Any) -> int:
+    function = abstract.Function(name)
+    if params:
+        function.parameters = params
+    return int(function.lookback)
+
+
+def warmup_by_indicator(p: FeatureParams) -> dict[str, int]:
+    """Bars of history before a day that each indicator needs to reproduce the whole-series value."""
+    macd_memory = memory_bars(2.0 / (p.macd_slow + 1)) + memory_bars(2.0 / (p.macd_signal + 1))
+    return {
+        "log_return": 1,
+        "volatility": p.volatility_window,
+        "rsi": _lookback("RSI", timeperiod=p.rsi_period) + memory_bars(1.0 / p.rsi_period),
+        "macd": _lookback("MACD", fastperiod=p.macd_fast, slowperiod=p.macd_slow, signalperiod=p.macd_signal)
+        + macd_memory,
+        "bbands": _lookback("BBANDS", timeperiod=p.bb_period),
+        "atr": _lookback("ATR", timeperiod=p.atr_period) + memory_bars(1.0 / p.atr_period),
+        "vwap": 0,  # session VWAP restarts every UTC day
+        "volume_zscore": p.volume_window - 1,
+    }
+
+
+def warmup_bars(p: FeatureParams) -> int:
+    return max(warmup_by_indicator(p).values())
+
+
+def compute_features(candles: pd.DataFrame, p: FeatureParams) -> pd.DataFrame:
+    """Features for every bar of `candles` (columns time, open, high, low, close, volume; sorted by time).
+
+    Bars without enough history get NaN; the caller drops the warm-up bars.
+    """
+    close = candles["close"].to_numpy(dtype="float64")
+    high = candles["high"].to_numpy(dtype="float64")
+    low = candles["low"].to_numpy(dtype="float64")
+    volume = candles["volume"].to_numpy(dtype="float64")
+    out = pd.DataFrame({"time": candles["time"].to_numpy()}, index=candles.index)
+
+    log_close = np.log(close)
+    log_return = np.concatenate([[np.nan], np.diff(log_close)])
+    out["log_return"] = log_return
+    out["volatility"] = pd.Series(log_return).rolling(p.volatility_window).std(ddof=1).to_numpy()
+    out["rsi"] = talib.RSI(close, timeperiod=p.rsi_period)
+    macd, signal, hist = talib.MACD(
+        close, fastperiod=p.macd_fast, slowperiod=p.macd_slow, signalperiod=p.macd_signal
+    )
+    out["macd"], out["macd_signal"], out["macd_hist"] = macd, signal, hist
+    upper, middle, lower = talib.BBANDS(
+        close, timeperiod=p.bb_period, nbdevup=p.bb_stddev, nbdevdn=p.bb_stddev, matype=talib.MA_Type.SMA
+    )
+    out["bb_upper"], out["bb_middle"], out["bb_lower"] = upper, middle, lower
+    out["atr"] = talib.ATR(high, low, close, timeperiod=p.atr_period)
+    out["vwap"] = session_vwap(candles)
+    vol = pd.Series(volume)
+    rolling = vol.rolling(p.volume_window)
+    std = rolling.std(ddof=1)
+    out["volume_zscore"] = ((vol - rolling.mean()) / std.where(std > 0)).to_numpy()
+    return out
+
+
+def session_vwap(candles: pd.DataFrame) -> np.ndarray:
+    """VWAP of typical price since the start of each UTC day (the intraday session of a 24/7 market)."""
+    typical = (candles["high"] + candles["low"] + candles["close"]) / 3.0
+    day = pd.to_datetime(candles["time"], utc=True).dt.floor("D")
+    pv = (typical * candles["volume"]).groupby(day).cumsum()
+    cum_volume = candles["volume"].groupby(day).cumsum()
+    return (pv / cum_volume.where(cum_volume > 0)).to_numpy(dtype="float64")
+
+
+def series_in_window(conn: sa.Connection, start: datetime, end: datetime) -> list[tuple[str, str, str]]:
+    """(exchange, symbol, interval) series having candles in [start, end)."""
+    query = (
+        sa.select(Ohlcv.exchange, Ohlcv.symbol, Ohlcv.interval)
+        .where(Ohlcv.time >= start, Ohlcv.time < end)
+        .distinct()
+        .order_by(Ohlcv.exchange, Ohlcv.symbol, Ohlcv.interval)
+    )
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def read_candles(
+    conn: sa.Connection,
+    series: tuple[str, str, str],
+    start: datetime,
+    end: datetime,
+    warmup: int = 0,
+) -> pd.DataFrame:
+    """Candles of [start, end) plus the `warmup` bars before `start` (counted in bars, so gaps do not
+    shorten the history), sorted by time."""
+    exchange, symbol, interval = series
+    cols = [Ohlcv.time, Ohlcv.open, Ohlcv.high, Ohlcv.low, Ohlcv.close, Ohlcv.volume]
+    same_series = (Ohlcv.exchange == exchange, Ohlcv.symbol == symbol, Ohlcv.interval == interval)
+    day = sa.select(*cols).where(*same_series, Ohlcv.time >= start, Ohlcv.time < end)
+    parts = [day]
+    if warmup > 0:
+        before = (
+            sa.select(*cols).where(*same_series, Ohlcv.time < start).order_by(Ohlcv.time.desc()).limit(warmup)
+        )
+        parts.append(sa.select(before.subquery()))
+    query = sa.union_all(*parts).order_by("time") if len(parts) > 1 else day.order_by(Ohlcv.time)
+    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=[c.key for c in cols])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    return frame.reset_index(drop=True)
+
+
+def features_for_window(
+    conn: sa.Connection, series: tuple[str, str, str], start: datetime, end: datetime, fs: FeatureSet
+) -> tuple[pd.DataFrame, int]:
+    """Feature rows of `series` for [start, end) and the number of candles read (warm-up included)."""
+    candles = read_candles(conn, series, start, end, warmup=warmup_bars(fs.params))
+    if candles.empty:
+        return pd.DataFrame(columns=[*SERIES_KEY, "feature_set", "time", *FEATURE_COLUMNS]), 0
+    feats = compute_features(candles, fs.params)
+    feats = feats[feats["time"] >= pd.Timestamp(start)].reset_index(drop=True)
+    exchange, symbol, interval = series
+    feats.insert(0, "feature_set", fs.name)
+    feats.insert(0, "interval", interval)
+    feats.insert(0, "symbol", symbol)
+    feats.insert(0, "exchange", exchange)
+    feats[FEATURE_COLUMNS] = feats[FEATURE_COLUMNS].astype("float64")
+    return feats, len(candles)
+
+
+def read_features(
+    conn: sa.Connection, series: tuple[str, str, str], feature_set: str, start: datetime, end: datetime
+) -> pd.DataFrame:
+    exchange, symbol, interval = series
+    query = (
+        sa.select(Feature.time, *[getattr(Feature, c) for c in FEATURE_COLUMNS])
+        .where(
+            Feature.exchange == exchange,
+            Feature.symbol == symbol,
+            Feature.interval == interval,
+            Feature.feature_set == feature_set,
+            Feature.time >= start,
+            Feature.time < end,
+        )
+        .order_by(Feature.time)
+    )
+    frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=["time", *FEATURE_COLUMNS])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    return frame
