@@ -1,0 +1,245 @@
+"""The one way rows enter the warehouse: validation -> quarantine -> score -> upsert, ONE transaction per batch.
+
+Per batch of at most `batch_rows` rows, in one transaction:
+
+1. row-level split (`resources.quality.split`): built-in rules of the dataset + enabled rows of
+   `validation_rules`; rows that cannot be typed fail the pseudo-rule 'parseable';
+2. rejected rows -> `quarantine` (raw values, rule, message, run id, partition, source);
+3. quality score and `is_anomaly` for tables that carry them (ohlcv, timeseries_data);
+4. good rows -> `upsert_frame` (with an `AuditContext` for curated tables: replaced rows are archived);
+5. anomalies -> `anomalies`.
+
+Nothing is silently dropped: fetched = inserted + updated + unchanged + quarantined, per batch and in total.
+Structural problems (unknown table or column, a key column missing, naive timestamps) raise
+`StructuralError` before anything of the batch is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+import sqlalchemy as sa
+
+from resources.quality.quarantine import write_quarantine
+from resources.quality.rules import Rule, load_rules, sync_rules_to_db
+from resources.quality.scores import SCORED, ScoreConfig, load_history, score_frame, write_anomalies
+from resources.quality.split import SplitResult, StructuralError, split_frame, table_of
+
+log = logging.getLogger(__name__)
+
+# Derived tables are recomputed, not curated: their replaced rows are not archived.
+UNAUDITED = frozenset({"features", "forecasts"})
+
+__all__ = ["LoadResult", "StructuralError", "load_batch", "load_frame"]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    dataset: str
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)  # rule name -> rows
+    batches: int = 0
+    min_time: datetime | None = None
+    max_time: datetime | None = None
+    warnings: dict[str, int] = field(default_factory=dict)  # warning rule -> rows kept but down-scored
+    anomalies: int = 0  # anomalies rows written
+
+    @property
+    def stored(self) -> int:
+        return self.inserted + self.updated
+
+    @property
+    def balanced(self) -> bool:
+        return self.fetched == self.inserted + self.updated + self.unchanged + self.quarantined
+
+    def __add__(self, other: LoadResult) -> LoadResult:
+        if not isinstance(other, LoadResult):
+            return NotImplemented
+        times_min = [t for t in (self.min_time, other.min_time) if t is not None]
+        times_max = [t for t in (self.max_time, other.max_time) if t is not None]
+        return LoadResult(
+            dataset=self.dataset if self.dataset == other.dataset else f"{self.dataset}+{other.dataset}",
+            fetched=self.fetched + other.fetched,
+            inserted=self.inserted + other.inserted,
+            updated=self.updated + other.updated,
+            unchanged=self.unchanged + other.unchanged,
+            quarantined=self.quarantined + other.quarantined,
+            quarantine_reasons=dict(Counter(self.quarantine_reasons) + Counter(other.quarantine_reasons)),
+            batches=self.batches + other.batches,
+            min_time=min(times_min) if times_min else None,
+            max_time=max(times_max) if times_max else None,
+            warnings=dict(Counter(self.warnings) + Counter(other.warnings)),
+            anomalies=self.anomalies + other.anomalies,
+        )
+
+    def as_metadata(self) -> dict[str, object]:
+        """Plain values for Dagster metadata and logs."""
+        return {
+            "dataset": self.dataset,
+            "fetched": self.fetched,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "quarantined": self.quarantined,
+            "quarantine_reasons": dict(self.quarantine_reasons),
+            "warnings": dict(self.warnings),
+            "anomalies": self.anomalies,
+            "batches": self.batches,
+            "min_time": self.min_time.isoformat() if self.min_time else None,
+            "max_time": self.max_time.isoformat() if self.max_time else None,
+        }
+
+
+_SYNCED: set[str] = set()
+
+
+def _ensure_rules_synced(engine: sa.Engine) -> None:
+    """Mirror the code suites into validation_rules once per process and database."""
+    marker = engine.url.render_as_string(hide_password=True)
+    if marker in _SYNCED:
+        return
+    with engine.begin() as conn:
+        sync_rules_to_db(conn)
+    _SYNCED.add(marker)
+
+
+def _time_column(dataset: str) -> str | None:
+    from resources.models import TIMESERIES
+
+    spec = TIMESERIES.get(dataset)
+    return spec.time_column if spec else None
+
+
+def _py_time(value) -> datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).tz_convert(UTC).to_pydatetime()
+
+
+def load_batch(
+    conn: sa.Connection,
+    dataset: str,
+    batch: pd.DataFrame,
+    rules: list[Rule],
+    *,
+    run_id: str | None = None,
+    partition_key: str | None = None,
+    source: str | None = None,
+    now: datetime | None = None,
+    score_config: ScoreConfig | None = None,
+    quarantine: bool = True,
+) -> tuple[LoadResult, SplitResult]:
+    """One batch in the caller's transaction. With `quarantine=False` rejected rows are only reported
+    (used when releasing rows that are already in quarantine)."""
+    from resources.warehouse.upsert import AuditContext, upsert_frame
+
+    now = now or datetime.now(UTC)
+    split = split_frame(dataset, batch, rules, now=now)
+    if quarantine and len(split.rejected):
+        write_quarantine(
+            conn,
+            dataset,
+            split,
+            run_id=run_id,
+            partition_key=partition_key,
+            source=source,
+        )
+    good = split.good
+    anomalies = 0
+    inserted = updated = unchanged = 0
+    min_time = max_time = None
+    if len(good):
+        found = None
+        if dataset in SCORED:
+            config = score_config or ScoreConfig()
+            history = load_history(conn, dataset, good, config)
+            scored = score_frame(dataset, good, split.warnings, history, now=now, config=config)
+            good, found = scored.frame, scored.anomalies
+        audit = None if dataset in UNAUDITED else AuditContext(run_id or "load_frame", "upsert")
+        result = upsert_frame(conn, dataset, good, audit=audit)
+        inserted, updated, unchanged = result.inserted, result.updated, result.unchanged
+        min_time, max_time = result.min_time, result.max_time
+        if min_time is None and (tcol := _time_column(dataset)) and tcol in good:
+            min_time, max_time = _py_time(good[tcol].min()), _py_time(good[tcol].max())
+        if found is not None and len(found):
+            anomalies = write_anomalies(conn, dataset, found, run_id)
+    res = LoadResult(
+        dataset=dataset,
+        fetched=len(batch),
+        inserted=inserted,
+        updated=updated,
+        unchanged=unchanged,
+        quarantined=len(split.rejected),
+        quarantine_reasons=dict(split.error_counts),
+        batches=1,
+        min_time=min_time,
+        max_time=max_time,
+        warnings=dict(split.warning_counts),
+        anomalies=anomalies,
+    )
+    if not res.balanced:
+        raise AssertionError(f"{dataset}: load does not balance: {res.as_metadata()}")
+    return res, split
+
+
+def load_frame(
+    engine: sa.Engine,
+    dataset: str,
+    frame: pd.DataFrame,
+    *,
+    run_id: str | None = None,
+    partition_key: str | None = None,
+    source: str | None = None,
+    batch_rows: int = 50_000,
+    now: datetime | None = None,
+    score_config: ScoreConfig | None = None,
+) -> LoadResult:
+    """Validate, quarantine, score and upsert `frame` into `dataset`, one transaction per batch.
+
+    `source` names the origin for quarantine rows and fills the table's `source` column when it has one
+    and the frame does not. `now` (default: the wall clock) is the reference of "no future candles" and of
+    timeliness — fixed in tests.
+    """
+    table = table_of(dataset)
+    total = LoadResult(dataset)
+    if frame.empty:
+        return total
+    frame = frame.reset_index(drop=True)
+    if source is not None and "source" in table.c and "source" not in frame.columns:
+        frame = frame.assign(source=source)
+    _ensure_rules_synced(engine)
+    with engine.connect() as conn:
+        rules = load_rules(conn, dataset)
+    now = now or datetime.now(UTC)
+    for start in range(0, len(frame), max(1, batch_rows)):
+        batch = frame.iloc[start : start + batch_rows]
+        with engine.begin() as conn:
+            result, _ = load_batch(
+                conn,
+                dataset,
+                batch,
+                rules,
+                run_id=run_id,
+                partition_key=partition_key,
+                source=source,
+                now=now,
+                score_config=score_config,
+            )
+        total = total + result
+    if total.quarantined:
+        log.warning(
+            "%s: %d of %d rows quarantined (%s)",
+            dataset,
+            total.quarantined,
+            total.fetched,
+            ", ".join(f"{k}={v}" for k, v in sorted(total.quarantine_reasons.items())),
+        )
+    return total
