@@ -71,59 +71,64 @@ SCORED: dict[str, SeriesSpec] = {
 
 
 def _price(dataset: str, frame: pd.DataFrame) -> pd.Series:
-    if dataset == "timeseries_data":
-        close = frame["close"] if "close" in frame else pd.Series(np.nan, index=frame.index)
-        value = frame["value"] if "value" in frame else pd.Series(np.nan, index=frame.index)
-        return close.astype("float64").fillna(value.astype("float64"))
-    return frame["close"].astype("float64")
+    """The value whose log returns are scored: close (generic series: close, else value)."""
+    close = frame["close"].astype("float64") if "close" in frame else pd.Series(np.nan, index=frame.index)
+    if dataset == "timeseries_data" and "value" in frame:
+        close = close.fillna(frame["value"].astype("float64"))
+    return close
 
 
 def load_history(conn: sa.Connection, dataset: str, frame: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
-    """Stored rows of the batch's series: warm-up before the batch and stored versions of its range."""
+    """Stored rows of the batch's series: warm-up before the batch (`in_range` false) and stored versions
+    of the batch's range (`in_range` true)."""
     spec = SCORED[dataset]
-    bounds = (
-        frame.groupby(list(spec.series), sort=False, dropna=False)["time"].agg(["min", "max"]).reset_index()
-    )
-    params: dict[str, object] = {"warmup": config.window + 1}
-    params["starts"] = [t.to_pydatetime() for t in bounds["min"]]
-    params["ends"] = [t.to_pydatetime() for t in bounds["max"]]
+    keys = list(spec.series)
+    bounds = frame.groupby(keys, sort=False, dropna=False)["time"].agg(["min", "max"]).reset_index()
+    params: dict[str, object] = {
+        "warmup": config.window + 1,
+        "starts": [t.to_pydatetime() for t in bounds["min"]],
+        "ends": [t.to_pydatetime() for t in bounds["max"]],
+    }
     if dataset == "ohlcv":
-        params |= {
-            "exchanges": bounds["exchange"].tolist(),
-            "symbols": bounds["symbol"].tolist(),
-            "intervals": bounds["interval"].tolist(),
-        }
+        params |= {k + "s": bounds[k].astype(str).tolist() for k in ("exchange", "symbol", "interval")}
     else:
         params["source_ids"] = [int(v) for v in bounds["source_id"]]
-    rows = conn.execute(sql_text(spec.history_sql), params).mappings().all()
-    columns = [*spec.series, "time", "price", "volume", "ingested_at", "in_range"]
-    history = pd.DataFrame(rows, columns=columns)
+    result = conn.execute(sql_text(spec.history_sql), params)
+    history = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     for col in ("time", "ingested_at"):
         history[col] = pd.to_datetime(history[col], utc=True)
-    history["price"] = history["price"].astype("float64")
-    history["volume"] = history["volume"].astype("float64")
+    for col in spec.value_columns:
+        history[col] = pd.to_numeric(history[col], errors="coerce").astype("float64")
+    history["in_range"] = history["in_range"].astype(bool)
+    for col in keys:
+        if col in frame:
+            history[col] = history[col].astype(frame[col].dtype)
     return history
 
 
-def rolling_z(values: pd.Series, groups: list[pd.Series] | pd.Series, config: ScoreConfig) -> pd.Series:
-    """z of each value against the previous `window` values of its group (current excluded, ddof=0)."""
-    grouped = values.groupby(groups, sort=False, dropna=False)
-    prev = grouped.shift(1)
+def rolling_z(values: pd.Series, groups: list[pd.Series], config: ScoreConfig) -> pd.Series:
+    """z of each value against the previous `window` values of its group (current excluded, ddof=0).
+
+    `values` must be sorted by group and time with a RangeIndex.
+    """
+    prev = values.groupby(groups, sort=False, dropna=False).shift(1)
     roll = prev.groupby(groups, sort=False, dropna=False).rolling(
         config.window, min_periods=config.min_periods
     )
-    mean = roll.mean().reset_index(level=list(range(roll.mean().index.nlevels - 1)), drop=True)
-    std = roll.std(ddof=0).reset_index(level=list(range(roll.std(ddof=0).index.nlevels - 1)), drop=True)
-    mean, std = mean.reindex(values.index), std.reindex(values.index)
+    mean = roll.mean().droplevel(list(range(len(groups)))).reindex(values.index)
+    std = roll.std(ddof=0).droplevel(list(range(len(groups)))).reindex(values.index)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = (values - mean) / std.where(std > 0)
-    return z
+        return (values - mean) / std.where(std > 0)
 
 
 @dataclass
 class Scored:
     frame: pd.DataFrame  # the good rows with quality_score and is_anomaly set
     anomalies: pd.DataFrame  # series_key, time, metric, value, zscore, severity
+    components: pd.DataFrame  # completeness, timeliness, consistency, rules, z_return, z_volume per row
+
+
+ANOMALY_COLUMNS = ["series_key", "time", "metric", "value", "zscore", "severity"]
 
 
 def score_frame(
@@ -140,69 +145,78 @@ def score_frame(
     spec = SCORED[dataset]
     keys = list(spec.series)
     now_ts = pd.Timestamp(now or datetime.now(UTC)).tz_convert("UTC")
+    if good.empty:
+        empty = pd.DataFrame(columns=ANOMALY_COLUMNS)
+        return Scored(good.assign(quality_score=pd.Series(dtype="float64"), is_anomaly=False), empty, empty)
 
-    batch = good[keys + ["time"]].copy()
+    batch = good[[*keys, "time"]].copy()
     batch["price"] = _price(dataset, good)
     batch["volume"] = good["volume"].astype("float64") if "volume" in good else np.nan
-    batch["_row"] = good.index
-    past = history.loc[~history["in_range"].astype(bool)] if len(history) else history
-    stored_in_range = history.loc[history["in_range"].astype(bool)] if len(history) else history
-    # Stored neighbours inside the batch's range that the batch does not carry still shape the returns.
-    if len(stored_in_range):
-        merged = stored_in_range.merge(batch[keys + ["time"]], on=keys + ["time"], how="left", indicator=True)
-        missing = merged.loc[merged["_merge"] == "left_only", stored_in_range.columns]
+    batch["_row"] = np.arange(len(good))
+    past = history.loc[~history["in_range"]] if len(history) else history
+    stored = history.loc[history["in_range"]] if len(history) else history
+    # Stored rows inside the batch's range that the batch does not carry still neighbour it.
+    if len(stored):
+        flags = stored[[*keys, "time"]].merge(batch[[*keys, "time"]], how="left", indicator=True)["_merge"]
+        extra = stored.loc[(flags == "left_only").to_numpy()]
     else:
-        missing = stored_in_range
-    context = pd.concat([past, missing], ignore_index=True)[keys + ["time", "price", "volume"]]
-    context["_row"] = -1
-    for col in keys:
-        if col in context and col in batch:
-            context[col] = context[col].astype(batch[col].dtype)
-    combined = pd.concat([context, batch], ignore_index=True).sort_values([*keys, "time"], kind="stable")
-    combined = combined.reset_index(drop=True)
+        extra = stored
+    context = pd.concat([past, extra], ignore_index=True)
+    context = context.assign(price=_price(dataset, context), _row=-1)[
+        [*keys, "time", "price", "volume", "_row"]
+    ]
+    combined = (
+        pd.concat([context, batch], ignore_index=True) if len(context) else batch.reset_index(drop=True)
+    )
+    combined = combined.sort_values([*keys, "time"], kind="stable").reset_index(drop=True)
     groups = [combined[k] for k in keys]
 
-    price = combined["price"].where(combined["price"] > 0)
-    log_price = np.log(price)
+    log_price = np.log(combined["price"].where(combined["price"] > 0))
     ret = log_price - log_price.groupby(groups, sort=False, dropna=False).shift(1)
     z_ret = rolling_z(ret, groups, config)
-    z_vol = rolling_z(combined["volume"], groups, config)
+    z_vol = rolling_z(combined["volume"].astype("float64"), groups, config)
 
-    mine = combined["_row"].to_numpy() >= 0
-    rows = combined.loc[mine, "_row"].to_numpy()
-    z_ret_b = pd.Series(z_ret.to_numpy()[mine], index=rows).reindex(good.index)
-    z_vol_b = pd.Series(z_vol.to_numpy()[mine], index=rows).reindex(good.index)
-    ret_b = pd.Series(ret.to_numpy()[mine], index=rows).reindex(good.index)
+    mine = (combined["_row"] >= 0).to_numpy()
+    order = combined.loc[mine, "_row"].to_numpy()
 
+    def back(values: pd.Series) -> pd.Series:
+        out = np.full(len(good), np.nan)
+        out[order] = values.to_numpy()[mine]
+        return pd.Series(out, index=good.index)
+
+    z_ret_b, z_vol_b, ret_b = back(z_ret), back(z_vol), back(ret)
+    components = pd.DataFrame(
+        {
+            "completeness": _completeness(good, spec),
+            "timeliness": _timeliness(good, stored, spec, now_ts),
+            "consistency": (1 - (z_ret_b.abs() - 3) / 3).clip(0, 1).fillna(1.0),
+            "rules": (1 - 0.5 * warnings.reindex(good.index).fillna(0)).clip(0, 1),
+        },
+        index=good.index,
+    )
+    score = sum(WEIGHTS[name] * components[name] for name in WEIGHTS)
     out = good.copy()
-    components = {
-        "completeness": _completeness(good, spec),
-        "timeliness": _timeliness(good, history, spec, now_ts),
-        "consistency": (1 - (z_ret_b.abs() - 3) / 3).clip(0, 1).fillna(1.0),
-        "rules": (1 - 0.5 * warnings.reindex(good.index).fillna(0)).clip(0, 1),
-    }
-    score = sum(WEIGHTS[name] * comp for name, comp in components.items())
     out["quality_score"] = score.round(1).clip(0, 100).astype("float64")
     flagged = (z_ret_b.abs() > config.anomaly_z) | (z_vol_b.abs() > config.anomaly_z)
-    out["is_anomaly"] = flagged.fillna(False).astype(bool)
+    out["is_anomaly"] = flagged.to_numpy(dtype=bool)
+    components["z_return"] = z_ret_b
+    components["z_volume"] = z_vol_b
 
-    anomalies = []
-    for metric, z, value in (
-        ("return", z_ret_b, ret_b),
-        ("volume", z_vol_b, batch["volume"].set_axis(good.index)),
-    ):
-        hit = z.abs() > config.anomaly_z
+    found = []
+    volume_b = batch["volume"].set_axis(good.index)
+    for metric, z, value in (("return", z_ret_b, ret_b), ("volume", z_vol_b, volume_b)):
+        hit = (z.abs() > config.anomaly_z).to_numpy()
         if not hit.any():
             continue
-        sub = good.loc[hit, keys + ["time"]]
-        anomalies.append(
+        sub = good.loc[hit, keys]
+        found.append(
             pd.DataFrame(
                 {
                     "series_key": [
                         {k: json_safe(v) for k, v in zip(keys, row, strict=True)}
-                        for row in sub[keys].itertuples(index=False, name=None)
+                        for row in sub.itertuples(index=False, name=None)
                     ],
-                    "time": sub["time"].to_numpy(),
+                    "time": good.loc[hit, "time"].to_numpy(),
                     "metric": metric,
                     "value": value[hit].to_numpy(),
                     "zscore": z[hit].to_numpy(),
@@ -211,12 +225,8 @@ def score_frame(
                 index=sub.index,
             )
         )
-    found = (
-        pd.concat(anomalies)
-        if anomalies
-        else pd.DataFrame(columns=["series_key", "time", "metric", "value", "zscore", "severity"])
-    )
-    return Scored(out, found)
+    anomalies = pd.concat(found) if found else pd.DataFrame(columns=ANOMALY_COLUMNS)
+    return Scored(out, anomalies, components)
 
 
 def _completeness(good: pd.DataFrame, spec: SeriesSpec) -> pd.Series:
@@ -226,28 +236,43 @@ def _completeness(good: pd.DataFrame, spec: SeriesSpec) -> pd.Series:
     return good[cols].notna().mean(axis=1)
 
 
-def _timeliness(good: pd.DataFrame, history: pd.DataFrame, spec: SeriesSpec, now: pd.Timestamp) -> pd.Series:
+# Timeliness by ingest delay in units of the grace period (one interval, at least 60 s). Levels rather than
+# a continuous curve: an update refreshes `ingested_at`, and a level that only ever goes down converges,
+# so re-running a partition writes nothing.
+TIMELINESS_LEVELS = ((1.0, 1.0), (10.0, 0.75), (100.0, 0.5), (1000.0, 0.25))
+
+
+def _timeliness(good: pd.DataFrame, stored: pd.DataFrame, spec: SeriesSpec, now: pd.Timestamp) -> pd.Series:
+    """Level of the delay between the candle's close and when this version of the row arrived.
+
+    The arrival is the stored `ingested_at` when the stored row carries the same values (a re-run),
+    else the frame's `ingested_at` when the source says when it fetched, else now.
+    """
     keys = [*spec.series, "time"]
-    reference = pd.Series(now, index=good.index)
-    if "ingested_at" in good:
-        reference = good["ingested_at"].fillna(now)
-    if len(history):
-        stored = history.loc[history["in_range"].astype(bool), keys + ["ingested_at"]]
-        if len(stored):
-            first = (
-                good[keys].reset_index().merge(stored, on=keys, how="left").set_index("index")["ingested_at"]
-            )
-            reference = first.reindex(good.index).fillna(reference)
+    arrival = good["ingested_at"].fillna(now) if "ingested_at" in good else pd.Series(now, index=good.index)
+    if len(stored):
+        cols = [c for c in spec.value_columns if c in good]
+        left = good[keys + cols].reset_index(names="_idx")
+        joined = left.merge(stored[keys + cols + ["ingested_at"]], on=keys, how="inner", suffixes=("", "_db"))
+        if len(joined):
+            same = np.ones(len(joined), dtype=bool)
+            for c in cols:
+                a = joined[c].astype("float64").to_numpy()
+                b = joined[c + "_db"].astype("float64").to_numpy()
+                same &= (a == b) | (np.isnan(a) & np.isnan(b))
+            kept = joined.loc[same]
+            arrival.loc[kept["_idx"].to_numpy()] = kept["ingested_at"].to_numpy()
     if spec.interval_column and spec.interval_column in good:
         closes = close_times(good["time"], good[spec.interval_column])
         grace = good[spec.interval_column].map(interval_seconds).astype("float64").clip(lower=60.0)
     else:
         closes = good["time"]
         grace = pd.Series(60.0, index=good.index)
-    delay = (reference - closes).dt.total_seconds().clip(lower=0)
-    with np.errstate(divide="ignore"):
-        late = np.log10(np.maximum(delay / grace, 1.0)) / 3
-    return (1 - late).clip(0, 1).fillna(1.0)
+    ratio = ((arrival - closes).dt.total_seconds().clip(lower=0) / grace).to_numpy()
+    level = np.zeros(len(good))
+    for limit, value in reversed(TIMELINESS_LEVELS):
+        level = np.where(ratio <= limit, value, level)
+    return pd.Series(level, index=good.index)
 
 
 def write_anomalies(conn: sa.Connection, dataset: str, anomalies: pd.DataFrame, run_id: str | None) -> int:
@@ -269,3 +294,8 @@ def write_anomalies(conn: sa.Connection, dataset: str, anomalies: pd.DataFrame, 
     ]
     stmt = sql_text("common/quality_anomalies_insert").bindparams(sa.bindparam("rows", type_=sa.JSON))
     return int(conn.execute(stmt, {"rows": rows, "table_name": dataset, "run_id": run_id}).scalar() or 0)
+
+
+def _utc(value) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

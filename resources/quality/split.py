@@ -28,7 +28,7 @@ from resources.models import Base
 from resources.quality.rules import CUSTOM_CHECKS, Rule
 
 PARSEABLE = "parseable"
-_TZ_SUFFIX = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$", re.IGNORECASE)
+_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 

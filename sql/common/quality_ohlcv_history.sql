@@ -1,6 +1,6 @@
--- Stored candles around a batch, per series: the last :warmup closes before the batch (warm-up of the
+-- Stored candles around a batch, per series: the last :warmup candles before the batch (warm-up of the
 -- rolling z-scores, so a partition scores the same whichever way it is loaded) and the stored versions of
--- the batch's range (their first ingest time keeps the timeliness score stable on re-runs).
+-- the batch's range (to tell new and changed rows from unchanged ones, whose ingest time is kept).
 WITH s AS (
     SELECT *
     FROM unnest(
@@ -8,10 +8,12 @@ WITH s AS (
         CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[])
     ) AS s(exchange, symbol, interval, start_time, end_time)
 )
-SELECT s.exchange, s.symbol, s.interval, h.time, h.close AS price, h.volume, h.ingested_at, false AS in_range
+SELECT s.exchange, s.symbol, s.interval, h.time, h.open, h.high, h.low, h.close, h.volume, h.quote_volume,
+       h.trades_count, h.vwap, h.ingested_at, false AS in_range
 FROM s
 CROSS JOIN LATERAL (
-    SELECT o.time, o.close, o.volume, o.ingested_at
+    SELECT o.time, o.open, o.high, o.low, o.close, o.volume, o.quote_volume, o.trades_count, o.vwap,
+           o.ingested_at
     FROM ohlcv AS o
     WHERE o.exchange = s.exchange AND o.symbol = s.symbol AND o.interval = s.interval
       AND o.time < s.start_time
@@ -19,7 +21,8 @@ CROSS JOIN LATERAL (
     LIMIT :warmup
 ) AS h
 UNION ALL
-SELECT o.exchange, o.symbol, o.interval, o.time, o.close, o.volume, o.ingested_at, true
+SELECT o.exchange, o.symbol, o.interval, o.time, o.open, o.high, o.low, o.close, o.volume, o.quote_volume,
+       o.trades_count, o.vwap, o.ingested_at, true
 FROM s
 JOIN ohlcv AS o
   ON o.exchange = s.exchange AND o.symbol = s.symbol AND o.interval = s.interval

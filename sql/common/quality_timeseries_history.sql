@@ -5,16 +5,16 @@ WITH s AS (
     FROM unnest(CAST(:source_ids AS bigint[]), CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))
         AS s(source_id, start_time, end_time)
 )
-SELECT s.source_id, h.time, h.price, h.volume, h.ingested_at, false AS in_range
+SELECT s.source_id, h.time, h.value, h.open, h.high, h.low, h.close, h.volume, h.ingested_at, false AS in_range
 FROM s
 CROSS JOIN LATERAL (
-    SELECT t.time, coalesce(t.close, t.value) AS price, t.volume, t.ingested_at
+    SELECT t.time, t.value, t.open, t.high, t.low, t.close, t.volume, t.ingested_at
     FROM timeseries_data AS t
     WHERE t.source_id = s.source_id AND t.time < s.start_time
     ORDER BY t.time DESC
     LIMIT :warmup
 ) AS h
 UNION ALL
-SELECT t.source_id, t.time, coalesce(t.close, t.value), t.volume, t.ingested_at, true
+SELECT t.source_id, t.time, t.value, t.open, t.high, t.low, t.close, t.volume, t.ingested_at, true
 FROM s
 JOIN timeseries_data AS t ON t.source_id = s.source_id AND t.time BETWEEN s.start_time AND s.end_time
