@@ -1,0 +1,258 @@
+"""Equity curve and risk snapshots of a portfolio, from its fills (`trade_history`) and the latest prices.
+
+A portfolio is a set of fills (one strategy's, optionally one sleeve's by correlation-id prefix) with an
+initial capital; at each snapshot time t its cash is the capital plus the cash flows of the fills executed
+before t, its positions are marked at the latest candle close known at t (a bar's close is known at its open
+time + interval). This is computed from the warehouse, independently of the simulation that produced the
+fills, so the two can be checked against each other.
+
+Risk figures at t use the portfolio's per-snapshot returns (the first one against the initial capital):
+historical VaR / CVaR at 95 % and 99 % are losses as positive fractions of the portfolio value over one
+snapshot interval (VaR = -quantile(r, 1 - level), CVaR = -mean(r | r <= that quantile)); the Sharpe ratio is
+annualized with 365 days a year; drawdown is from the running peak since inception. The daily loss limit is a
+fraction of the equity at the start of the UTC day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from resources.analytics.backtest import Series, max_drawdown, periods_per_year, sharpe
+from resources.analytics.features import read_candles
+from resources.analytics.strategy import money
+from resources.intervals import interval_to_timedelta
+from resources.models import EquityCurve, TradeHistory
+
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    name: str
+    strategy: str
+    initial_capital: Decimal
+    series: tuple[Series, ...]
+    correlation_prefix: str | None = None  # a sleeve: only fills whose correlation id starts with this
+
+    @property
+    def step(self) -> timedelta:
+        """Snapshot spacing: the shortest interval of its series."""
+        return min(interval_to_timedelta(s.interval) for s in self.series)
+
+
+@dataclass(frozen=True)
+class RiskParams:
+    lookback_days: int = 30  # returns used for VaR, CVaR and Sharpe
+    daily_loss_limit: float = 0.05  # fraction of the day's opening equity
+    min_observations: int = 2
+
+
+def read_fills(conn: sa.Connection, pf: Portfolio, end: datetime) -> pd.DataFrame:
+    """Fills of the portfolio executed before `end`, in execution order."""
+    t = TradeHistory
+    query = sa.select(
+        t.id, t.exchange, t.symbol, t.side, t.quantity, t.price, t.fees, t.executed_at, t.correlation_id
+    ).where(t.strategy == pf.strategy, t.executed_at < end, t.status == "filled")
+    if pf.correlation_prefix:
+        query = query.where(t.correlation_id.startswith(pf.correlation_prefix, autoescape=True))
+    pairs = [(s.exchange, s.symbol) for s in pf.series]
+    query = query.where(sa.tuple_(t.exchange, t.symbol).in_(pairs)).order_by(t.executed_at, t.id)
+    cols = ["id", "exchange", "symbol", "side", "quantity", "price", "fees", "executed_at", "correlation_id"]
+    frame = pd.DataFrame(conn.execute(query).all(), columns=cols)
+    frame["executed_at"] = pd.to_datetime(frame["executed_at"], utc=True)
+    return frame
+
+
+def read_marks(conn: sa.Connection, pf: Portfolio, start: datetime, end: datetime) -> pd.DataFrame:
+    """Closes known in [start, end) per series (by close time) plus the last one known before `start`."""
+    frames = []
+    for s in pf.series:
+        step = interval_to_timedelta(s.interval)
+        bars = read_candles(conn, (s.exchange, s.symbol, s.interval), start - step, end - step, warmup=1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "exchange": s.exchange,
+                    "symbol": s.symbol,
+                    "known_at": bars["time"] + step,
+                    "close": bars["close"].astype("float64"),
+                }
+            )
+        )
+    marks = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return marks.sort_values("known_at", kind="stable").reset_index(drop=True) if len(marks) else marks
+
+
+def snapshot_times(marks: pd.DataFrame, start: datetime, end: datetime) -> list[pd.Timestamp]:
+    """Every time in [start, end) at which a new close becomes known."""
+    if marks.empty:
+        return []
+    known = marks["known_at"]
+    return sorted(set(known[(known >= pd.Timestamp(start)) & (known < pd.Timestamp(end))]))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    time: pd.Timestamp
+    cash: Decimal
+    positions: dict[tuple[str, str], tuple[Decimal, Decimal]]  # (exchange, symbol) -> (qty, value)
+
+    @property
+    def positions_value(self) -> Decimal:
+        return sum((v for _, v in self.positions.values()), Decimal(0))
+
+    @property
+    def equity(self) -> Decimal:
+        return money(self.cash + self.positions_value)
+
+
+def snapshot_at(fills: pd.DataFrame, marks: pd.DataFrame, t: pd.Timestamp, initial: Decimal) -> Snapshot:
+    done = fills[fills["executed_at"] < t]
+    cash = initial
+    qty: dict[tuple[str, str], Decimal] = {}
+    for f in done.itertuples(index=False):
+        notional = f.quantity * f.price
+        key = (f.exchange, f.symbol)
+        if f.side == "buy":
+            cash -= notional + f.fees
+            qty[key] = qty.get(key, Decimal(0)) + f.quantity
+        else:
+            cash += notional - f.fees
+            qty[key] = qty.get(key, Decimal(0)) - f.quantity
+    positions = {}
+    known = marks[marks["known_at"] <= t] if len(marks) else marks
+    for key, amount in qty.items():
+        if amount == 0:
+            continue
+        series_marks = known[(known["exchange"] == key[0]) & (known["symbol"] == key[1])]
+        if series_marks.empty:
+            raise ValueError(f"no price known for {key[0]} {key[1]} at {t.isoformat()} to value a position")
+        price = Decimal(repr(float(series_marks["close"].iloc[-1])))
+        positions[key] = (amount, amount * price)
+    return Snapshot(t, cash, positions)
+
+
+def equity_frame(
+    pf: Portfolio, fills: pd.DataFrame, marks: pd.DataFrame, start: datetime, end: datetime
+) -> tuple[pd.DataFrame, list[Snapshot]]:
+    """`equity_curve` rows of [start, end) and their snapshots (for the risk figures)."""
+    times = snapshot_times(marks, start, end)
+    base = snapshot_at(fills, marks, pd.Timestamp(start), pf.initial_capital).equity
+    snaps = [snapshot_at(fills, marks, t, pf.initial_capital) for t in times]
+    rows = [
+        {
+            "portfolio": pf.name,
+            "time": s.time,
+            "equity": s.equity,
+            "cash": money(s.cash),
+            "buying_power": money(s.cash),  # spot, no leverage
+            "positions_value": money(s.positions_value),
+            "total_return": float(s.equity / pf.initial_capital - 1),
+            "daily_return": float(s.equity / base - 1) if base else None,
+        }
+        for s in snaps
+    ]
+    columns = ["portfolio", "time", "equity", "cash", "buying_power", "positions_value"]
+    return pd.DataFrame(rows, columns=[*columns, "total_return", "daily_return"]), snaps
+
+
+def read_equity(conn: sa.Connection, portfolio: str, end: datetime) -> pd.Series:
+    """Stored equity (exact `Decimal`) of `portfolio` before `end`, by time: what risk is computed from."""
+    query = (
+        sa.select(EquityCurve.time, EquityCurve.equity)
+        .where(EquityCurve.portfolio == portfolio, EquityCurve.time < end)
+        .order_by(EquityCurve.time)
+    )
+    rows = conn.execute(query).all()
+    index = pd.to_datetime([r[0] for r in rows], utc=True)
+    return pd.Series([r[1] for r in rows], index=index, dtype="object")
+
+
+def var_cvar(returns: np.ndarray, level: float) -> tuple[float | None, float | None]:
+    """Historical VaR and CVaR at `level` (e.g. 0.95) as positive loss fractions."""
+    if len(returns) == 0:
+        return None, None
+    q = float(np.quantile(returns, 1.0 - level))
+    tail = returns[returns <= q]
+    return -q, -float(tail.mean())
+
+
+def risk_rows(
+    pf: Portfolio,
+    snaps: Sequence[Snapshot],
+    equity: pd.Series,
+    p: RiskParams,
+    day_start: datetime,
+) -> pd.DataFrame:
+    """`risk_metrics` rows at each snapshot, from the equity history up to that snapshot."""
+    initial = float(pf.initial_capital)
+    values = equity.to_numpy(dtype="float64")
+    returns_all = np.concatenate([[initial], values])
+    returns_all = returns_all[1:] / returns_all[:-1] - 1.0
+    ppy = periods_per_year(pf.step)
+    before_day = equity[equity.index <= pd.Timestamp(day_start)]
+    day_base = before_day.iloc[-1] if len(before_day) else pf.initial_capital
+    rows = []
+    for snap in snaps:
+        upto = int(np.searchsorted(equity.index, snap.time, side="right"))
+        if upto == 0 or equity.index[upto - 1] != snap.time:
+            raise ValueError(
+                f"{pf.name}: no stored equity at {snap.time.isoformat()}; materialize equity first"
+            )
+        window_start = snap.time - timedelta(days=p.lookback_days)
+        first = int(np.searchsorted(equity.index, window_start, side="right"))
+        returns = returns_all[first:upto]
+        enough = len(returns) >= p.min_observations
+        var95, cvar95 = var_cvar(returns, 0.95) if enough else (None, None)
+        var99, cvar99 = var_cvar(returns, 0.99) if enough else (None, None)
+        values_abs = [abs(v) for _, v in snap.positions.values()]
+        daily_pnl = snap.equity - money(day_base)
+        limit = money(money(day_base) * Decimal(str(p.daily_loss_limit)))
+        rows.append(
+            {
+                "portfolio": pf.name,
+                "time": snap.time,
+                "open_positions": len(snap.positions),
+                "gross_exposure": money(sum(values_abs, Decimal(0))),
+                "net_exposure": money(snap.positions_value),
+                "largest_position": money(max(values_abs, default=Decimal(0))),
+                "portfolio_value": snap.equity,
+                "daily_pnl": daily_pnl,
+                "total_pnl": snap.equity - money(pf.initial_capital),
+                "max_drawdown": max_drawdown(np.concatenate([[initial], values[:upto]])),
+                "sharpe_ratio": sharpe(returns, ppy) if enough else None,
+                "var_95": var95,
+                "var_99": var99,
+                "cvar_95": cvar95,
+                "cvar_99": cvar99,
+                "daily_loss_limit": limit,
+                "daily_loss_limit_breached": bool(daily_pnl < -limit),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def equity_for_window(
+    conn: sa.Connection, pf: Portfolio, start: datetime, end: datetime
+) -> tuple[pd.DataFrame, list[Snapshot], int]:
+    """Equity rows of [start, end) from the warehouse, the snapshots, and the input rows read."""
+    fills = read_fills(conn, pf, end)
+    marks = read_marks(conn, pf, start, end)
+    frame, snaps = equity_frame(pf, fills, marks, start, end)
+    return frame, snaps, len(fills) + len(marks)
+
+
+def risk_for_window(
+    conn: sa.Connection, pf: Portfolio, start: datetime, end: datetime, p: RiskParams
+) -> tuple[pd.DataFrame, int]:
+    """Risk rows of [start, end): positions from fills and prices, returns from the stored equity curve."""
+    _, snaps, rows_in = equity_for_window(conn, pf, start, end)
+    equity = read_equity(conn, pf.name, end)
+    return risk_rows(pf, snaps, equity, p, start), rows_in + len(equity)

@@ -1,0 +1,140 @@
+"""Equity and risk: VaR/CVaR against numpy, the equity curve rebuilt from stored fills equals the
+simulation's, and the risk figures of a sleeve equal its backtest's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from resources.analytics.backtest import Series, performance, write_day
+from resources.analytics.risk import (
+    Portfolio,
+    RiskParams,
+    equity_for_window,
+    risk_for_window,
+    var_cvar,
+)
+from resources.analytics.strategy import StrategyParams, money, simulate
+from resources.warehouse.upsert import upsert_dataframe
+from tests.analytics_data import random_walk_candles, store_candles
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+
+
+def test_var_cvar_against_numpy():
+    rng = np.random.default_rng(1)
+    r = rng.standard_t(4, 1000) * 0.01
+    for level in (0.95, 0.99):
+        var, cvar = var_cvar(r, level)
+        q = np.quantile(r, 1 - level)
+        assert var == pytest.approx(-q)
+        ordered = np.sort(r)
+        assert cvar == pytest.approx(-ordered[: np.searchsorted(ordered, q, side="right")].mean())
+        assert cvar >= var > 0
+    small = np.array([-0.03, -0.01, 0.0, 0.02, 0.01])
+    var, cvar = var_cvar(small, 0.95)
+    # numpy's linear quantile at 5 %: -0.03 + 0.2 * (0.02) = -0.026; tail = [-0.03]
+    assert var == pytest.approx(0.026) and cvar == pytest.approx(0.03)
+
+
+@pytest.fixture
+def book(engine):
+    """Two series traded by the strategy for three days, written day by day as the assets do."""
+    p = StrategyParams(fast=4, slow=12, stop_loss=0.015, take_profit=0.02)
+    series = [Series("synthetic", "BTC/USDT", "1h"), Series("synthetic", "ETH/USDT", "1h")]
+    sims = {}
+    for seed, s in enumerate(series):
+        candles = random_walk_candles(24 * 3, seed=20 + seed, price=2000.0 * (seed + 1), start=T0)
+        store_candles(engine, candles, symbol=s.symbol)
+        sims[s] = simulate(candles, HOUR, p, s.book_id(p))
+        with engine.begin() as conn:
+            for d in range(3):
+                write_day(conn, sims[s], s, p, T0 + d * DAY, T0 + (d + 1) * DAY)
+    return p, series, sims
+
+
+def _materialize(engine, pf, params=RiskParams()):
+    out_e, out_r = [], []
+    for d in range(3):
+        start, end = T0 + d * DAY, T0 + (d + 1) * DAY
+        with engine.connect() as conn:
+            eq, _, _ = equity_for_window(conn, pf, start, end)
+        upsert_dataframe(engine, "equity_curve", eq)
+        with engine.connect() as conn:
+            risk, _ = risk_for_window(conn, pf, start, end, params)
+        upsert_dataframe(engine, "risk_metrics", risk)
+        out_e.append(eq)
+        out_r.append(risk)
+    return pd.concat(out_e, ignore_index=True), pd.concat(out_r, ignore_index=True)
+
+
+def test_sleeve_equity_and_risk_match_the_backtest(engine, book):
+    p, series, sims = book
+    s = series[0]
+    sim = sims[s]
+    pf = Portfolio(
+        s.book_id(p), p.name, money(p.initial_capital), (s,), correlation_prefix=s.book_id(p) + ":"
+    )
+    equity, risk = _materialize(engine, pf, RiskParams(lookback_days=30))
+    # Snapshots at every bar close from 01:00 on day 1 (the 00:00 close of day 3 belongs to day 4).
+    sim_eq = pd.DataFrame(sim.equity).set_index("time")
+    assert len(equity) == 3 * 24 - 1
+    for row in equity.itertuples():
+        assert row.equity == sim_eq.loc[row.time, "equity"], row.time
+    perf = performance(sim, p, HOUR)
+    last = risk.iloc[-1]
+    # the backtest also counts the last bar (closing at the start of day 4)
+    perf_upto = performance(_truncate(sim, len(equity)), p, HOUR)
+    assert last["sharpe_ratio"] == pytest.approx(perf_upto.sharpe_ratio)
+    assert last["max_drawdown"] == pytest.approx(perf_upto.max_drawdown)
+    assert last["total_pnl"] == last["portfolio_value"] - Decimal("10000")
+    assert perf.trades > 0
+    # Daily PnL is against the equity at the start of each UTC day.
+    day2 = equity[(equity["time"] >= T0 + DAY) & (equity["time"] < T0 + 2 * DAY)]
+    base = equity[equity["time"] == T0 + DAY]["equity"].iloc[0]
+    risk2 = risk.set_index("time").loc[day2["time"]]
+    assert list(risk2["daily_pnl"]) == [e - base for e in day2["equity"]]
+    # VaR from the stored equity curve equals numpy on the same returns
+    values = np.array([10_000.0] + [float(e) for e in equity["equity"]])
+    r = values[1:] / values[:-1] - 1
+    assert last["var_95"] == pytest.approx(-np.quantile(r, 0.05))
+    assert last["cvar_99"] == pytest.approx(-r[r <= np.quantile(r, 0.01)].mean())
+
+
+def _truncate(sim, n):
+    from resources.analytics.strategy import Simulation
+
+    cut = sim.equity[:n]
+    end = cut[-1]["time"]
+    trades = [t for t in sim.trades if t["exit_time"] < end]
+    fills = [f for f in sim.fills if f["executed_at"] < end]
+    return Simulation(sim.signals, fills, trades, cut, None)
+
+
+def test_book_exposure_and_loss_limit(engine, book):
+    p, series, sims = book
+    pf = Portfolio(p.name, p.name, money(p.initial_capital) * 2, tuple(series))
+    equity, risk = _materialize(engine, pf, RiskParams(daily_loss_limit=0.001))
+    sleeves = {s: pd.DataFrame(sims[s].equity).set_index("time") for s in series}
+    for row in equity.itertuples():
+        # each sleeve's equity is rounded to the money scale on its own: at most 1e-10 apart each
+        assert abs(row.equity - sum(sleeves[s].loc[row.time, "equity"] for s in series)) <= Decimal("2e-10")
+    risk = risk.set_index("time")
+    held = {t: sum(sleeves[s].loc[t, "quantity"] > 0 for s in series) for t in risk.index}
+    assert (risk["open_positions"] == pd.Series(held)).all()
+    assert risk["open_positions"].max() >= 1
+    both = risk[risk["open_positions"] == 2]
+    for t, row in both.iterrows():
+        values = [
+            sleeves[s].loc[t, "quantity"] * Decimal(repr(float(sleeves[s].loc[t, "close"]))) for s in series
+        ]
+        assert row["gross_exposure"] == money(sum(values))
+        assert row["largest_position"] == money(max(values))
+    breached = risk["daily_pnl"] < -risk["daily_loss_limit"]
+    assert (risk["daily_loss_limit_breached"] == breached).all()
+    assert breached.any() and not breached.all()
