@@ -1,0 +1,439 @@
+"""Typed results of the storage API, and the one row -> record mapping both Warehouse classes use.
+
+Records are frozen dataclasses so a trading loop can pass them around without copying or fearing mutation.
+Market data (prices, volumes) are floats; money of our own books is `Decimal`, exactly as stored in the
+`numeric` columns. Every timestamp is tz-aware UTC whatever the session time zone or driver (psycopg2 returns
+the session's offset, asyncpg UTC): `from_row` normalizes, so sync and async results compare equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import pandas as pd
+
+R = TypeVar("R")
+
+
+# --- market data ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candle:
+    exchange: str
+    symbol: str
+    interval: str
+    time: datetime  # open time
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float | None = None
+    trades_count: int | None = None
+    vwap: float | None = None
+    quality_score: float | None = None
+    is_anomaly: bool = False
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Trade:
+    """A public trade of the exchange tape (not one of our fills: see `TradeFill`)."""
+
+    exchange: str
+    symbol: str
+    trade_id: str
+    time: datetime
+    price: float
+    amount: float
+    cost: float | None = None
+    side: str | None = None
+    is_buyer_maker: bool | None = None
+
+
+@dataclass(frozen=True)
+class OrderBookSnapshot:
+    exchange: str
+    symbol: str
+    time: datetime
+    best_bid: float | None
+    best_ask: float | None
+    mid_price: float | None
+    spread: float | None
+    spread_percent: float | None
+    bid_depth: float | None
+    ask_depth: float | None
+    depth_levels: int | None
+    bids: list = field(default_factory=list)  # [[price, amount], ...], best first
+    asks: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PriceStats:
+    """Statistics of close prices of the candles opened in [start, end)."""
+
+    exchange: str
+    symbol: str
+    interval: str
+    start: datetime
+    end: datetime
+    count: int
+    mean: float | None
+    std: float | None  # sample standard deviation (ddof=1), like pandas
+    min: float | None
+    max: float | None
+    current: float | None  # close of the latest candle in the window
+    current_time: datetime | None
+
+
+@dataclass(frozen=True)
+class VolumeLevel:
+    """Volume traded in one price bin [price_low, price_high) (the last bin includes its high)."""
+
+    level: int  # 1 = lowest price bin
+    price_low: float
+    price_high: float
+    volume: float
+    candles: int
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Missing candles: open times `start` .. `end` inclusive, `missing` of them."""
+
+    exchange: str
+    symbol: str
+    interval: str
+    start: datetime
+    end: datetime
+    missing: int
+
+
+# --- trading ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentDecisionRecord:
+    id: int
+    time: datetime
+    agent_id: str
+    symbol: str
+    exchange: str | None
+    action: str
+    state: dict
+    next_state: dict | None
+    action_value: float | None
+    confidence: float | None
+    reward: float | None
+    outcome: str | None
+    position_size: float
+    position_side: str | None
+    entry_price: float | None
+    unrealized_pnl: Decimal | None
+    model_version: str | None
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class Signal:
+    id: int
+    time: datetime
+    strategy: str
+    symbol: str
+    exchange: str
+    interval: str | None
+    signal_type: str
+    strength: float | None
+    confidence: float | None
+    entry_price: float | None
+    target_price: float | None
+    stop_loss: float | None
+    expected_return: float | None
+    risk_reward_ratio: float | None
+    executed: bool
+    executed_at: datetime | None
+    execution_price: float | None
+    exit_price: float | None
+    realized_pnl: Decimal | None
+    indicators: dict
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class StrategyPerformance:
+    strategy: str
+    signals: int
+    executed: int
+    closed: int  # signals with a realized PnL
+    wins: int
+    losses: int
+    win_rate: float | None  # wins / closed
+    avg_pnl: Decimal | None
+    total_pnl: Decimal | None
+    best_pnl: Decimal | None
+    worst_pnl: Decimal | None
+
+
+@dataclass(frozen=True)
+class TradeFill:
+    """One of our own fills as logged by the trading loop (`trade_history`)."""
+
+    id: int
+    correlation_id: str | None
+    signal_id: int | None
+    strategy: str | None
+    symbol: str
+    exchange: str
+    side: str
+    order_type: str | None
+    quantity: Decimal
+    price: Decimal
+    fees: Decimal
+    fee_currency: str | None
+    status: str
+    executed_at: datetime
+    realized_pnl: Decimal | None
+    signal: dict | None
+    execution: dict | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class BotTradeRecord:
+    """A bot's round trip, entry to exit (`bot_trades`)."""
+
+    id: int
+    bot_id: str | None
+    strategy: str | None
+    symbol: str
+    exchange: str
+    side: str
+    entry_price: Decimal
+    exit_price: Decimal | None
+    quantity: Decimal
+    leverage: Decimal
+    realized_pnl: Decimal | None
+    realized_pnl_pct: float | None
+    fees: Decimal
+    status: str
+    entry_time: datetime
+    exit_time: datetime | None
+    exit_reason: str | None
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class TradeStatistics:
+    """Closed bot trades: `realized_pnl` is before fees, so `net_pnl` = gross profit - gross loss - fees."""
+
+    trades: int
+    wins: int
+    losses: int
+    breakeven: int
+    win_rate: float | None
+    gross_profit: Decimal
+    gross_loss: Decimal  # a positive amount
+    total_fees: Decimal
+    net_pnl: Decimal
+    avg_win: Decimal | None
+    avg_loss: Decimal | None  # a negative amount
+    largest_win: Decimal | None
+    largest_loss: Decimal | None  # a negative amount
+    profit_factor: float | None  # gross profit / gross loss; None without losses
+
+
+@dataclass(frozen=True)
+class PositionRecord:
+    id: int
+    symbol: str
+    exchange: str
+    side: str
+    quantity: Decimal
+    entry_price: Decimal
+    current_price: Decimal | None
+    unrealized_pnl: Decimal
+    realized_pnl: Decimal
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    leverage: Decimal
+    status: str
+    opened_at: datetime
+    closed_at: datetime | None
+    updated_at: datetime
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class EquityPoint:
+    portfolio: str
+    time: datetime
+    equity: Decimal
+    cash: Decimal | None
+    buying_power: Decimal | None
+    positions_value: Decimal | None
+    total_return: float | None
+    daily_return: float | None
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class RiskSnapshot:
+    portfolio: str
+    time: datetime
+    open_positions: int
+    gross_exposure: Decimal | None
+    net_exposure: Decimal | None
+    largest_position: Decimal | None
+    portfolio_value: Decimal | None
+    daily_pnl: Decimal | None
+    total_pnl: Decimal | None
+    max_drawdown: float | None
+    sharpe_ratio: float | None
+    var_95: float | None
+    var_99: float | None
+    cvar_95: float | None
+    cvar_99: float | None
+    daily_loss_limit: Decimal | None
+    daily_loss_limit_breached: bool
+    run_id: str | None
+
+
+# --- operations -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SystemEventRecord:
+    id: int
+    time: datetime
+    severity: str
+    source: str
+    component: str | None
+    event_type: str
+    message: str
+    details: dict
+
+
+@dataclass(frozen=True)
+class TableSize:
+    table_name: str
+    kind: str  # hypertable / partitioned / regular
+    row_estimate: int
+    total_bytes: int
+    pieces: int  # chunks or partitions
+    # Present when `resources.dbinfo.table_stats` reports them (columnstore and time range details).
+    compression_ratio: float | None = None
+    compressed_pieces: int | None = None
+    oldest: datetime | None = None
+    newest: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    latency_ms: float | None  # one `SELECT 1` round trip on a pooled connection
+    backend: str | None
+    server_version: str | None
+    timescaledb_version: str | None
+    schema_revision: str | None  # revision stamped in the database
+    expected_revision: str | None  # head revision of this code
+    error: str | None = None
+
+    @property
+    def schema_current(self) -> bool:
+        return self.schema_revision is not None and self.schema_revision == self.expected_revision
+
+
+# --- mapping ----------------------------------------------------------------------------------------------
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """The same instant in UTC; naive values are refused rather than guessed."""
+    if value is None:
+        return None
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive timestamp {value.isoformat()}: timestamps must be timezone-aware (UTC)")
+    return value.astimezone(UTC)
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _converter(hint: Any) -> Callable[[Any], Any] | None:
+    """How to normalize a driver value for a field of type `hint` (None: take it as it is)."""
+    args = set(typing.get_args(hint)) - {type(None)} if isinstance(hint, types.UnionType) else {hint}
+    base = typing.get_origin(next(iter(args))) or next(iter(args))
+    if base is datetime:
+        return utc
+    if base is Decimal:
+        return _decimal
+    if base is float:
+        return float
+    if base is int:
+        return int
+    if base in (dict, list):
+        return _json
+    return None
+
+
+@functools.cache
+def _plan(cls: type) -> tuple[tuple[str, Callable[[Any], Any] | None, bool], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (
+            f.name,
+            _converter(hints[f.name]),
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(cls)
+    )
+
+
+def from_row(cls: type[R], row: Mapping[str, Any]) -> R:
+    """Build a record from a result row (a `RowMapping` or dict); columns it has no field for are ignored."""
+    values = {}
+    for name, convert, required in _plan(cls):
+        if name not in row:
+            if required:
+                raise KeyError(f"{cls.__name__}.{name}: the query returned no column {name!r}")
+            continue
+        value = row[name]
+        values[name] = convert(value) if convert is not None and value is not None else value
+    return cls(**values)
+
+
+def from_rows(cls: type[R], rows: Iterable[Mapping[str, Any]]) -> list[R]:
+    return [from_row(cls, row) for row in rows]
+
+
+def to_frame(records: Iterable[Any], record_type: type | None = None) -> pd.DataFrame:
+    """One row per record, one column per field; timestamps become tz-aware UTC datetime columns.
+
+    `record_type` gives the columns when `records` is empty.
+    """
+    records = list(records)
+    cls = record_type or (type(records[0]) if records else None)
+    if cls is None:
+        return pd.DataFrame()
+    names = [f.name for f in dataclasses.fields(cls)]
+    frame = pd.DataFrame([tuple(getattr(r, n) for n in names) for r in records], columns=names)
+    for name, convert, _ in _plan(cls):
+        if convert is utc:
+            frame[name] = pd.to_datetime(frame[name], utc=True)
+    return frame
