@@ -4,8 +4,8 @@ Computed in the pipeline, not by per-row triggers: a trigger would cost the bulk
 
 Score = 30 x completeness + 10 x timeliness + 30 x consistency + 30 x rules, each component in [0, 1]:
 
-* completeness: share of non-null values among the value columns the source sends (a column absent from the
-  whole batch is not held against it);
+* completeness: share of non-null values among the value columns the row's series sends (a column its
+  series never fills in the batch is not held against it);
 * timeliness: ingest delay after the candle closed; 1 up to a grace of one interval (at least 60 s), then
   falling linearly in log10(delay / grace) to 0 at 1000 x grace. The delay is measured from the row's FIRST
   ingest (stored `ingested_at` when the row exists), so re-running a partition scores it the same;
@@ -230,10 +230,16 @@ def score_frame(
 
 
 def _completeness(good: pd.DataFrame, spec: SeriesSpec) -> pd.Series:
-    cols = [c for c in spec.value_columns if c in good and good[c].notna().any()]
+    """Share of non-null values among the columns the row's series sends somewhere in the batch."""
+    cols = [c for c in spec.value_columns if c in good]
     if not cols:
         return pd.Series(1.0, index=good.index)
-    return good[cols].notna().mean(axis=1)
+    present = good[cols].notna()
+    keys = [good[k] for k in spec.series]
+    sent = present.groupby(keys, sort=False, dropna=False).transform("any")
+    n_sent = sent.sum(axis=1)
+    ratio = (present & sent).sum(axis=1) / n_sent.where(n_sent > 0)
+    return ratio.fillna(1.0)
 
 
 # Timeliness by ingest delay in units of the grace period (one interval, at least 60 s). Levels rather than
