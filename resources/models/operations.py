@@ -152,3 +152,18 @@ class Coverage(Base):
     status: Mapped[str] = mapped_column(Text)
     run_id: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())
+
+
+class AggregateDirtyWindow(Base):
+    """Hours of a table whose rows changed since its aggregates were refreshed — ours.
+
+    Written by the upsert in the same statement as the rows (only rows actually inserted or changed);
+    consumed by the aggregate refresh job, which deletes what it refreshes.
+    """
+
+    __tablename__ = "aggregate_dirty_windows"
+    __table_args__ = (CheckConstraint("extract(epoch FROM bucket_start) % 3600 = 0", name="hour_aligned"),)
+
+    table_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    bucket_start: Mapped[dt.datetime] = mapped_column(UtcTimestamp, primary_key=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())

@@ -1,0 +1,1 @@
+ON CONFLICT ({key}) DO NOTHING

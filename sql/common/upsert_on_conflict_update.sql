@@ -1,0 +1,2 @@
+ON CONFLICT ({key}) DO UPDATE SET ({update_columns}) = ROW({excluded_update_columns})
+WHERE ({target_compare}) IS DISTINCT FROM ({excluded_compare})
