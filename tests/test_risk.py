@@ -17,9 +17,10 @@ from resources.analytics.risk import (
     equity_for_window,
     risk_for_window,
     var_cvar,
+    write_equity,
+    write_risk,
 )
 from resources.analytics.strategy import StrategyParams, money, simulate
-from resources.warehouse.upsert import upsert_dataframe
 from tests.analytics_data import random_walk_candles, store_candles
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -62,12 +63,15 @@ def _materialize(engine, pf, params=RiskParams()):
     out_e, out_r = [], []
     for d in range(3):
         start, end = T0 + d * DAY, T0 + (d + 1) * DAY
-        with engine.connect() as conn:
+        with engine.begin() as conn:
             eq, _, _ = equity_for_window(conn, pf, start, end)
-        upsert_dataframe(engine, "equity_curve", eq)
-        with engine.connect() as conn:
+            assert write_equity(conn, pf, eq, start, end, "run-1").inserted == len(eq)
+        with engine.begin() as conn:
             risk, _ = risk_for_window(conn, pf, start, end, params)
-        upsert_dataframe(engine, "risk_metrics", risk)
+            assert write_risk(conn, pf, risk, start, end, "run-1").inserted == len(risk)
+        with engine.begin() as conn:  # a re-run writes nothing
+            assert write_equity(conn, pf, eq, start, end, "run-2").written == 0
+            assert write_risk(conn, pf, risk, start, end, "run-2").written == 0
         out_e.append(eq)
         out_r.append(risk)
     return pd.concat(out_e, ignore_index=True), pd.concat(out_r, ignore_index=True)

@@ -232,12 +232,12 @@ def _orm_to_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{("metadata" if k == "metadata_" else k): v for k, v in r.items()} for r in rows]
 
 
-def write_day(
+def write_signals(
     conn: sa.Connection, sim: Simulation, s: Series, p: StrategyParams, start: datetime, end: datetime
-) -> dict[str, SyncResult]:
-    """Write the signals, fills and closed round trips of [start, end) of one series, idempotently."""
+) -> SyncResult:
+    """Make the stored signals of one series in [start, end) equal to the replay's, idempotently."""
     signals = TradingSignal.__table__
-    sig_result, signal_ids = sync_rows(
+    result, _ = sync_rows(
         conn,
         signals,
         scope=[
@@ -251,6 +251,33 @@ def write_day(
         key=["time", "signal_type"],
         rows=_orm_to_columns(signal_rows(sim, s, p, start, end)),
     )
+    return result
+
+
+def stored_signal_ids(
+    conn: sa.Connection, s: Series, p: StrategyParams, start: datetime, end: datetime
+) -> dict[tuple, int]:
+    """Ids of the stored signals by (time, signal_type): fills point to the signal they executed."""
+    t = TradingSignal
+    query = sa.select(t.time, t.signal_type, t.id).where(
+        t.strategy == p.name,
+        t.exchange == s.exchange,
+        t.symbol == s.symbol,
+        t.interval == s.interval,
+        t.time >= start,
+        t.time < end,
+    )
+    return {(row.time, row.signal_type): int(row.id) for row in conn.execute(query)}
+
+
+def write_executions(
+    conn: sa.Connection, sim: Simulation, s: Series, p: StrategyParams, start: datetime, end: datetime
+) -> dict[str, SyncResult]:
+    """Fills (`trade_history`) and round trips closed (`bot_trades`) of [start, end), idempotently.
+
+    A fill is stamped at or after its signal, and a signal's fill is in the same day, so the signals of
+    [start, end) are enough to link every fill of the day (signals must be written first)."""
+    signal_ids = stored_signal_ids(conn, s, p, start, end)
     fills = TradeHistory.__table__
     fill_result, _ = sync_rows(
         conn,
@@ -280,7 +307,16 @@ def write_day(
         key=["entry_time"],
         rows=_orm_to_columns(round_trip_rows(sim, s, p, start, end)),
     )
-    return {"trading_signals": sig_result, "trade_history": fill_result, "bot_trades": trip_result}
+    return {"trade_history": fill_result, "bot_trades": trip_result}
+
+
+def write_day(
+    conn: sa.Connection, sim: Simulation, s: Series, p: StrategyParams, start: datetime, end: datetime
+) -> dict[str, SyncResult]:
+    """Signals, then fills and round trips of [start, end) of one series."""
+    return {"trading_signals": write_signals(conn, sim, s, p, start, end)} | write_executions(
+        conn, sim, s, p, start, end
+    )
 
 
 def write_result(
@@ -313,9 +349,7 @@ def write_result(
         "profit_factor": perf.profit_factor,
         "trades": perf.trades,
         "fees_paid": perf.fees_paid,
-        "run_id": run_id,
     }
-    compare = [c for c in row if c != "run_id"]  # the run that first produced the numbers keeps them
     result, ids = sync_rows(
         conn,
         table,
@@ -329,6 +363,6 @@ def write_result(
         ],
         key=["start_time"],
         rows=[row],
-        compare=compare,
+        stamp={"run_id": run_id},  # the run that last changed the figures
     )
     return result, next(iter(ids.values()))

@@ -26,9 +26,10 @@ import sqlalchemy as sa
 
 from resources.analytics.backtest import Series, max_drawdown, periods_per_year, sharpe
 from resources.analytics.features import read_candles
+from resources.analytics.store import SyncResult, sync_rows
 from resources.analytics.strategy import money
 from resources.intervals import interval_to_timedelta
-from resources.models import EquityCurve, TradeHistory
+from resources.models import EquityCurve, RiskMetric, TradeHistory
 
 DAY = timedelta(days=1)
 
@@ -256,3 +257,34 @@ def risk_for_window(
     _, snaps, rows_in = equity_for_window(conn, pf, start, end)
     equity = read_equity(conn, pf.name, end)
     return risk_rows(pf, snaps, equity, p, start), rows_in + len(equity)
+
+
+def _write_snapshots(
+    conn: sa.Connection, table: sa.Table, pf: Portfolio, frame: pd.DataFrame, start, end, run_id
+) -> SyncResult:
+    rows = [
+        {k: (v.to_pydatetime() if isinstance(v, pd.Timestamp) else v) for k, v in r.items()}
+        for r in frame.to_dict("records")
+    ]
+    result, _ = sync_rows(
+        conn,
+        table,
+        scope=[table.c.portfolio == pf.name, table.c.time >= start, table.c.time < end],
+        key=["time"],
+        rows=rows,
+        stamp={"run_id": run_id},
+    )
+    return result
+
+
+def write_equity(
+    conn: sa.Connection, pf: Portfolio, frame: pd.DataFrame, start, end, run_id=None
+) -> SyncResult:
+    """Store the equity rows of [start, end); unchanged rows keep the run id that produced them."""
+    return _write_snapshots(conn, EquityCurve.__table__, pf, frame, start, end, run_id)
+
+
+def write_risk(
+    conn: sa.Connection, pf: Portfolio, frame: pd.DataFrame, start, end, run_id=None
+) -> SyncResult:
+    return _write_snapshots(conn, RiskMetric.__table__, pf, frame, start, end, run_id)

@@ -58,12 +58,17 @@ def sync_rows(
     key: Sequence[str],
     rows: list[dict[str, Any]],
     compare: Sequence[str] | None = None,
-) -> tuple[SyncResult, dict[tuple, int]]:
+    stamp: dict[str, Any] | None = None,
+) -> tuple[SyncResult, dict[tuple, Any]]:
     """Make the rows of `table` matching `scope` equal to `rows` (matched by `key` columns).
 
-    Returns the counts and the primary key `id` of every wanted row (new or existing), by key.
+    `stamp` columns (e.g. the run id) are written with every inserted or changed row but never compared,
+    so they name the run that last changed a row. Returns the counts and, for tables with an `id`, the id
+    of every wanted row (new or existing) by key.
     """
-    columns = list(compare or {c for r in rows for c in r})
+    stamp = stamp or {}
+    columns = [c for c in (compare or {c for r in rows for c in r}) if c not in stamp]
+    has_id = "id" in table.c
     wanted = {tuple(_normal(r[k]) for k in key): r for r in rows}
     if len(wanted) != len(rows):
         raise ValueError(f"{table.name}: rows to write repeat a key {tuple(key)}")
@@ -73,28 +78,33 @@ def sync_rows(
     for row in existing:
         k = tuple(_normal(row[c]) for c in key)
         if k in have:
-            duplicates.append(row["id"])
+            duplicates.append(row)
         else:
             have[k] = row
     ids, inserted, updated, unchanged = {}, 0, 0, 0
     for k, row in wanted.items():
         old = have.get(k)
         if old is None:
-            ids[k] = conn.execute(sa.insert(table).values(**row).returning(table.c.id)).scalar_one()
+            stmt = sa.insert(table).values(**row, **stamp)
+            if has_id:
+                ids[k] = conn.execute(stmt.returning(table.c.id)).scalar_one()
+            else:
+                conn.execute(stmt)
             inserted += 1
             continue
-        ids[k] = old["id"]
+        if has_id:
+            ids[k] = old["id"]
         changes = {c: row[c] for c in columns if c in row and _normal(row[c]) != _normal(old[c])}
         if changes:
-            conn.execute(sa.update(table).where(*_pk_filter(table, old)).values(**changes))
+            conn.execute(sa.update(table).where(*_pk_filter(table, old)).values(**changes, **stamp))
             updated += 1
         else:
             unchanged += 1
     stale = [old for k, old in have.items() if k not in wanted]
     for old in stale:
         conn.execute(sa.delete(table).where(*_pk_filter(table, old)))
-    for dup_id in duplicates:
-        conn.execute(sa.delete(table).where(table.c.id == dup_id, *scope))
+    for dup in duplicates:
+        conn.execute(sa.delete(table).where(*_pk_filter(table, dup)))
     return SyncResult(inserted, updated, len(stale) + len(duplicates), unchanged), ids
 
 
