@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from pipelines.quality_cli import archive, quarantine
 from resources.settings import ConfigurationError
 
 
@@ -104,6 +105,10 @@ def ui(host: str, port: int) -> None:
     from pipelines.ui import run_ui
 
     sys.exit(run_ui(host, port, echo=click.echo))
+
+
+cli.add_command(quarantine)
+cli.add_command(archive)
 
 
 def main() -> None:
