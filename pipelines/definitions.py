@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from pipelines import history
 from resources.dagster_resources import WarehouseResource
 
 
@@ -18,4 +19,5 @@ def _warehouse() -> WarehouseResource:
 
 defs = dg.Definitions.merge(
     dg.Definitions(resources={"warehouse": _warehouse()}),
+    history.defs,
 )

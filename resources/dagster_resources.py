@@ -7,6 +7,7 @@ variable's name, never its value. Unset means the embedded server.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import sqlalchemy as sa
 from dagster import ConfigurableResource, InitResourceContext
@@ -42,3 +43,20 @@ class WarehouseResource(ConfigurableResource):
             with self.engine().connect() as conn:
                 self._caps = detect(conn)
         return self._caps
+
+
+class LandingFolderResource(ConfigurableResource):
+    """The landing folder of historical files. `path` empty → `$MW_HOME/landing` (created on first use).
+
+    `default_timezone` is the zone of naive ISO times in files that declare none (unset: such files fail);
+    the sensor leaves files modified less than `settle_seconds` ago for its next tick (still being written).
+    """
+
+    path: str | None = None
+    default_timezone: str | None = None
+    settle_seconds: float = 5.0
+
+    def folder(self) -> Path:
+        from resources.settings import load_settings
+
+        return Path(self.path).expanduser() if self.path else load_settings().landing_dir
