@@ -45,6 +45,46 @@ class WarehouseResource(ConfigurableResource):
         return self._caps
 
 
+class ExchangeResource(ConfigurableResource):
+    """The exchanges of the universe YAML (`universe_path` empty → `MW_UNIVERSE`, else the shipped demo).
+
+    `api_base_url` points every ccxt exchange's REST API at another host (a recorded local server in tests);
+    the back-off settings bound retries of rate-limited and failing requests inside one run.
+    """
+
+    universe_path: str | None = None
+    api_base_url: str | None = None
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    backoff_max_retries: int = 6
+    _clients: dict = PrivateAttr(default_factory=dict)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._clients = {}
+
+    def universe(self):
+        from resources.exchanges.universe import load_universe
+
+        return load_universe(self.universe_path)
+
+    def client(self, config):
+        """One ccxt (or synthetic) instance per exchange and run, so ccxt's throttle sees every request."""
+        from resources.exchanges.client import build_exchange
+
+        if config.name not in self._clients:
+            self._clients[config.name] = build_exchange(config, api_base_url=self.api_base_url)
+        return self._clients[config.name]
+
+    def backoff(self):
+        from resources.exchanges.client import Backoff
+
+        return Backoff(
+            base_delay=self.backoff_base_seconds,
+            max_delay=self.backoff_max_seconds,
+            max_retries=self.backoff_max_retries,
+        )
+
+
 class LandingFolderResource(ConfigurableResource):
     """The landing folder of historical files. `path` empty → `$MW_HOME/landing` (created on first use).
 

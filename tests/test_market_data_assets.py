@@ -1,0 +1,239 @@
+"""The market-data assets through Dagster: partition ranges in one run, idempotent re-runs, snapshots, gaps."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pipelines import market_data
+from pipelines.partitions import DAILY, WAREHOUSE_POOL
+from resources.dagster_resources import ExchangeResource, WarehouseResource
+from resources.exchanges.client import fetch_ohlcv_range, ohlcv_frame
+from resources.exchanges.synthetic import SyntheticExchange
+from resources.exchanges.universe import load_universe
+from resources.warehouse.load import load_frame
+from tests.fixtures.exchanges.replay import BinanceReplay
+
+RANGE_TAGS = {
+    "dagster/asset_partition_range_start": "2024-03-01",
+    "dagster/asset_partition_range_end": "2024-03-03",
+}
+
+SYNTHETIC_UNIVERSE = """
+exchanges:
+  synthetic:
+    driver: synthetic
+    seed: 5
+    symbols: [BTC/USDT]
+    intervals: [1h]
+    orderbook_depth: 5
+    snapshot_every: 6h
+    metrics:
+      - {metric: funding_rate, symbol: BTC/USDT:USDT}
+      - {metric: open_interest, symbol: BTC/USDT:USDT, interval: 1h}
+"""
+
+BINANCE_UNIVERSE = """
+exchanges:
+  binance:
+    driver: binance
+    options: {fetchMarkets: {types: [spot, linear]}}
+    symbols: [BTC/USDT]
+    intervals: [1h]
+    orderbook_depth: 5
+    metrics:
+      - {metric: funding_rate, symbol: BTC/USDT:USDT}
+      - {metric: open_interest, symbol: BTC/USDT:USDT, interval: 1h}
+"""
+
+
+def universe_file(tmp_path, text: str) -> str:
+    path = tmp_path / "universe.yaml"
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+@pytest.fixture
+def resources(db_url, tmp_path):
+    return {
+        "warehouse": WarehouseResource(database_url=db_url.render_as_string(hide_password=False)),
+        "exchanges": ExchangeResource(universe_path=universe_file(tmp_path, SYNTHETIC_UNIVERSE)),
+    }
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.path == [asset]]
+    return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+
+
+def count(engine, table: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text(f"select count(*) from {table}")).scalar_one()
+
+
+def test_asset_definitions_follow_the_contract():
+    specs = {key.to_user_string(): d for d in market_data.defs.assets for key in d.keys}
+    for name in market_data.MARKET_DATA_ASSETS:
+        asset = specs[name]
+        assert asset.partitions_def == DAILY
+        assert asset.backfill_policy == dg.BackfillPolicy.single_run()
+        assert asset.op.pool == WAREHOUSE_POOL
+        assert asset.op.retry_policy.max_retries == 3
+        assert asset.op.retry_policy.backoff == dg.Backoff.EXPONENTIAL
+        assert asset.op.retry_policy.jitter == dg.Jitter.PLUS_MINUS
+        assert asset.group_names_by_key[asset.key] == "market_data"
+        assert asset.code_versions_by_key[asset.key]
+        assert "dagster/column_schema" in asset.metadata_by_key[asset.key]
+
+
+def test_code_location_loads_with_jobs_and_schedules():
+    from pipelines.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    job = defs.resolve_job_def("market_data_job")
+    assert job.partitions_def == DAILY and defs.resolve_job_def("gap_backfill_job")
+    assert {s.name for s in defs.schedules} >= {"daily_market_data", "intraday_market_data"}
+
+
+def test_three_partitions_backfill_in_one_run_then_write_nothing(resources, db_url):
+    first = dg.materialize([market_data.ohlcv], resources=resources, tags=RANGE_TAGS)
+
+    partitions = sorted(e.partition for e in first.get_asset_materialization_events())
+    assert partitions == ["2024-03-01", "2024-03-02", "2024-03-03"]  # one run, three partitions
+    event = first.get_asset_materialization_events()[0].materialization.metadata
+    assert event["rows_inserted"].value == 72 and event["dagster/row_count"].value == 72
+    assert event["rows_quarantined"].value == 0
+    assert event["dagster/table_name"].value == "public.ohlcv"
+    assert "2024-03-01T00:00:00+00:00" in event["time_range"].value
+    engine = resources["warehouse"].engine()
+    assert count(engine, "ohlcv") == 72
+
+    second = dg.materialize([market_data.ohlcv], resources=resources, tags=RANGE_TAGS)
+    again = second.get_asset_materialization_events()[0].materialization.metadata
+    assert again["ranges_requested"].value == 0 and again["requests"].value == 0  # coverage: nothing to ask
+    assert again["rows_inserted"].value == again["rows_updated"].value == 0
+
+    config = {"ops": {"ohlcv": {"config": {"refetch": True}}}}
+    third = dg.materialize([market_data.ohlcv], resources=resources, tags=RANGE_TAGS, run_config=config)
+    forced = third.get_asset_materialization_events()[0].materialization.metadata
+    assert forced["rows_fetched"].value == 72 and forced["rows_unchanged"].value == 72
+    assert forced["rows_inserted"].value == forced["rows_updated"].value == 0
+    assert count(engine, "ohlcv") == 72
+
+
+def test_every_market_data_asset_for_a_synthetic_day_is_consistent_and_idempotent(resources):
+    assets = [
+        market_data.ohlcv,
+        market_data.market_trades,
+        market_data.orderbook_snapshots,
+        market_data.market_metrics,
+        market_data.metric_series,
+    ]
+    result = dg.materialize(assets, resources=resources, partition_key="2024-03-02")
+    engine = resources["warehouse"].engine()
+
+    assert count(engine, "ohlcv") == 24
+    with engine.connect() as conn:
+        candle_trades = conn.execute(sa.text("select sum(trades_count) from ohlcv")).scalar_one()
+    assert count(engine, "market_trades") == candle_trades  # the tape aggregates to the candles
+    assert count(engine, "orderbook_snapshots") == 4 and count(engine, "market_metrics") == 4  # every 6h
+    assert count(engine, "sources") == 2 and count(engine, "timeseries_data") == 3 + 24
+    for asset in ("ohlcv", "market_trades", "orderbook_snapshots", "market_metrics", "metric_series"):
+        meta = metadata(result, asset)
+        assert meta["rows_quarantined"] == 0, (asset, meta["quarantine_reasons"])
+        assert meta["rows_inserted"] == meta["dagster/row_count"] > 0
+        assert meta["source"] == "synthetic:5"
+
+    again = dg.materialize(assets, resources=resources, partition_key="2024-03-02")
+    for asset in ("ohlcv", "market_trades", "orderbook_snapshots", "market_metrics", "metric_series"):
+        meta = metadata(again, asset)
+        assert meta["rows_inserted"] == meta["rows_updated"] == 0, asset
+
+
+def test_ccxt_exchange_past_partition_loads_history_and_skips_snapshots(db_url, tmp_path, httpserver):
+    replay = BinanceReplay(httpserver)
+    resources = {
+        "warehouse": WarehouseResource(database_url=db_url.render_as_string(hide_password=False)),
+        "exchanges": ExchangeResource(
+            universe_path=universe_file(tmp_path, BINANCE_UNIVERSE),
+            api_base_url=replay.base_url,
+            backoff_base_seconds=0.0,
+        ),
+    }
+    replay.fail_with["/api/v3/klines"] = [429]
+    assets = [
+        market_data.ohlcv,
+        market_data.orderbook_snapshots,
+        market_data.market_metrics,
+        market_data.metric_series,
+    ]
+
+    result = dg.materialize(assets, resources=resources, partition_key="2024-03-02")
+
+    candles = metadata(result, "ohlcv")
+    assert (
+        candles["rows_inserted"] == 19 and candles["rate_limited"] == 1
+    )  # the 5-hour exchange gap stays empty
+    assert candles["source"] == "ccxt:binance"
+    book = metadata(result, "orderbook_snapshots")
+    assert book["rows_fetched"] == 0 and "point-in-time" in book["notes"]
+    assert replay.count("/api/v3/depth") == 0 and replay.count("/api/v3/ticker/24hr") == 0
+    series = metadata(result, "metric_series")
+    assert series["rows_inserted"] == 3 + 24  # funding every 8h, open interest hourly
+    report = market_data.coverage_report
+    gaps = dg.materialize(
+        [report],
+        resources=resources,
+        run_config={"ops": {"coverage_report": {"config": {"start": "2024-03-02", "end": "2024-03-03"}}}},
+    )
+    meta = metadata(gaps, "coverage_report")
+    assert meta["gaps"] == 0 and meta["answered_empty_candles"] == 5
+
+
+def test_gap_backfill_job_fills_exactly_the_holes(resources):
+    engine = resources["warehouse"].engine()
+    universe = load_universe(resources["exchanges"].universe_path)
+    config = universe.exchange("synthetic")
+    now = datetime.now(UTC)
+    ex = SyntheticExchange(seed=config.seed, symbols=["BTC/USDT"], clock=lambda: now)
+    start, end = pd.Timestamp("2024-03-01", tz="UTC"), pd.Timestamp("2024-03-03", tz="UTC")
+    frame = ohlcv_frame(
+        fetch_ohlcv_range(ex, "BTC/USDT", "1h", start, end, now=now), "synthetic", "BTC/USDT", "1h", "x"
+    )
+    holes = pd.to_datetime(["2024-03-01 05:00", "2024-03-02 23:00"], utc=True)
+    load_frame(engine, "ohlcv", frame[~frame["time"].isin(holes)])
+
+    result = market_data.gap_backfill_job.execute_in_process(
+        resources=resources,
+        run_config={"ops": {"find_gaps": {"config": {"start": "2024-03-01", "end": "2024-03-03"}}}},
+    )
+
+    found = result.output_for_node("find_gaps")
+    assert found.gap_count == 2 and found.missing == 2
+    materialized = sorted(e.partition for e in result.get_asset_materialization_events())
+    assert materialized == ["2024-03-01", "2024-03-02"]
+    assert count(engine, "ohlcv") == 48
+    step = [e for e in result.all_node_events if e.step_key == "backfill_gaps" and e.is_successful_output][0]
+    outputs = {k: v.value for k, v in step.event_specific_data.metadata.items()}
+    assert (
+        outputs["ranges_backfilled"] == 2 and outputs["rows_inserted"] == 2 and outputs["remaining_gaps"] == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("schedule", "at", "partition"),
+    [
+        (market_data.daily_market_data, datetime(2024, 3, 5, 0, 15, tzinfo=UTC), "2024-03-04"),
+        (market_data.intraday_market_data, datetime(2024, 3, 5, 13, 45, tzinfo=UTC), "2024-03-05"),
+        (market_data.intraday_market_data, datetime(2024, 3, 5, 0, 0, tzinfo=UTC), "2024-03-05"),
+    ],
+)
+def test_schedules_pick_the_right_partition(schedule, at, partition):
+    assert schedule.execution_timezone == "UTC"
+    request = schedule(dg.build_schedule_context(scheduled_execution_time=at))
+    assert request.partition_key == partition
