@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from pipelines import history
+from pipelines import history, market_data
 from resources.dagster_resources import WarehouseResource
 
 
@@ -19,5 +19,6 @@ def _warehouse() -> WarehouseResource:
 
 defs = dg.Definitions.merge(
     dg.Definitions(resources={"warehouse": _warehouse()}),
+    market_data.defs,
     history.defs,
 )
