@@ -1191,11 +1191,17 @@ def get_recent_events(
 
 
 def get_table_sizes(conn: sa.Connection) -> list[TableSize]:
-    """Per warehouse table: kind (hypertable / partitioned / regular), estimated rows, bytes, chunks."""
-    from resources.backend import detect
-    from resources.dbinfo import table_stats
+    """Per warehouse table: kind (hypertable / partitioned / regular), estimated rows, bytes, chunks.
 
-    return [from_row(TableSize, vars(info)) for info in table_stats(conn, detect(conn))]
+    The backend's `table_stats.sql` (the one `db info` starts from), read directly: the columnstore and time
+    range details `db info` adds need psycopg2-composed SQL, which the asyncpg side cannot run.
+    """
+    from resources.backend import detect
+    from resources.models import Base
+
+    caps = detect(conn)
+    stmt = sql_text(f"{caps.sql_folder}/table_stats")
+    return _all(conn, stmt, TableSize, {"tables": sorted(Base.metadata.tables)})
 
 
 def health_details(conn: sa.Connection) -> dict[str, Any]:

@@ -330,11 +330,6 @@ class TableSize:
     row_estimate: int
     total_bytes: int
     pieces: int  # chunks or partitions
-    # Present when `resources.dbinfo.table_stats` reports them (columnstore and time range details).
-    compression_ratio: float | None = None
-    compressed_pieces: int | None = None
-    oldest: datetime | None = None
-    newest: datetime | None = None
 
 
 @dataclass(frozen=True)
