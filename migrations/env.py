@@ -17,9 +17,13 @@ config = context.config
 target_metadata = Base.metadata
 
 
+# Backend-specific aggregates of migration 0003: continuous aggregates or rollups, never in the models.
+AGGREGATES = {"ohlcv_1h", "ohlcv_1d"}
+
+
 def _backend_owned_tables(conn: sa.Connection) -> set[str]:
     rows = conn.execute(sa.text("SELECT relname FROM pg_class WHERE relispartition"))
-    return {row[0] for row in rows}
+    return {row[0] for row in rows} | AGGREGATES
 
 
 def _include_name(hidden: set[str]):

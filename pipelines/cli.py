@@ -82,10 +82,16 @@ def db_info(as_json: bool) -> None:
     click.echo("capabilities: " + ", ".join(f"{f}={'yes' if caps[f] else 'no'}" for f in flags))
     if not info.tables:
         return
-    click.echo(f"\n{'table':<24} {'kind':<12} {'rows~':>12} {'size':>10} {'pieces':>7}")
+    click.echo(
+        f"\n{'table':<24} {'kind':<20} {'rows~':>12} {'size':>10} {'pieces':>7} {'compr.':>7}  "
+        f"{'oldest':<16}  {'newest':<16}"
+    )
     for t in info.tables:
+        ratio = f"{t.compression_ratio:.1f}x" if t.compression_ratio else ""
+        oldest, newest = (f"{ts:%Y-%m-%d %H:%M}" if ts else "" for ts in (t.oldest, t.newest))
         click.echo(
-            f"{t.table_name:<24} {t.kind:<12} {t.row_estimate:>12,} {_human_bytes(t.total_bytes):>10} {t.pieces:>7}"
+            f"{t.table_name:<24} {t.kind:<20} {t.row_estimate:>12,} {_human_bytes(t.total_bytes):>10} {t.pieces:>7} "
+            f"{ratio:>7}  {oldest:<16}  {newest:<16}".rstrip()
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -18,6 +19,11 @@ class TableInfo:
     row_estimate: int
     total_bytes: int
     pieces: int  # chunks or partitions
+    # Filled by resources.maintenance.stats: columnstore bytes before/after, exact time range.
+    compression_ratio: float | None = None
+    compressed_pieces: int | None = None
+    oldest: datetime | None = None
+    newest: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,9 @@ def table_stats(conn: sa.Connection, caps: Capabilities) -> list[TableInfo]:
     rows = conn.execute(
         sql_text(f"{caps.sql_folder}/table_stats"), {"tables": sorted(Base.metadata.tables)}
     ).mappings()
-    return [TableInfo(**row) for row in rows]
+    from resources.maintenance.stats import with_details  # it builds on this module
+
+    return with_details(conn, caps, [TableInfo(**row) for row in rows])
 
 
 def database_info(engine: sa.Engine) -> DatabaseInfo:

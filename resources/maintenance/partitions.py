@@ -1,0 +1,97 @@
+"""Partition management on plain PostgreSQL: partitions ahead of time, and an empty DEFAULT partition.
+
+Rows land in DEFAULT when no partition covers their time (an old backfill, a clock far ahead). Such rows
+are slow to prune and cannot be dropped by retention, so each run creates the partitions they belong in
+(`mw_ensure_partitions` moves them out of DEFAULT in the same transaction) and the partitions for the
+next `PARTITIONS_AHEAD` intervals. TimescaleDB creates chunks on insert: nothing to do there.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from resources import partitioning
+from resources.backend import Capabilities, detect
+from resources.maintenance.pieces import Piece, composed, list_pieces
+from resources.models import TIMESERIES
+from resources.models.base import TimeseriesSpec
+
+
+@dataclass
+class PartitionResult:
+    status: str
+    created_ahead: dict[str, int] = field(default_factory=dict)
+    created_for_default: dict[str, int] = field(default_factory=dict)
+    moved_from_default: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def metadata(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "status": self.status,
+            "partitions_created": sum(self.created_ahead.values()) + sum(self.created_for_default.values()),
+            "rows_moved_from_default": sum(self.moved_from_default.values()),
+            "seconds": round(self.seconds, 3),
+        }
+        for table in sorted(set(self.created_ahead) | set(self.created_for_default)):
+            ahead, drained = self.created_ahead.get(table, 0), self.created_for_default.get(table, 0)
+            if ahead or drained:
+                out[f"{table}/created"] = ahead + drained
+            if self.moved_from_default.get(table):
+                out[f"{table}/moved_from_default"] = self.moved_from_default[table]
+        return out
+
+
+def manage_partitions(
+    engine: sa.Engine, now: datetime | None = None, caps: Capabilities | None = None
+) -> PartitionResult:
+    """Create the partitions ahead of `now` and those DEFAULT rows belong in, for every time-series table."""
+    if caps is None:
+        with engine.connect() as conn:
+            caps = detect(conn)
+    if not caps.native_partitions:
+        return PartitionResult(status=f"chunks are created by TimescaleDB ({caps.backend.value})")
+    began = time.perf_counter()
+    now = now or datetime.now(UTC)
+    result = PartitionResult(status="done")
+    for spec in TIMESERIES.values():
+        with engine.begin() as conn:  # one table per transaction: its partition lock is held briefly
+            result.created_ahead[spec.table] = partitioning.ensure_partitions(
+                conn,
+                caps,
+                spec,
+                now - spec.chunk_interval,
+                now + partitioning.PARTITIONS_AHEAD * spec.chunk_interval,
+            )
+            default = next((p for p in list_pieces(conn, caps, spec.table) if p.is_default), None)
+            if default is None:
+                continue
+            before = _count(conn, default)
+            if not before:
+                continue
+            created = 0
+            for start in _default_partition_starts(conn, spec, default):
+                created += partitioning.ensure_partitions(conn, caps, spec, start, start)
+            result.created_for_default[spec.table] = created
+            result.moved_from_default[spec.table] = before - _count(conn, default)
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def _count(conn: sa.Connection, piece: Piece) -> int:
+    return conn.exec_driver_sql(
+        composed(conn, "common/piece_row_count", piece=(piece.schema, piece.name))
+    ).scalar_one()
+
+
+def _default_partition_starts(conn: sa.Connection, spec: TimeseriesSpec, default: Piece) -> list[datetime]:
+    stmt = composed(
+        conn,
+        "postgres/default_partition_starts",
+        piece=(default.schema, default.name),
+        time_column=spec.time_column,
+    )
+    return list(conn.execute(sa.text(stmt), {"every": spec.chunk_interval}).scalars())

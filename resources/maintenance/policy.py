@@ -1,0 +1,176 @@
+"""How long data lives and when it is compressed: the `maintenance:` section of the universe file.
+
+```yaml
+maintenance:
+  compression:
+    after: 7d                  # chunks whose whole range is older than this go to the columnstore
+    tables: [ohlcv, market_trades, orderbook_snapshots, market_metrics, features]
+  retention:                   # whole chunks / partitions older than this are dropped; unlisted: forever
+    ohlcv: {1m: 90d}           # per candle interval; other intervals (and the 1h/1d aggregates) forever
+    market_trades: 30d
+    orderbook_snapshots: 30d
+```
+
+Durations use the project's interval notation (`resources.intervals`: '90d', '12h', '4w'); `forever` or
+null keeps data. The aggregates `ohlcv_1h` / `ohlcv_1d` are never expired: they are what remains of old
+candles. Errors name the file and the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from resources.intervals import IntervalError, interval_to_timedelta, validate_interval
+from resources.settings import ConfigurationError
+
+FOREVER = None
+ALL_INTERVALS = "*"  # key of a per-interval mapping that applies to intervals not listed
+
+# Tables whose columnstore settings are declared in sql/timescaledb/columnstore_settings.sql.
+COMPRESSIBLE_TABLES = ("ohlcv", "market_metrics", "features", "market_trades", "orderbook_snapshots")
+# Tables whose retention may differ per candle interval (they have an `interval` column in their key).
+PER_INTERVAL_TABLES = ("ohlcv",)
+AGGREGATES = ("ohlcv_1h", "ohlcv_1d")
+
+
+@dataclass(frozen=True)
+class MaintenancePolicy:
+    """Retention per table (per interval for ohlcv) and the age at which chunks are compressed."""
+
+    # table -> {interval or '*': max age}; tables without retention are absent.
+    retention: Mapping[str, Mapping[str, timedelta]] = field(default_factory=dict)
+    compress_after: timedelta = timedelta(days=7)
+    compress_tables: tuple[str, ...] = COMPRESSIBLE_TABLES
+
+    def retention_for(self, table: str, interval: str | None = None) -> timedelta | None:
+        """Max age of `table`'s rows (of `interval` for per-interval tables), or None for forever."""
+        rules = self.retention.get(table, {})
+        if interval is not None and interval in rules:
+            return rules[interval]
+        return rules.get(ALL_INTERVALS)
+
+    def describe(self) -> dict[str, str]:
+        """Flat, readable form for run metadata: {'ohlcv[1m]': '90d', 'compress_after': '7d'}."""
+        out: dict[str, str] = {}
+        for table, rules in sorted(self.retention.items()):
+            for interval, age in sorted(rules.items()):
+                key = table if interval == ALL_INTERVALS else f"{table}[{interval}]"
+                out[key] = _days(age)
+        out["compress_after"] = _days(self.compress_after)
+        return out
+
+
+def _days(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 86400:g}d"
+
+
+DEFAULT_POLICY = MaintenancePolicy(
+    retention={
+        "ohlcv": {"1m": timedelta(days=90)},
+        "market_trades": {ALL_INTERVALS: timedelta(days=30)},
+        "orderbook_snapshots": {ALL_INTERVALS: timedelta(days=30)},
+    },
+    compress_after=timedelta(days=7),
+)
+
+
+def load_policy(path: str | Path | None = None) -> MaintenancePolicy:
+    """The policy of the universe file (`MW_UNIVERSE` or the shipped one); defaults where it says nothing."""
+    from resources.exchanges.universe import load_universe
+
+    universe = load_universe(path)
+    return parse_policy(universe.settings.get("maintenance"), str(universe.path))
+
+
+def parse_policy(raw: Any, where: str = "maintenance") -> MaintenancePolicy:
+    """Validate a parsed `maintenance:` mapping; missing sections keep `DEFAULT_POLICY`'s values."""
+    if raw is None:
+        return DEFAULT_POLICY
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(f"{where}: `maintenance` must be a mapping")
+    unknown = set(raw) - {"compression", "retention"}
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: unknown key(s) maintenance.{', maintenance.'.join(sorted(map(str, unknown)))} "
+            "(expected compression, retention)"
+        )
+    compress_after, compress_tables = DEFAULT_POLICY.compress_after, DEFAULT_POLICY.compress_tables
+    compression = raw.get("compression")
+    if compression is not None:
+        if not isinstance(compression, Mapping) or set(compression) - {"after", "tables"}:
+            raise ConfigurationError(f"{where}: maintenance.compression takes `after` and `tables`")
+        if "after" in compression:
+            after = _duration(compression["after"], f"{where}: maintenance.compression.after")
+            if after is None:
+                raise ConfigurationError(
+                    f"{where}: maintenance.compression.after needs a duration such as 7d"
+                )
+            compress_after = after
+        if "tables" in compression:
+            compress_tables = _tables(compression["tables"], f"{where}: maintenance.compression.tables")
+    retention = dict(DEFAULT_POLICY.retention)
+    if raw.get("retention") is not None:
+        if not isinstance(raw["retention"], Mapping):
+            raise ConfigurationError(f"{where}: maintenance.retention must map tables to durations")
+        for table, spec in raw["retention"].items():
+            rules = _retention_rules(str(table), spec, f"{where}: maintenance.retention.{table}")
+            if rules:
+                retention[str(table)] = rules
+            else:
+                retention.pop(str(table), None)
+    return MaintenancePolicy(
+        retention=retention, compress_after=compress_after, compress_tables=compress_tables
+    )
+
+
+def _retention_rules(table: str, spec: Any, where: str) -> dict[str, timedelta]:
+    from resources.models import TIMESERIES
+
+    if table in AGGREGATES:
+        raise ConfigurationError(f"{where}: the aggregates are kept forever (they replace expired candles)")
+    if table not in TIMESERIES:
+        known = ", ".join(sorted(TIMESERIES))
+        raise ConfigurationError(f"{where}: {table!r} is not a time-series table (known: {known})")
+    if isinstance(spec, Mapping):
+        if table not in PER_INTERVAL_TABLES:
+            raise ConfigurationError(f"{where}: per-interval retention exists only for {PER_INTERVAL_TABLES}")
+        rules: dict[str, timedelta] = {}
+        for interval, value in spec.items():
+            interval = str(interval)
+            if interval != ALL_INTERVALS:
+                try:
+                    validate_interval(interval)
+                except IntervalError as exc:
+                    raise ConfigurationError(f"{where}: {exc}") from None
+            age = _duration(value, f"{where}.{interval}")
+            if age is not None:
+                rules[interval] = age
+        return rules
+    age = _duration(spec, where)
+    return {} if age is None else {ALL_INTERVALS: age}
+
+
+def _duration(value: Any, where: str) -> timedelta | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() == "forever"):
+        return FOREVER
+    try:
+        delta = interval_to_timedelta(str(value).strip())
+    except IntervalError as exc:
+        raise ConfigurationError(f"{where}: {exc} (or `forever`)") from None
+    return delta
+
+
+def _tables(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigurationError(f"{where}: expected a list of table names")
+    unknown = [v for v in value if v not in COMPRESSIBLE_TABLES]
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: no columnstore settings for {', '.join(unknown)} "
+            f"(tables with settings: {', '.join(COMPRESSIBLE_TABLES)})"
+        )
+    return tuple(value)

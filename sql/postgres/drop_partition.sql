@@ -1,0 +1,1 @@
+SELECT mw_drop_partition(CAST(:partition AS regclass))

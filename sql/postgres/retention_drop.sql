@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS mw_drop_partition(regclass);
