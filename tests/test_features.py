@@ -50,14 +50,14 @@ def test_partition_equals_whole_series(engine, stored, day):
     whole = compute_features(stored, CORE_V1.params).set_index("time")
     start = START + timedelta(days=day)
     with engine.connect() as conn:
-        part, rows_read = features_for_window(conn, SERIES, start, start + timedelta(days=1), CORE_V1)
+        part, read = features_for_window(conn, SERIES, start, start + timedelta(days=1), CORE_V1)
     part = part.set_index("time")
     assert len(part) > 0
     assert part.index.min() >= start and part.index.max() < start + timedelta(days=1)
     expected = whole.loc[part.index, FEATURE_COLUMNS]
     if day >= 30:
         # Late days read a bounded history, not the whole series.
-        assert rows_read == len(part) + warmup_bars(CORE_V1.params)
+        assert len(read) == len(part) + warmup_bars(CORE_V1.params)
     for column in FEATURE_COLUMNS:
         got, want = part[column].to_numpy(), expected[column].to_numpy()
         assert np.array_equal(np.isnan(got), np.isnan(want)), column

@@ -41,12 +41,12 @@ def runs():
 def test_every_kind_forecasts_with_nested_intervals(runs):
     fitted, candles = runs
     assert [r.kind for r in fitted] == list(MODEL_KINDS)
-    first_target = candles["time"].iloc[200]
+    first_target = candles["time"].iloc[200] + timedelta(hours=1)  # the close of the next candle
     for run in fitted:
         f = run.forecast
         assert len(f) == PARAMS.horizon and list(f["horizon_step"]) == list(range(1, 13))
         assert f["target_time"].iloc[0] == first_target
-        assert run.training_end == first_target.to_pydatetime()
+        assert run.training_end == candles["time"].iloc[200].to_pydatetime()
         assert (f["lower_95"] < f["lower_80"]).all() and (f["lower_80"] < f["point"]).all()
         assert (f["point"] < f["upper_80"]).all() and (f["upper_80"] < f["upper_95"]).all()
         width = f["upper_95"] - f["lower_95"]

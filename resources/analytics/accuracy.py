@@ -16,28 +16,36 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from resources.intervals import interval_to_timedelta
 from resources.models import Forecast, MlModel, Ohlcv
 
 
 def fill_actuals(conn: sa.Connection, start: datetime, end: datetime, now: datetime) -> int:
-    """Set actual/error on forecasts whose target candle in [start, end) is stored; returns rows changed.
+    """Set actual/error on forecasts with a target time in [start, end) whose candle is stored; returns rows
+    changed. A target time is a candle's close time, so the candle opened one interval before it.
 
     Only rows whose actual differs are touched, so a re-run changes nothing.
     """
-    stmt = (
-        sa.update(Forecast)
-        .where(
-            Ohlcv.exchange == Forecast.exchange,
-            Ohlcv.symbol == Forecast.symbol,
-            Ohlcv.interval == Forecast.interval,
-            Ohlcv.time == Forecast.target_time,
-            Forecast.target_time >= start,
-            Forecast.target_time < end,
-            Forecast.actual.is_distinct_from(Ohlcv.close),
+    window = (Forecast.target_time >= start, Forecast.target_time < end)
+    intervals = conn.scalars(sa.select(Forecast.interval).where(*window).distinct()).all()
+    changed = 0
+    for interval in intervals:
+        step = interval_to_timedelta(interval)
+        stmt = (
+            sa.update(Forecast)
+            .where(
+                *window,
+                Forecast.interval == interval,
+                Ohlcv.exchange == Forecast.exchange,
+                Ohlcv.symbol == Forecast.symbol,
+                Ohlcv.interval == Forecast.interval,
+                Ohlcv.time == Forecast.target_time - step,
+                Forecast.actual.is_distinct_from(Ohlcv.close),
+            )
+            .values(actual=Ohlcv.close, error=Ohlcv.close - Forecast.point, actual_filled_at=now)
         )
-        .values(actual=Ohlcv.close, error=Ohlcv.close - Forecast.point, actual_filled_at=now)
-    )
-    return conn.execute(stmt).rowcount
+        changed += conn.execute(stmt).rowcount
+    return changed
 
 
 def accuracy_metrics(frame: pd.DataFrame) -> dict[str, Any]:

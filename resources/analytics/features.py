@@ -182,11 +182,11 @@ def read_candles(
 
 def features_for_window(
     conn: sa.Connection, series: tuple[str, str, str], start: datetime, end: datetime, fs: FeatureSet
-) -> tuple[pd.DataFrame, int]:
-    """Feature rows of `series` for [start, end) and the number of candles read (warm-up included)."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Feature rows of `series` for [start, end) and the candles read (warm-up included)."""
     candles = read_candles(conn, series, start, end, warmup=warmup_bars(fs.params))
     if candles.empty:
-        return pd.DataFrame(columns=[*SERIES_KEY, "feature_set", "time", *FEATURE_COLUMNS]), 0
+        return pd.DataFrame(columns=[*SERIES_KEY, "feature_set", "time", *FEATURE_COLUMNS]), candles
     feats = compute_features(candles, fs.params)
     feats = feats[feats["time"] >= pd.Timestamp(start)].reset_index(drop=True)
     exchange, symbol, interval = series
@@ -195,7 +195,7 @@ def features_for_window(
     feats.insert(0, "symbol", symbol)
     feats.insert(0, "exchange", exchange)
     feats[FEATURE_COLUMNS] = feats[FEATURE_COLUMNS].astype("float64")
-    return feats, len(candles)
+    return feats, candles
 
 
 def read_features(

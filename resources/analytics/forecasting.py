@@ -1,6 +1,10 @@
 """Forecasts of closing prices per series: a naive baseline, ETS and ARIMA (statsmodels), with 80 % and
 95 % prediction intervals, each run registered in `ml_models`.
 
+`target_time` is when the forecast close is observed: the close time of the candle forecast (generated_at
++ h intervals, generated_at being the close of the last training candle), so its actual is the close of the
+candle opening one interval earlier.
+
 A run is identified by (model name, version): the name says what is forecast (kind, series, horizon), the
 version when (the end of the training window), so re-running a partition updates the same registry row and
 rewrites identical forecast rows (zero writes).
@@ -147,7 +151,7 @@ def forecast_series(
     runs = []
     for kind in kinds:
         frame, fitted = fit_model(kind, y, p.horizon, p)
-        frame["target_time"] = [generated_at + (k - 1) * step for k in frame["horizon_step"]]
+        frame["target_time"] = [generated_at + k * step for k in frame["horizon_step"]]
         params = {**asdict(p), **fitted, "kind": kind, "n_train": len(y)}
         params["arima_order"] = list(p.arima_order)
         runs.append(
