@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from pipelines import history, market_data
+from pipelines import derived, history, market_data
 from resources.dagster_resources import WarehouseResource
 
 
@@ -21,4 +21,5 @@ defs = dg.Definitions.merge(
     dg.Definitions(resources={"warehouse": _warehouse()}),
     market_data.defs,
     history.defs,
+    derived.defs,
 )
