@@ -115,7 +115,8 @@ def _write(engine, sim, p, start, end):
         return write_day(conn, sim, SERIES, p, start, end)
 
 
-def test_writes_are_idempotent_and_agree_with_the_storage_api(engine):
+def test_writes_are_idempotent_and_agree_with_the_storage_api(any_engine):
+    engine = any_engine
     candles = random_walk_candles(24 * 6, seed=5, start=T0)
     p = StrategyParams(fast=4, slow=12, stop_loss=0.015, take_profit=0.02)
     days = [T0 + timedelta(days=d) for d in range(7)]

@@ -4,6 +4,7 @@ exchange responses it came from."""
 
 from __future__ import annotations
 
+import base64
 import textwrap
 from datetime import UTC, datetime, timedelta
 
@@ -123,6 +124,23 @@ def test_every_table_is_filled(graph):
         assert _count(conn, "select count(*) from backtest_results") == 2 * 2
         assert _count(conn, "select count(*) from trade_history") > 0
         assert _count(conn, "select count(*) from lineage") == 7 * 3
+
+
+def test_metadata_has_plots_schema_and_lineage(graph):
+    engine, runs = graph
+    for asset, key in [("equity_curve", "equity_curve_plot"), ("forecast_accuracy", "forecasts_vs_actuals")]:
+        md = _meta(runs[1], asset)[key]
+        prefix = "data:image/png;base64,"
+        png = base64.b64decode(md[md.index(prefix) + len(prefix) : md.rindex(")")])
+        assert png.startswith(b"\x89PNG") and len(png) > 5_000, asset
+    accuracy = _meta(runs[1], "forecast_accuracy")
+    assert "| kind" in accuracy["accuracy_by_kind"] and accuracy["actual_rows"] == 6 * 30
+    features_meta = _meta(runs[1], "features")
+    assert features_meta["dagster/row_count"] == 2 * (1440 + 24)
+    deps = features_meta["dagster/column_lineage"].deps_by_column["atr"]
+    assert {d.column_name for d in deps} == {"high", "low", "close"}
+    with engine.connect() as conn:  # nothing derived was rejected by the data-quality rules
+        assert _count(conn, "select count(*) from quarantine") == 0
 
 
 def test_rerun_writes_nothing(graph):

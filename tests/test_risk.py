@@ -44,8 +44,9 @@ def test_var_cvar_against_numpy():
 
 
 @pytest.fixture
-def book(engine):
+def book(any_engine):
     """Two series traded by the strategy for three days, written day by day as the assets do."""
+    engine = any_engine
     p = StrategyParams(fast=4, slow=12, stop_loss=0.015, take_profit=0.02)
     series = [Series("synthetic", "BTC/USDT", "1h"), Series("synthetic", "ETH/USDT", "1h")]
     sims = {}
@@ -77,7 +78,8 @@ def _materialize(engine, pf, params=RiskParams()):
     return pd.concat(out_e, ignore_index=True), pd.concat(out_r, ignore_index=True)
 
 
-def test_sleeve_equity_and_risk_match_the_backtest(engine, book):
+def test_sleeve_equity_and_risk_match_the_backtest(any_engine, book):
+    engine = any_engine
     p, series, sims = book
     s = series[0]
     sim = sims[s]
@@ -120,7 +122,8 @@ def _truncate(sim, n):
     return Simulation(sim.signals, fills, trades, cut, None)
 
 
-def test_book_exposure_and_loss_limit(engine, book):
+def test_book_exposure_and_loss_limit(any_engine, book):
+    engine = any_engine
     p, series, sims = book
     pf = Portfolio(p.name, p.name, money(p.initial_capital) * 2, tuple(series))
     equity, risk = _materialize(engine, pf, RiskParams(daily_loss_limit=0.001))
