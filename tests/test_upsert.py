@@ -21,7 +21,8 @@ from resources.warehouse import (
     upsert_frame,
     validate_frame,
 )
-from resources.warehouse.upsert import _table_meta, _upsert_validated
+from resources.warehouse import upsert as upsert_module
+from resources.warehouse.upsert import STRATEGIES, _table_meta, _upsert_validated
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 PRICE_COLUMNS = ["open", "high", "low", "close", "volume"]
@@ -95,19 +96,66 @@ def test_insert_reupsert_and_partial_change_counts(any_engine):
     assert refreshed.sum() == len(rows)
 
 
-def test_update_statuses_are_the_same_without_returning_old(engine):
-    """The pre-PostgreSQL-18 statement (counting existing rows) gives the same counts."""
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_merge_strategy_gives_the_same_result(engine, strategy):
+    """Join (default), ON CONFLICT with RETURNING old (PG 18+) and ON CONFLICT counting existing rows."""
     meta = _table_meta("ohlcv")
     frame = candles(100)
     with engine.begin() as conn:
-        first = _upsert_validated(conn, meta, validate_frame("ohlcv", frame), None, force_pre18=True)
+        first = _upsert_validated(
+            conn, meta, validate_frame("ohlcv", frame), None, strategy=strategy, direct=False
+        )
     changed = pd.concat([frame, candles(20, start=START + timedelta(hours=5))], ignore_index=True)
     changed.loc[:9, "volume"] = 0.5
     with engine.begin() as conn:
-        second = _upsert_validated(conn, meta, validate_frame("ohlcv", changed), None, force_pre18=True)
+        conn.execute(sa.text("DELETE FROM aggregate_dirty_windows"))
+        second = _upsert_validated(
+            conn,
+            meta,
+            validate_frame("ohlcv", changed),
+            AuditContext("t", "r"),
+            strategy=strategy,
+            direct=False,
+        )
     assert (first.inserted, first.updated, first.unchanged) == (100, 0, 0)
     assert (second.inserted, second.updated, second.unchanged) == (20, 10, 90)
-    assert count(engine, "SELECT count(*) FROM aggregate_dirty_windows") == 2 + 1
+    assert count(engine, "SELECT count(*) FROM aggregate_dirty_windows") == 2  # 00:00 and 05:00
+    assert count(engine, "SELECT count(*) FROM audit_log") == 10
+    assert count(engine, "SELECT count(*) FROM timeseries_archive") == 10
+    back = prices(engine)
+    expected = changed.sort_values(["symbol", "time"]).reset_index(drop=True)
+    np.testing.assert_array_equal(back["volume"].to_numpy(), expected["volume"].to_numpy())
+
+
+def test_new_rows_go_straight_to_the_table_only_when_their_range_is_new(engine, monkeypatch):
+    """Appends are COPYed into the target; anything that may meet stored rows goes through staging."""
+    paths = []
+    original = upsert_module._copy
+
+    def spy(conn, statement, payload):
+        paths.append(
+            "staging"
+            if "mw_upsert_stage" in statement.as_string(conn.connection.dbapi_connection)
+            else "direct"
+        )
+        return original(conn, statement, payload)
+
+    monkeypatch.setattr(upsert_module, "_copy", spy)
+    btc = candles(120)
+    assert upsert_dataframe(engine, "ohlcv", btc).inserted == 120  # empty table
+    later = candles(60, start=START + timedelta(hours=2), seed=3)
+    assert upsert_dataframe(engine, "ohlcv", later).inserted == 60  # append after the stored range
+    eth = candles(120, symbols=("ETH/USDT",), seed=4)
+    assert upsert_dataframe(engine, "ohlcv", eth).inserted == 120  # another series over the same range
+    assert paths == ["direct", "direct", "direct"]
+    overlap = pd.concat([btc.iloc[100:], candles(30, start=START + timedelta(hours=3), seed=5)])
+    result = upsert_dataframe(engine, "ohlcv", overlap)  # meets stored rows of its series
+    assert (result.inserted, result.updated, result.unchanged) == (30, 0, 20)
+    assert paths[-1] == "staging"
+    assert count(engine, "SELECT count(*) FROM ohlcv") == 330
+    with engine.connect() as conn:
+        hours = conn.execute(sa.text("SELECT count(*) FROM aggregate_dirty_windows")).scalar_one()
+    assert hours == 4  # 00:00, 01:00, 02:00 (both symbols) and 03:00
 
 
 def test_upsert_frame_runs_in_the_callers_transaction(engine):

@@ -18,6 +18,7 @@ import io
 import json
 import math
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -618,14 +619,61 @@ def _lock_and_prepare(conn, meta: _Table, caps: Capabilities, buckets: np.ndarra
         ensure_partitions(conn, caps, meta.spec, _EPOCH + int(run[0]) * step, _EPOCH + int(run[-1]) * step)
 
 
-def _merge_statement(
-    meta: _Table, columns: list[str], caps: Capabilities, version: tuple[int, ...], audit: bool
-) -> pgsql.Composed:
+# Merge strategies: "join" (UPDATE … FROM staging + INSERT of the anti-join) everywhere chunks cannot be
+# compressed; "on_conflict" (INSERT … ON CONFLICT) where they can, since a conflict decompresses only the
+# compressed batch holding the key while a join would decompress whole chunks.
+STRATEGIES = ("join", "on_conflict", "on_conflict_pre18")
+
+
+def _strategy(caps: Capabilities, version: tuple[int, ...]) -> str:
+    if not caps.compression:
+        return "join"
+    return "on_conflict" if version >= (18,) else "on_conflict_pre18"
+
+
+def _merge_statement(meta: _Table, columns: list[str], strategy: str, audit: bool) -> pgsql.Composed:
     compared = [c for c in columns if meta.columns[c].compared]
+    updated = compared + [c for c in meta.ingest if c not in compared]
     key = list(meta.key)
-    ident = pgsql.Identifier
+    target, time_column = pgsql.Identifier(meta.name), pgsql.Identifier(meta.spec.time_column)
+    joins = {"target_key": _names(key, "t"), "stage_key": _names(key, "s")}
+    audit_ctes = pgsql.SQL("")
+    if audit and compared:
+        audit_ctes = _compose(
+            "upsert_audit",
+            stage=_STAGE,
+            target=target,
+            target_compare=_names(compared, "t"),
+            stage_compare=_names(compared, "s"),
+            **joins,
+        )
+    dirty = pgsql.SQL(load_sql("common/upsert_dirty")) if meta.name in DIRTY_WINDOW_TABLES else pgsql.SQL("")
+    common = {
+        "audit": audit_ctes,
+        "target": target,
+        "stage": _STAGE,
+        "columns": _names(columns),
+        "time_column": time_column,
+        "dirty": dirty,
+        **joins,
+    }
+    if strategy == "join":
+        if compared:
+            update = _compose(
+                "upsert_update",
+                target=target,
+                stage=_STAGE,
+                update_columns=_names(updated),
+                stage_update_columns=_names(updated, "s"),
+                target_compare=_names(compared, "t"),
+                stage_compare=_names(compared, "s"),
+                time_column=time_column,
+                **joins,
+            )
+        else:
+            update = _compose("upsert_update_none")
+        return _compose("upsert_merge", update=update, **common)
     if compared:
-        updated = compared + [c for c in meta.ingest if c not in compared]
         on_conflict = _compose(
             "upsert_on_conflict_update",
             key=_names(key),
@@ -636,31 +684,76 @@ def _merge_statement(
         )
     else:
         on_conflict = _compose("upsert_on_conflict_nothing", key=_names(key))
-    joins = {"target_key": _names(key, "t"), "stage_key": _names(key, "s")}
-    audit_ctes = pgsql.SQL("")
-    if audit and compared:
-        audit_ctes = _compose(
-            "upsert_audit",
-            stage=_STAGE,
-            target=ident(meta.name),
-            target_compare=_names(compared, "t"),
-            stage_compare=_names(compared, "s"),
-            **joins,
+    template = "upsert_merge_on_conflict" if strategy == "on_conflict" else "upsert_merge_on_conflict_pre18"
+    return _compose(template, on_conflict=on_conflict, **common)
+
+
+_MAX_LISTED_SERIES = 1_000
+
+
+def _series_json(meta: _Table, frame: pd.DataFrame) -> tuple[list[str], str] | None:
+    """The batch's distinct series (key without time) as JSON rows, or None when there are too many."""
+    columns = [c for c in meta.key if c != meta.spec.time_column]
+    if not columns:
+        return [], "[]"
+    series = frame[columns].drop_duplicates()
+    if len(series) > _MAX_LISTED_SERIES:
+        return None
+    return columns, series.to_json(orient="records", date_format="iso", date_unit="us")
+
+
+def _range_is_new(conn, meta: _Table, batch: _Batch) -> bool:
+    """True when no stored row shares the batch's series and time range: every row is then new."""
+    dbapi = conn.connection.dbapi_connection
+    target, time_column = pgsql.Identifier(meta.name), pgsql.Identifier(meta.spec.time_column)
+    listed = batch.series
+    params = {"min_time": batch.min_time, "max_time": batch.max_time}
+    if listed is None or not listed[0]:
+        statement = _compose("upsert_range_is_empty", target=target, time_column=time_column)
+    else:
+        statement = _compose(
+            "upsert_range_is_new", target=target, time_column=time_column, series_columns=_names(listed[0])
         )
-    dirty = pgsql.SQL("")
-    if meta.name in DIRTY_WINDOW_TABLES:
-        dirty = pgsql.SQL(load_sql("common/upsert_dirty"))
-    template = "upsert_merge" if version >= (18,) else "upsert_merge_pre18"
-    return _compose(
-        template,
-        audit=audit_ctes,
-        target=ident(meta.name),
-        stage=_STAGE,
-        columns=_names(columns),
-        on_conflict=on_conflict,
-        time_column=ident(meta.spec.time_column),
-        dirty=dirty,
-        **({} if template == "upsert_merge" else joins),
+        params["series"] = listed[1]
+    return bool(conn.exec_driver_sql(statement.as_string(dbapi), params).scalar())
+
+
+def _record_dirty_hours(conn, meta: _Table, micros: np.ndarray) -> None:
+    hour = 3_600_000_000
+    hours = [_EPOCH + timedelta(microseconds=int(h) * hour) for h in np.unique(np.floor_divide(micros, hour))]
+    conn.execute(sql_text("common/upsert_dirty_hours"), {"table_name": meta.name, "hours": hours})
+
+
+def _copy(conn, statement: pgsql.Composed, payload: bytes) -> None:
+    dbapi = conn.connection.dbapi_connection
+    with dbapi.cursor() as cursor:
+        cursor.copy_expert(statement.as_string(dbapi), io.BytesIO(payload), size=1 << 20)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Everything about a batch that needs no database: computed ahead while the previous batch writes."""
+
+    frame: pd.DataFrame
+    micros: np.ndarray
+    buckets: np.ndarray
+    min_time: datetime
+    max_time: datetime
+    series: tuple[list[str], str] | None
+    payload: bytes
+
+
+def _prepare(meta: _Table, frame: pd.DataFrame) -> _Batch:
+    times = frame[meta.spec.time_column]
+    micros = _to_micros(times)
+    return _Batch(
+        frame=frame,
+        micros=micros,
+        buckets=_buckets(micros, meta.spec.chunk_interval),
+        min_time=times.min().to_pydatetime(),
+        max_time=times.max().to_pydatetime(),
+        series=_series_json(meta, frame),
+        payload=_binary_copy_payload(meta, frame),
     )
 
 
@@ -670,33 +763,54 @@ def _upsert_validated(
     frame: pd.DataFrame,
     audit: AuditContext | None,
     *,
-    force_pre18: bool = False,
+    strategy: str | None = None,
+    direct: bool = True,
 ) -> UpsertResult:
     """One batch of an already validated frame, in the caller's transaction."""
     if frame.empty:
         return UpsertResult.empty(meta.name)
+    return _write(conn, meta, _prepare(meta, frame), audit, strategy=strategy, direct=direct)
+
+
+def _write(
+    conn: sa.Connection,
+    meta: _Table,
+    batch: _Batch,
+    audit: AuditContext | None,
+    *,
+    strategy: str | None = None,
+    direct: bool = True,
+) -> UpsertResult:
+    """Write one prepared batch in the caller's transaction.
+
+    A batch whose series have no stored row in its time range (the usual append of new data) is COPYed
+    straight into the target; any other goes through staging and the merge `strategy` of the backend.
+    """
     caps, version = _server(conn)
-    if force_pre18:
-        version = (17,)
-    times = frame[meta.spec.time_column]
-    micros = _to_micros(times)
-    _lock_and_prepare(conn, meta, caps, _buckets(micros, meta.spec.chunk_interval))
+    strategy = strategy or _strategy(caps, version)
+    rows = len(batch.frame)
+    _lock_and_prepare(conn, meta, caps, batch.buckets)
     if caps.compression:
-        limit = min(len(frame) * _MAX_ROWS_PER_COMPRESSED_BATCH, 2**31 - 1)
+        limit = min(rows * _MAX_ROWS_PER_COMPRESSED_BATCH, 2**31 - 1)
         conn.execute(sql_text("timescaledb/upsert_decompression_limit"), {"limit": str(limit)})
 
-    columns = list(frame.columns)
+    columns = list(batch.frame.columns)
     dbapi = conn.connection.dbapi_connection
-    payload = _binary_copy_payload(meta, frame)
-    conn.exec_driver_sql(
-        _compose("upsert_staging_create", stage=_STAGE, target=pgsql.Identifier(meta.name)).as_string(dbapi)
-    )
-    with dbapi.cursor() as cursor:
-        copy = _compose("upsert_staging_copy", stage=_STAGE, columns=_names(columns))
-        cursor.copy_expert(copy.as_string(dbapi), io.BytesIO(payload), size=1 << 20)
+    target = pgsql.Identifier(meta.name)
+    if direct and _range_is_new(conn, meta, batch):
+        _copy(conn, _compose("upsert_direct_copy", target=target, columns=_names(columns)), batch.payload)
+        if meta.name in DIRTY_WINDOW_TABLES:
+            _record_dirty_hours(conn, meta, batch.micros)
+        return UpsertResult(meta.name, rows, rows, 0, 0, 1, batch.min_time, batch.max_time)
 
-    min_time, max_time = times.min().to_pydatetime(), times.max().to_pydatetime()
-    params = {"table_name": meta.name, "min_time": min_time, "max_time": max_time, "offered": len(frame)}
+    conn.exec_driver_sql(_compose("upsert_staging_create", stage=_STAGE, target=target).as_string(dbapi))
+    _copy(conn, _compose("upsert_staging_copy", stage=_STAGE, columns=_names(columns)), batch.payload)
+    params = {
+        "table_name": meta.name,
+        "min_time": batch.min_time,
+        "max_time": batch.max_time,
+        "offered": rows,
+    }
     if audit is not None:
         params |= {
             "changed_by": audit.changed_by,
@@ -705,18 +819,18 @@ def _upsert_validated(
             "not_offered_columns": [c for c in meta.columns if c not in columns],
             "compare_columns": [c for c in columns if meta.columns[c].compared],
         }
-    statement = _merge_statement(meta, columns, caps, version, audit is not None)
-    inserted, updated = conn.exec_driver_sql(statement.as_string(dbapi), params).one()
+    statement = _merge_statement(meta, columns, strategy, audit is not None)
+    inserted, updated = (int(n) for n in conn.exec_driver_sql(statement.as_string(dbapi), params).one())
     conn.exec_driver_sql(_compose("upsert_staging_drop", stage=_STAGE).as_string(dbapi))
     return UpsertResult(
         table=meta.name,
-        rows=len(frame),
-        inserted=int(inserted),
-        updated=int(updated),
-        unchanged=len(frame) - int(inserted) - int(updated),
+        rows=rows,
+        inserted=inserted,
+        updated=updated,
+        unchanged=rows - inserted - updated,
         batches=1,
-        min_time=min_time,
-        max_time=max_time,
+        min_time=batch.min_time,
+        max_time=batch.max_time,
     )
 
 
@@ -772,7 +886,14 @@ def upsert_dataframe(
     if not valid.empty and not valid[time_column].is_monotonic_increasing:
         valid = valid.sort_values(time_column, kind="stable")
     result = UpsertResult.empty(table)
-    for start in range(0, len(valid), batch_rows):
-        with engine.begin() as conn:
-            result += _upsert_validated(conn, meta, valid.iloc[start : start + batch_rows], audit)
+    slices = [valid.iloc[start : start + batch_rows] for start in range(0, len(valid), batch_rows)]
+    # The next batch is encoded in a worker thread while this one is written (the database call releases
+    # the GIL): client CPU and server CPU overlap on the two cores instead of taking turns.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-upsert-prepare") as pool:
+        pending = pool.submit(_prepare, meta, slices[0]) if slices else None
+        for index in range(len(slices)):
+            batch = pending.result()
+            pending = pool.submit(_prepare, meta, slices[index + 1]) if index + 1 < len(slices) else None
+            with engine.begin() as conn:
+                result += _write(conn, meta, batch, audit)
     return _with_collapsed(result, len(frame))

@@ -1,4 +1,6 @@
--- The upsert of one staged batch (PostgreSQL 18+: RETURNING old/new tells inserted rows from updated ones).
+-- The upsert of one staged batch as INSERT … ON CONFLICT, used where chunks may be compressed (TimescaleDB
+-- full): a conflict decompresses only the batch holding that key, where a join would decompress whole
+-- chunks. PostgreSQL 18+: RETURNING old/new tells inserted rows from updated ones.
 -- The conflict clause is upsert_on_conflict_update.sql (only rows whose compared columns differ are
 -- written) or upsert_on_conflict_nothing.sql (the frame carries key columns only); the audit CTEs
 -- (upsert_audit.sql) and the dirty-window CTE (upsert_dirty.sql) are spliced in only when wanted. Unchanged

@@ -1,4 +1,4 @@
--- The upsert of one staged batch for servers before PostgreSQL 18, where RETURNING cannot tell an insert
+-- upsert_merge_on_conflict.sql for servers before PostgreSQL 18, where RETURNING cannot tell an insert
 -- from an update on a partitioned table (xmax is not available there). The rows of the batch that already
 -- exist are counted in the same statement (same snapshot; the advisory locks keep other loads of the range
 -- out), so inserted = offered - existing and updated = written - inserted.

@@ -1,0 +1,368 @@
+"""Benchmark of the bulk upsert against raw COPY, pandas `to_sql` and row-by-row inserts, in one run.
+
+    python benchmarks/upsert.py                    # 1M candles, get_ohlcv on a 10M-row table
+    python benchmarks/upsert.py --rows 200000 --read-rows 0
+
+Runs in a scratch database (dropped afterwards unless --keep) on the configured server: the embedded
+PostgreSQL by default, or the server of DATABASE_URL. Every figure is measured in this process, on this
+server, in this run; ratios are against the raw COPY measured here, never against remembered numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from psycopg2 import sql as pgsql
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from resources.backend import detect  # noqa: E402
+from resources.database import create_engine, redact, server_url  # noqa: E402
+from resources.models import TIMESERIES  # noqa: E402
+from resources.partitioning import ensure_partitions  # noqa: E402
+from resources.schema import upgrade  # noqa: E402
+from resources.sqlfiles import load_sql, sql_text  # noqa: E402
+from resources.warehouse.upsert import (  # noqa: E402
+    _binary_copy_payload,
+    _table_meta,
+    upsert_dataframe,
+    validate_frame,
+)
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+SYMBOLS = 10
+
+
+def candles(rows: int, seed: int = 0) -> pd.DataFrame:
+    """`rows` one-minute OHLCV candles over SYMBOLS symbols, minute-major like a live feed."""
+    rng = np.random.default_rng(seed)
+    minutes = -(-rows // SYMBOLS)
+    times = pd.date_range(START, periods=minutes, freq="min", tz="UTC")
+    close = 100 + rng.standard_normal((minutes, SYMBOLS)).cumsum(axis=0)
+    frame = pd.DataFrame(
+        {
+            "exchange": "binance",
+            "symbol": np.tile([f"SYM{i}/USDT" for i in range(SYMBOLS)], minutes),
+            "interval": "1m",
+            "time": np.repeat(times, SYMBOLS),
+            "open": (close + rng.random(close.shape)).ravel(),
+            "high": (close + 2).ravel(),
+            "low": (close - 2).ravel(),
+            "close": close.ravel(),
+            "volume": rng.random(minutes * SYMBOLS) * 50,
+            "trades_count": rng.integers(0, 5000, minutes * SYMBOLS),
+            "quality_score": (rng.random(minutes * SYMBOLS) * 100).astype("float32"),
+        }
+    )
+    return frame.iloc[:rows].reset_index(drop=True)
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    started = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - started, out
+
+
+class Report:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, int, float, str]] = []
+        self.baseline: float | None = None
+
+    def add(self, method: str, rows: int, seconds: float, note: str = "") -> float:
+        rate = rows / seconds if seconds > 0 else float("inf")
+        if self.baseline is None:
+            self.baseline = rate
+        self.rows.append((method, rows, seconds, note))
+        print(f"  {method}: {rows:,} rows in {seconds:.3f} s = {rate:,.0f} rows/s {note}", flush=True)
+        return rate
+
+    def table(self) -> str:
+        lines = [
+            "| method | rows | seconds | rows/s | vs raw COPY | note |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for method, rows, seconds, note in self.rows:
+            rate = rows / seconds
+            lines.append(
+                f"| {method} | {rows:,} | {seconds:.2f} | {rate:,.0f} | {rate / self.baseline:.2f}x | {note} |"
+            )
+        return "\n".join(lines)
+
+
+def copy_bytes(conn: sa.Connection, table: pgsql.Composable, columns: list[str], fmt: str, payload) -> None:
+    dbapi = conn.connection.dbapi_connection
+    statement = pgsql.SQL(load_sql("common/upsert_bench_copy")).format(
+        table=table,
+        columns=pgsql.SQL(", ").join(map(pgsql.Identifier, columns)),
+        format=pgsql.SQL(fmt),
+    )
+    with dbapi.cursor() as cursor:
+        cursor.copy_expert(statement.as_string(dbapi), io.BytesIO(payload), size=1 << 20)
+
+
+def truncate(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sql_text("common/upsert_bench_truncate"))
+
+
+def prepare_partitions(engine: sa.Engine, start: datetime, end: datetime) -> None:
+    with engine.begin() as conn:
+        ensure_partitions(conn, detect(conn), TIMESERIES["ohlcv"], start, end)
+
+
+def serialization(engine: sa.Engine, frame: pd.DataFrame, csv_sample: int) -> None:
+    """Encode + COPY into a staging table, per format: why the upsert uses pgpq's binary COPY."""
+    meta = _table_meta("ohlcv")
+    valid = validate_frame("ohlcv", frame)
+    columns = list(valid.columns)
+    stage = pgsql.Identifier("pg_temp", "bench_stage")
+    target = pgsql.Identifier("ohlcv")
+
+    def to_copy(fmt: str, payload: bytes) -> float:
+        with engine.begin() as conn:
+            dbapi = conn.connection.dbapi_connection
+            create = pgsql.SQL(load_sql("common/upsert_staging_create")).format(stage=stage, target=target)
+            conn.exec_driver_sql(create.as_string(dbapi))
+            seconds, _ = timed(lambda: copy_bytes(conn, stage, columns, fmt, payload))
+        return seconds
+
+    def arrow_csv() -> bytes:
+        table = pa.Table.from_pandas(valid, preserve_index=False)
+        sink = io.BytesIO()
+        pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False))
+        return sink.getvalue()
+
+    print("serialization (encode in Python + COPY into a temp staging table):")
+    results = []
+    for name, fmt, encode, rows in [
+        ("pgpq binary", "binary", lambda: _binary_copy_payload(meta, valid), len(valid)),
+        ("pyarrow CSV", "csv", arrow_csv, len(valid)),
+        (
+            "DataFrame.to_csv",
+            "csv",
+            lambda: valid.iloc[:csv_sample].to_csv(index=False, header=False).encode(),
+            min(csv_sample, len(valid)),
+        ),
+    ]:
+        encode_s, payload = timed(encode)
+        copy_s = to_copy(fmt, payload)
+        results.append((name, rows, encode_s, copy_s, len(payload)))
+        print(
+            f"  {name}: {rows:,} rows, encode {encode_s:.3f} s ({rows / encode_s:,.0f} rows/s), "
+            f"COPY {copy_s:.3f} s ({rows / copy_s:,.0f} rows/s), {len(payload) / rows:.0f} bytes/row",
+            flush=True,
+        )
+    return results
+
+
+def read_latency(engine: sa.Engine, table_rows: int, queries: int) -> tuple[float, float, float]:
+    """p50/p95 of get_ohlcv for 1,000 rows from a `table_rows`-row ohlcv table built server-side."""
+    symbols = 20
+    minutes = table_rows // symbols
+    truncate(engine)
+    prepare_partitions(engine, START, START + timedelta(minutes=minutes))
+    print(
+        f"building a {table_rows:,}-row ohlcv table ({symbols} series x {minutes:,} minutes) ...", flush=True
+    )
+    with engine.begin() as conn:
+        seconds, _ = timed(
+            lambda: conn.execute(
+                sql_text("common/upsert_bench_fill_ohlcv"),
+                {"start": START, "minutes": minutes, "symbols": symbols},
+            )
+        )
+    print(f"  built in {seconds:.1f} s", flush=True)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE ohlcv")
+    rng = np.random.default_rng(1)
+    statement = sql_text("common/get_ohlcv")
+    latencies = []
+    with engine.connect() as conn:
+        for i in range(queries + 20):
+            begin = START + timedelta(minutes=int(rng.integers(0, minutes - 1000)))
+            params = {
+                "exchange": "bench",
+                "symbol": f"SYM{int(rng.integers(0, symbols))}",
+                "interval": "1m",
+                "start": begin,
+                "end": begin + timedelta(minutes=1000),
+                "limit": 1000,
+            }
+            started = time.perf_counter()
+            rows = conn.execute(statement, params).all()
+            elapsed = time.perf_counter() - started
+            assert len(rows) == 1000, len(rows)
+            if i >= 20:  # warm-up excluded
+                latencies.append(elapsed * 1000)
+    p50 = statistics.median(latencies)
+    p95 = statistics.quantiles(latencies, n=20)[18]
+    return p50, p95, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="OHLCV rows to load (default 1,000,000)")
+    parser.add_argument("--batch-rows", type=int, default=100_000, help="upsert batch size")
+    parser.add_argument("--to-sql-rows", type=int, default=50_000, help="sample size for pandas to_sql")
+    parser.add_argument(
+        "--row-by-row-rows", type=int, default=5_000, help="sample size for row-by-row INSERT"
+    )
+    parser.add_argument("--csv-rows", type=int, default=100_000, help="sample size for DataFrame.to_csv")
+    parser.add_argument(
+        "--read-rows", type=int, default=10_000_000, help="size of the get_ohlcv table; 0 skips the read test"
+    )
+    parser.add_argument("--queries", type=int, default=300, help="get_ohlcv queries timed")
+    parser.add_argument("--database", default="mw_bench_upsert", help="scratch database name")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = parser.parse_args(argv)
+
+    url = server_url(database=args.database)
+    engine = create_engine(url)
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            caps = detect(conn)
+            version = conn.exec_driver_sql("SHOW server_version").scalar()
+        print(
+            f"server: {redact(url)} — PostgreSQL {version}, backend {caps.backend.value}, {os.cpu_count()} CPUs"
+        )
+        report = Report()
+        frame = candles(args.rows)
+        span_end = frame["time"].max() + timedelta(days=8)
+        truncate(engine)
+        prepare_partitions(engine, START, span_end)
+        formats = serialization(engine, frame, args.csv_rows)
+
+        print("loads:")
+        # Raw COPY (the ceiling): the same DataFrame encoded with the upsert's own encoder, COPYed straight
+        # into the empty ohlcv (same partitions, same primary key), no staging, no conflict handling.
+        meta = _table_meta("ohlcv")
+        columns = list(frame.columns)
+
+        def raw_copy() -> None:
+            valid = validate_frame("ohlcv", frame)
+            for start in range(0, len(valid), args.batch_rows):
+                with engine.begin() as conn:
+                    payload = _binary_copy_payload(meta, valid.iloc[start : start + args.batch_rows])
+                    copy_bytes(conn, pgsql.Identifier("ohlcv"), columns, "binary", payload)
+
+        seconds, _ = timed(raw_copy)
+        report.add("raw COPY (binary, from the DataFrame, no upsert)", len(frame), seconds, "ceiling")
+        truncate(engine)
+
+        seconds, result = timed(lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows))
+        assert result.inserted == len(frame), result
+        report.add(
+            "upsert, new rows", len(frame), seconds, f"inserted {result.inserted:,} (direct COPY path)"
+        )
+
+        seconds, result = timed(lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows))
+        assert result.written == 0, result
+        report.add("re-upsert, unchanged", len(frame), seconds, f"written {result.written:,} (staging path)")
+
+        changed = frame.copy()
+        changed.loc[changed.index[::10], "close"] += 0.25
+        seconds, result = timed(
+            lambda: upsert_dataframe(engine, "ohlcv", changed, batch_rows=args.batch_rows)
+        )
+        assert result.updated == len(changed.index[::10]), result
+        report.add(
+            "re-upsert, 10 % changed", len(frame), seconds, f"updated {result.updated:,} (staging path)"
+        )
+
+        # New rows that meet stored rows of their series (gap filling): staging + merge, not the fast path.
+        truncate(engine)
+        upsert_dataframe(engine, "ohlcv", frame.iloc[::2], batch_rows=args.batch_rows)
+        seconds, result = timed(lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows))
+        assert result.inserted == len(frame) - len(frame.iloc[::2]), result
+        report.add(
+            "upsert, half new rows between stored ones",
+            len(frame),
+            seconds,
+            f"inserted {result.inserted:,}, unchanged {result.unchanged:,} (staging path)",
+        )
+
+        # Baselines on samples, with keys of their own (another exchange) so that every row is new.
+        sample = frame.iloc[: args.to_sql_rows].assign(exchange="to_sql")
+        seconds, _ = timed(
+            lambda: sample.to_sql("ohlcv", engine, if_exists="append", index=False, chunksize=10_000)
+        )
+        report.add("pandas to_sql (plain INSERT)", len(sample), seconds, "sample")
+
+        rows = frame.iloc[: args.row_by_row_rows].assign(exchange="row_by_row")
+        values = [
+            (
+                r.exchange,
+                r.symbol,
+                r.interval,
+                r.time.to_pydatetime(),
+                r.open,
+                r.high,
+                r.low,
+                r.close,
+                r.volume,
+                int(r.trades_count),
+                float(r.quality_score),
+            )
+            for r in rows.itertuples(index=False)
+        ]
+
+        def row_by_row() -> None:
+            with engine.begin() as conn, conn.connection.dbapi_connection.cursor() as cursor:
+                statement = load_sql("common/upsert_bench_row_insert")
+                for value in values:
+                    cursor.execute(statement, value)
+
+        seconds, _ = timed(row_by_row)
+        report.add("row-by-row INSERT … ON CONFLICT", len(rows), seconds, "sample, one transaction")
+
+        print()
+        print(
+            f"{len(frame):,} OHLCV rows, batches of {args.batch_rows:,}, PostgreSQL {version} ({caps.backend.value})"
+        )
+        print(report.table())
+        print()
+        print("| serialization | rows | encode rows/s | COPY rows/s | encode + COPY rows/s | bytes/row |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, n, encode_s, copy_s, size in formats:
+            print(
+                f"| {name} | {n:,} | {n / encode_s:,.0f} | {n / copy_s:,.0f} | "
+                f"{n / (encode_s + copy_s):,.0f} | {size / n:.0f} |"
+            )
+        if args.read_rows:
+            p50, p95, build = read_latency(engine, args.read_rows, args.queries)
+            print()
+            print(
+                f"get_ohlcv, 1,000 rows out of {args.read_rows:,} ({args.queries} queries, table built in "
+                f"{build:.0f} s): p50 {p50:.2f} ms, p95 {p95:.2f} ms"
+            )
+    finally:
+        engine.dispose()
+        if not args.keep:
+            admin = create_engine(
+                url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
+            )
+            with admin.connect() as conn:
+                drop = pgsql.SQL(load_sql("common/upsert_bench_drop_database")).format(
+                    database=pgsql.Identifier(args.database)
+                )
+                conn.exec_driver_sql(drop.as_string(conn.connection.dbapi_connection))
+            admin.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+TRUNCATE ohlcv, aggregate_dirty_windows
