@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from pipelines import derived, history, market_data
+from pipelines import derived, history, market_data, quality
 from resources.dagster_resources import WarehouseResource
 
 
@@ -22,4 +22,5 @@ defs = dg.Definitions.merge(
     market_data.defs,
     history.defs,
     derived.defs,
+    quality.defs,
 )

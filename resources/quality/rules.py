@@ -293,7 +293,7 @@ def _has_value(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 # Built-in suites
 # --------------------------------------------------------------------------------------------------------
 
-SYMBOL_REGEX = r"^[A-Za-z0-9._\-]+/[A-Za-z0-9._\-]+(:[A-Za-z0-9._\-]+)?(-[A-Za-z0-9._\-]+)*$"
+SYMBOL_REGEX = r"^[A-Za-z0-9._\-]+/[A-Za-z0-9._\-]+(?::[A-Za-z0-9._\-]+)?(?:-[A-Za-z0-9._\-]+)*$"
 INTERVAL_REGEX = r"^[1-9][0-9]*[smhdwMy]$"
 CANDLE_KEY = ["exchange", "symbol", "interval", "time"]
 
@@ -333,7 +333,9 @@ def _market_trades() -> list[Rule]:
         *_not_null(d, "exchange", "symbol", "trade_id", "time", "price", "amount"),
         *_positive(d, "price", "amount"),
         *_non_negative(d, "cost"),
-        Rule(d, "side_valid", "regex", "side", {"regex": "^(buy|sell)$"}, description="side is buy or sell"),
+        Rule(
+            d, "side_valid", "regex", "side", {"regex": "^(?:buy|sell)$"}, description="side is buy or sell"
+        ),
         _unique(d, "exchange", "symbol", "trade_id", "time"),
         _not_future(d, closed=False, tolerance_seconds=60),
         _custom(d, "cost_consistent", "cost_consistent", "warning", "cost = price * amount"),

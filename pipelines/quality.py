@@ -1,0 +1,270 @@
+"""Dagster asset checks of the data-quality domain: GX suite report, quarantine fraction, unique key.
+
+`quality_checks(asset_key, dataset, partitioned=...)` builds three checks for an asset that loads `dataset`
+through `load_frame`:
+
+* `<dataset>_expectations` (WARN): the GX 1.x suite of the dataset's effective rules run on the rows of the
+  materialized partition read back from the warehouse (unpartitioned assets: the rows this run wrote,
+  `ingested_at` >= run start); metadata: GX statistics, failed expectations with samples, quarantine count.
+* `<dataset>_quarantine_fraction` (blocking, ERROR): quarantined / fetched of the materialization(s) of
+  this run above `max_fraction` (default 5 %, run config) stops downstream assets.
+* `<dataset>_unique_key` (blocking, ERROR): the natural key duplicated in the real table within the
+  checked window (impossible under the primary key; it guards loads that bypass it and tables without one).
+
+The checks target asset keys defined in other modules (`dg.AssetKey`), so this module imports none of them.
+"""
+
+import os
+import warnings
+from datetime import UTC, datetime
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+from psycopg2 import sql as pgsql
+
+from pipelines.partitions import DAILY
+from resources.dagster_resources import WarehouseResource
+from resources.models import TIMESERIES
+from resources.quality.jsonsafe import json_safe, records
+from resources.quality.split import coerce, key_columns, table_of
+from resources.sqlfiles import load_sql
+
+DEFAULT_MAX_QUARANTINE_FRACTION = float(os.environ.get("MW_MAX_QUARANTINE_FRACTION", "0.05"))
+MAX_CHECKED_ROWS = 1_000_000
+SHOWN = 5
+
+
+class QuarantineFractionConfig(dg.Config):
+    max_fraction: float = DEFAULT_MAX_QUARANTINE_FRACTION
+
+
+# --------------------------------------------------------------------------------------------------------
+# Which rows a check looks at
+# --------------------------------------------------------------------------------------------------------
+
+
+def _run_start(context: dg.AssetCheckExecutionContext) -> datetime:
+    stats = context.instance.get_run_stats(context.run.run_id)
+    started = stats.start_time or stats.launch_time
+    return datetime.fromtimestamp(started, UTC) if started else datetime.now(UTC)
+
+
+def _window(context: dg.AssetCheckExecutionContext, dataset: str, partitioned: bool) -> tuple[str, dict]:
+    """(column, bounds) of the checked rows: the partition window, or what this run wrote."""
+    if partitioned:
+        window = context.partition_time_window
+        return TIMESERIES[dataset].time_column, {"start": window.start, "end": window.end}
+    return "ingested_at", {"start": _run_start(context), "end": datetime.max.replace(tzinfo=UTC)}
+
+
+def _compose(name: str, dataset: str, column: str) -> pgsql.Composed:
+    keys = key_columns(dataset)
+    return pgsql.SQL(load_sql(name)).format(
+        table=pgsql.Identifier(dataset),
+        column=pgsql.Identifier(column),
+        keys=pgsql.SQL(", ").join(pgsql.Identifier(k) for k in keys),
+    )
+
+
+def _query(engine: sa.Engine, stmt: pgsql.Composed, params: dict) -> pd.DataFrame:
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        with raw.cursor() as cursor:
+            cursor.execute(stmt.as_string(raw), params)
+            columns = [d.name for d in cursor.description]
+            return pd.DataFrame(cursor.fetchall(), columns=columns)
+
+
+def _read_rows(engine: sa.Engine, dataset: str, column: str, bounds: dict) -> pd.DataFrame:
+    frame = _query(
+        engine, _compose("common/quality_check_rows", dataset, column), {**bounds, "limit": MAX_CHECKED_ROWS}
+    )
+    frame = frame.drop(columns=[c for c in frame.columns if c not in table_of(dataset).c])
+    if frame.empty:
+        return frame
+    for name in frame.columns:
+        if isinstance(table_of(dataset).c[name].type, sa.DateTime):
+            frame[name] = pd.to_datetime(frame[name], utc=True)
+    typed, _, _ = coerce(dataset, frame)
+    return typed
+
+
+def _quarantined(engine: sa.Engine, dataset: str, run_id: str) -> int:
+    from resources.quality.quarantine import count_quarantined
+
+    with engine.connect() as conn:
+        return count_quarantined(conn, dataset, run_id=run_id)
+
+
+def _load_stats(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey) -> list[dict]:
+    """rows_fetched / rows_quarantined of this run's materializations of the asset (latest one otherwise)."""
+    entries = context.instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    found = [e for e in entries if e.asset_materialization and e.asset_materialization.asset_key == asset_key]
+    if not found:
+        latest = context.instance.get_latest_materialization_event(asset_key)
+        found = [latest] if latest is not None else []
+    stats = []
+    for entry in found:
+        meta = entry.asset_materialization.metadata
+        fetched, quarantined = meta.get("rows_fetched"), meta.get("rows_quarantined")
+        if fetched is None or quarantined is None:
+            continue
+        stats.append(
+            {
+                "partition": entry.asset_materialization.partition,
+                "fetched": int(fetched.value),
+                "quarantined": int(quarantined.value),
+                "run_id": entry.run_id,
+            }
+        )
+    return stats
+
+
+# --------------------------------------------------------------------------------------------------------
+# The factory
+# --------------------------------------------------------------------------------------------------------
+
+
+def quality_checks(
+    asset_key: str | dg.AssetKey, dataset: str, *, partitioned: bool
+) -> list[dg.AssetChecksDefinition]:
+    """The three data-quality checks of the asset `asset_key`, which loads the table `dataset`."""
+    key = asset_key if isinstance(asset_key, dg.AssetKey) else dg.AssetKey(asset_key)
+    table_of(dataset)
+    if not partitioned and "ingested_at" not in table_of(dataset).c:
+        raise ValueError(f"{dataset} has no ingested_at: its checks need a partitioned asset")
+    partitions_def = DAILY if partitioned else None
+    with warnings.catch_warnings():
+        # Partitioned asset checks are a Dagster "preview" feature; they give per-partition results.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return _build_checks(key, dataset, partitioned, partitions_def)
+
+
+def _build_checks(
+    key: dg.AssetKey, dataset: str, partitioned: bool, partitions_def: dg.PartitionsDefinition | None
+) -> list[dg.AssetChecksDefinition]:
+    @dg.asset_check(
+        asset=key,
+        name=f"{dataset}_expectations",
+        description=f"GX suite of the {dataset} rules on the stored rows of the materialization (WARN).",
+        partitions_def=partitions_def,
+    )
+    def expectations(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        from resources.quality.expectations import validate
+        from resources.quality.rules import load_rules
+
+        engine = warehouse.engine()
+        column, bounds = _window(context, dataset, partitioned)
+        frame = _read_rows(engine, dataset, column, bounds)
+        with engine.connect() as conn:
+            rules = load_rules(conn, dataset)
+        result = validate(dataset, frame, rules)
+        quarantined = _quarantined(engine, dataset, context.run.run_id)
+        failed = result["failed"]
+        metadata = {
+            "rows_checked": len(frame),
+            "rows_truncated": len(frame) >= MAX_CHECKED_ROWS,
+            "window": f"{column} in [{json_safe(bounds['start'])}, {json_safe(bounds['end'])})",
+            "statistics": dg.MetadataValue.json(result["statistics"]),
+            "failed_expectations": dg.MetadataValue.json(failed),
+            "failed_rules": ", ".join(f"{f['rule']} ({f['unexpected_count']})" for f in failed) or "none",
+            "quarantined_this_run": quarantined,
+            "gx_seconds": result["seconds"],
+        }
+        if failed:
+            samples = [dict(rule=f["rule"], **row) for f in failed for row in f["sample"]][: SHOWN * 4]
+            metadata["failing_rows_sample"] = dg.MetadataValue.json(samples)
+        return dg.AssetCheckResult(
+            passed=bool(result["success_all"]),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata=metadata,
+            description=f"{result['statistics'].get('successful_expectations', 0)} of "
+            f"{result['statistics'].get('evaluated_expectations', 0)} expectations met on {len(frame)} rows",
+        )
+
+    @dg.asset_check(
+        asset=key,
+        name=f"{dataset}_quarantine_fraction",
+        description=f"Blocks downstream when more than max_fraction of the {dataset} rows were quarantined.",
+        blocking=True,
+        partitions_def=partitions_def,
+    )
+    def quarantine_fraction(
+        context: dg.AssetCheckExecutionContext, config: QuarantineFractionConfig, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        stats = _load_stats(context, key)
+        quarantined_run = _quarantined(warehouse.engine(), dataset, context.run.run_id)
+        if not stats:
+            return dg.AssetCheckResult(
+                passed=True,
+                metadata={
+                    "note": "no rows_fetched / rows_quarantined reported",
+                    "quarantined_this_run": quarantined_run,
+                },
+            )
+        worst = max(stats, key=lambda s: s["quarantined"] / s["fetched"] if s["fetched"] else 0.0)
+        fraction = worst["quarantined"] / worst["fetched"] if worst["fetched"] else 0.0
+        passed = fraction <= config.max_fraction
+        return dg.AssetCheckResult(
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "fraction": dg.MetadataValue.float(round(fraction, 6)),
+                "max_fraction": dg.MetadataValue.float(config.max_fraction),
+                "rows_fetched": worst["fetched"],
+                "rows_quarantined": worst["quarantined"],
+                "quarantined_this_run": quarantined_run,
+                "materializations": dg.MetadataValue.json(stats[:20]),
+            },
+            description=f"{fraction:.2%} of the fetched rows quarantined (max {config.max_fraction:.2%})",
+        )
+
+    @dg.asset_check(
+        asset=key,
+        name=f"{dataset}_unique_key",
+        description=f"Blocks downstream when a natural key of {dataset} is stored more than once.",
+        blocking=True,
+        partitions_def=partitions_def,
+    )
+    def unique_key(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        column, bounds = _window(context, dataset, partitioned)
+        dups = _query(
+            warehouse.engine(), _compose("common/quality_check_duplicates", dataset, column), bounds
+        )
+        groups = int(dups["groups"].iloc[0]) if "groups" in dups and len(dups) else 0
+        metadata = {
+            "key": ", ".join(key_columns(dataset)),
+            "duplicated_keys": groups,
+            "window": f"{column} in [{json_safe(bounds['start'])}, {json_safe(bounds['end'])})",
+        }
+        if groups:
+            metadata["sample"] = dg.MetadataValue.json(records(dups.drop(columns=["groups"]).head(SHOWN)))
+        return dg.AssetCheckResult(
+            passed=groups == 0, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata
+        )
+
+    return [expectations, quarantine_fraction, unique_key]
+
+
+# Assets of the other domains (pipelines/history.py, pipelines/market_data.py) and the table each loads.
+CHECKED_ASSETS: tuple[tuple[str, str, bool], ...] = (
+    ("historical_files", "ohlcv", False),
+    ("ohlcv", "ohlcv", True),
+    ("market_trades", "market_trades", True),
+    ("orderbook_snapshots", "orderbook_snapshots", True),
+    ("market_metrics", "market_metrics", True),
+    ("metric_series", "timeseries_data", True),
+)
+
+defs = dg.Definitions(
+    asset_checks=[
+        check
+        for asset, dataset, partitioned in CHECKED_ASSETS
+        for check in quality_checks(asset, dataset, partitioned=partitioned)
+    ]
+)
