@@ -9,7 +9,6 @@ declares its zone, because guessing UTC for local exchange times shifts every ca
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from dataclasses import dataclass, field
 
@@ -28,11 +27,12 @@ _PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 EARLIEST = pd.Timestamp("1900-01-01", tz="UTC")
 LATEST = pd.Timestamp("2200-01-01", tz="UTC")
 
-_ISO = re.compile(
-    r"^\d{4}-?\d{2}-?\d{2}(?:[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)?"
-    r"\s*(?P<zone>[Zz]|[+-]\d{2}(?::?\d{2})?|UTC|GMT)?$"
-)
-_NUMBER = re.compile(r"^\s*[+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?\s*$")
+# Plain strings, not compiled patterns: pandas then runs them vectorized in Arrow (RE2) on string columns.
+_DATE_TIME = r"\d{4}-?\d{2}-?\d{2}(?:[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)?"
+_ZONE = r"[ \t]*(?:[Zz]|[+-]\d{2}(?::?\d{2})?|UTC|GMT)"
+_ISO = f"^{_DATE_TIME}(?:{_ZONE})?$"
+_ISO_ZONED = f"^{_DATE_TIME}{_ZONE}$"
+_NUMBER = r"^[ \t]*[+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?[ \t]*$"
 
 
 @dataclass
@@ -71,8 +71,13 @@ def parse_times(values: pd.Series, *, field_name: str, timezone: str | None = No
         return _parse_epochs(values.astype("float64"), present, field_name)
     if values.dtype.kind == "b":
         raise LandingFileError(f"field {field_name!r} holds booleans, not times")
-    text = values.where(present).map(lambda v: v if isinstance(v, str) else None, na_action="ignore")
-    numeric = text.str.match(_NUMBER, na=False) | values.map(_is_number).astype(bool)
+    if values.dtype == object:
+        kinds = values.map(type)
+        text = values.where(kinds.isin([str])).astype("str")
+        numeric = text.str.match(_NUMBER, na=False) | kinds.isin([int, float])
+    else:  # a string column
+        text = values
+        numeric = text.str.match(_NUMBER, na=False)
     if numeric.sum() * 2 >= present.sum():
         numbers = pd.to_numeric(values.where(numeric), errors="coerce")
         parsed = _parse_epochs(numbers.astype("float64"), numbers.notna(), field_name)
@@ -83,10 +88,6 @@ def parse_times(values: pd.Series, *, field_name: str, timezone: str | None = No
             )
         return parsed
     return _parse_iso(values, text, present, field_name, timezone)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _show(value) -> str:
@@ -137,14 +138,18 @@ def _parse_iso(
     values: pd.Series, text: pd.Series, present: pd.Series, field_name: str, timezone: str | None
 ) -> ParsedTimes:
     stripped = text.str.strip()
-    matches = stripped.str.extract(_ISO)  # NaN row: not ISO at all
     is_iso = stripped.str.match(_ISO, na=False)
-    zoned = is_iso & matches["zone"].notna()
+    zoned = stripped.str.match(_ISO_ZONED, na=False)
     naive = is_iso & ~zoned
     times = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
     rejected: dict = {}
     if zoned.any():
-        normalized = stripped[zoned].str.replace(r"\s*(?:UTC|GMT)$", "+00:00", regex=True)
+        normalized = stripped[zoned]
+        named = normalized.str.contains(r"(?:UTC|GMT)$", na=False)
+        if named.any():
+            normalized = normalized.where(
+                ~named, normalized.str.replace(r"[ \t]*(?:UTC|GMT)$", "+00:00", regex=True)
+            )
         times.loc[zoned] = pd.to_datetime(normalized, format="ISO8601", utc=True, errors="coerce")
     if naive.any():
         if timezone is None and not zoned.any():

@@ -1,0 +1,181 @@
+"""Benchmark of the landing-folder load: parsing each layout, and the whole folder load, against baselines.
+
+    python benchmarks/landing.py                  # 100,000 candles per file, 4 layouts
+    python benchmarks/landing.py --rows 20000 --no-load
+
+Parsing is compared with the least any reader must do: `orjson.loads` (after gunzip) + `pd.DataFrame` of
+the rows, without typing, validation or naming. The folder load (parse + ledger + validation + quarantine +
+upsert) is compared with `load_frame` of the same frames already parsed, in a scratch database on the
+configured server (embedded by default), dropped afterwards unless --keep. Every figure is measured in this
+process, in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import sqlalchemy as sa
+from psycopg2 import sql as pgsql
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from resources.database import create_engine, redact, server_url  # noqa: E402
+from resources.files.landing import load_landing_folder  # noqa: E402
+from resources.files.layouts import parse_file  # noqa: E402
+from resources.schema import upgrade  # noqa: E402
+from resources.sqlfiles import sql_text  # noqa: E402
+from resources.warehouse.load import load_frame  # noqa: E402
+
+T0_MS = 1_704_067_200_000
+MINUTE_MS = 60_000
+
+
+def _klines(n: int) -> list[list]:
+    out = []
+    for i in range(n):
+        o = 100.0 + (i % 500) * 0.01
+        t = T0_MS + i * MINUTE_MS
+        out.append([t, f"{o:.8f}", f"{o + 0.5:.8f}", f"{o - 0.5:.8f}", f"{o + 0.1:.8f}", "12.50000000",
+                    t + MINUTE_MS - 1, "1250.0", 17, "6.0", "600.0", "0"])  # fmt: skip
+    return out
+
+
+def _records(n: int) -> list[dict]:
+    return [
+        {"timestamp": pd.Timestamp(r[0], unit="ms", tz="UTC").isoformat(), "open": float(r[1]),
+         "high": float(r[2]), "low": float(r[3]), "close": float(r[4]), "volume": 12.5}
+        for r in _klines(n)
+    ]  # fmt: skip
+
+
+def write_files(root: Path, rows: int) -> dict[str, Path]:
+    """One file per layout, each its own symbol so that every row is new to the warehouse."""
+    files = {
+        "binance-klines": (root / "binance" / "BTC_USDT-1m.json", orjson.dumps(_klines(rows))),
+        "records (ISO times)": (root / "binance" / "ETH_USDT-1m.json", orjson.dumps(_records(rows))),
+        "ndjson-records": (
+            root / "binance" / "SOL_USDT-1m.ndjson",
+            b"\n".join(orjson.dumps(r) for r in _records(rows)),
+        ),
+        "gzip klines": (root / "binance" / "ADA_USDT-1m.json.gz", gzip.compress(orjson.dumps(_klines(rows)))),
+    }
+    for path, data in files.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return {name: path for name, (path, _) in files.items()}
+
+
+def baseline_read(path: Path) -> pd.DataFrame:
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    if path.suffix == ".ndjson":
+        return pd.DataFrame([orjson.loads(line) for line in data.splitlines() if line.strip()])
+    return pd.DataFrame(orjson.loads(data))
+
+
+def timed(fn, repeat: int = 3):
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def bench_parsing(root: Path, files: dict[str, Path], rows: int, repeat: int) -> dict[str, pd.DataFrame]:
+    print("| layout | file MB | baseline rows/s | parse_file rows/s | parse_file / baseline time |")
+    print("|---|---:|---:|---:|---:|")
+    frames = {}
+    for name, path in files.items():
+        base, _ = timed(lambda p=path: baseline_read(p), repeat)
+        seconds, parsed = timed(lambda p=path: parse_file(p, relative_to=root), repeat)
+        assert len(parsed.frame) == rows and parsed.rejected.empty, name
+        frames[name] = parsed.frame
+        size = path.stat().st_size / 1e6
+        print(f"| {name} | {size:.1f} | {rows / base:,.0f} | {rows / seconds:,.0f} | {seconds / base:.2f}x |")
+    return frames
+
+
+def _truncate(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sql_text("common/landing_bench_truncate"))
+
+
+def bench_load(root: Path, frames: dict[str, pd.DataFrame], database: str, keep: bool) -> None:
+    url = server_url(database=database)
+    engine = create_engine(url)
+    total = sum(len(f) for f in frames.values())
+    try:
+        upgrade(engine)
+        print(f"\nserver: {redact(url)}")
+        _truncate(engine)
+        start = time.perf_counter()
+        for frame in frames.values():
+            result = load_frame(engine, "ohlcv", frame, source="bench")
+            assert result.inserted == len(frame), result
+        base = time.perf_counter() - start
+        _truncate(engine)
+        start = time.perf_counter()
+        report = load_landing_folder(engine, root)
+        first = time.perf_counter() - start
+        assert report.inserted == total and report.failed == 0, report
+        start = time.perf_counter()
+        again = load_landing_folder(engine, root)
+        second = time.perf_counter() - start
+        assert again.skipped == len(frames) and again.fetched == 0, again
+        print("| step | rows | seconds | rows/s | vs load_frame of parsed frames |")
+        print("|---|---:|---:|---:|---:|")
+        print(
+            f"| load_frame of the parsed frames (baseline) | {total:,} | {base:.2f} | {total / base:,.0f} | 1.00x |"
+        )
+        print(
+            f"| load_landing_folder, first run | {total:,} | {first:.2f} | {total / first:,.0f} | "
+            f"{first / base:.2f}x |"
+        )
+        print(
+            f"| load_landing_folder, unchanged folder (skipped by hash) | {total:,} | {second:.2f} | "
+            f"{total / second:,.0f} | {second / base:.3f}x |"
+        )
+    finally:
+        engine.dispose()
+        if not keep:
+            admin = create_engine(
+                url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
+            )
+            with admin.connect() as conn:
+                stmt = pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(database))
+                conn.exec_driver_sql(stmt.as_string(conn.connection.dbapi_connection))
+            admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="candles per file (default 100,000)")
+    parser.add_argument("--repeat", type=int, default=3, help="parsing runs per layout (best is reported)")
+    parser.add_argument("--no-load", action="store_true", help="parsing only, no database")
+    parser.add_argument("--database", default="mw_bench_landing", help="scratch database name")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="mw-landing-bench-"))
+    try:
+        files = write_files(root, args.rows)
+        print(f"{args.rows:,} one-minute candles per file\n")
+        frames = bench_parsing(root, files, args.rows, args.repeat)
+        if not args.no_load:
+            bench_load(root, frames, args.database, args.keep)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
