@@ -141,7 +141,8 @@ def test_good_corrupt_and_empty_files_each_get_their_own_outcome(engine, folder)
     )
 
 
-def test_second_load_of_the_same_folder_writes_nothing(engine, folder):
+def test_second_load_of_the_same_folder_writes_nothing(any_engine, folder):
+    engine = any_engine  # plain PostgreSQL partitions and TimescaleDB hypertables (when configured)
     load_landing_folder(engine, folder, run_id="run-1")
     before = scalar(engine, "SELECT max(xmin::text::bigint) FROM ohlcv")
     quarantine_rows = scalar(engine, "SELECT count(*) FROM quarantine")
@@ -167,7 +168,8 @@ def test_second_load_of_the_same_folder_writes_nothing(engine, folder):
     assert scalar(engine, "SELECT count(*) FROM ingest_files") == 5
 
 
-def test_a_changed_file_is_reloaded_and_vanished_rows_are_kept(engine, folder):
+def test_a_changed_file_is_reloaded_and_vanished_rows_are_kept(any_engine, folder):
+    engine = any_engine  # plain PostgreSQL partitions and TimescaleDB hypertables (when configured)
     load_landing_folder(engine, folder, run_id="run-1")
     path = folder / "binance/BTC_USDT-1m.json"
     old = ledger.fingerprint(path)
