@@ -63,8 +63,8 @@ from resources.warehouse.records import (
     TradeFill,
     TradeStatistics,
     VolumeLevel,
+    from_result,
     from_row,
-    from_rows,
     to_frame,
     utc,
 )
@@ -117,7 +117,7 @@ def _one(conn: sa.Connection, stmt: sa.Executable, cls: type[R]) -> R | None:
 
 
 def _all(conn: sa.Connection, stmt: sa.Executable, cls: type[R], params: Mapping | None = None) -> list[R]:
-    return from_rows(cls, conn.execute(stmt, params or {}).mappings())
+    return from_result(cls, conn.execute(stmt, params or {}))
 
 
 def _required(conn: sa.Connection, stmt: sa.Executable, cls: type[R], what: str) -> R:

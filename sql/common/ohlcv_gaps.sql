@@ -1,28 +1,34 @@
 -- Missing candles of one series among open times in [:start, :end), for a fixed-length :step.
--- Holes between stored candles come from lead(time): one ordered pass over the series' key, with no grid
--- of expected times built (generate_series over a year of 1m candles would materialize 525,600 rows to
--- anti-join). The edges of a bounded range (before the first / after the last stored candle) continue the
--- stored candles' grid; a bounded range with nothing stored is one gap on the epoch-aligned grid.
-WITH candles AS (
-    SELECT time, lead(time) OVER (ORDER BY time) AS next_time
-    FROM ohlcv
-    WHERE exchange = :exchange
-      AND symbol = :symbol
-      AND interval = :interval
-      AND time >= CAST(:start AS timestamptz)
-      AND time < CAST(:end AS timestamptz)
-),
-step AS (
+-- Holes between stored candles come from lead(time) in one streaming pass over the series' key (index-only
+-- scan, no materialized grid, no anti-join). The edges of a bounded range (before the first / after the last
+-- stored candle) continue the stored candles' grid; first and last come from the key's two ends. A bounded
+-- range with nothing stored is one gap on the epoch-aligned grid.
+WITH step AS (
     SELECT CAST(:step AS interval) AS step, extract(epoch FROM CAST(:step AS interval)) AS seconds
 ),
 edges AS (
-    SELECT min(time) AS first_time, max(time) AS last_time FROM candles
+    SELECT
+        (SELECT min(time) FROM ohlcv
+          WHERE exchange = :exchange AND symbol = :symbol AND interval = :interval
+            AND time >= CAST(:start AS timestamptz) AND time < CAST(:end AS timestamptz)) AS first_time,
+        (SELECT max(time) FROM ohlcv
+          WHERE exchange = :exchange AND symbol = :symbol AND interval = :interval
+            AND time >= CAST(:start AS timestamptz) AND time < CAST(:end AS timestamptz)) AS last_time
 ),
 gaps AS (
     SELECT c.time + s.step AS gap_start,
            c.next_time - s.step AS gap_end,
            round(extract(epoch FROM c.next_time - c.time) / s.seconds)::bigint - 1 AS missing
-    FROM candles c CROSS JOIN step s
+    FROM (
+        SELECT time, lead(time) OVER (ORDER BY time) AS next_time
+        FROM ohlcv
+        WHERE exchange = :exchange
+          AND symbol = :symbol
+          AND interval = :interval
+          AND time >= CAST(:start AS timestamptz)
+          AND time < CAST(:end AS timestamptz)
+    ) c
+    CROSS JOIN step s
     WHERE c.next_time > c.time + s.step
     UNION ALL
     SELECT e.first_time - n.k * s.step, e.first_time - s.step, n.k
