@@ -577,6 +577,21 @@ def test_to_frame_of_records_and_of_nothing():
     gap = Gap("x", "y", "1m", T0, T0 + MINUTE, 2)
     frame = to_frame([gap])
     assert frame.loc[0, "missing"] == 2 and frame["end"].dt.tz is not None
+    # A column of missing values keeps its type; money stays exact.
+    candles = to_frame([Candle("x", "y", "1m", T0, 1.0, 2.0, 0.5, 1.5, 10.0)], Candle)
+    assert (candles["quote_volume"].dtype, candles["trades_count"].dtype) == ("float64", "Int64")
+    assert str(candles["time"].dtype) == "datetime64[us, UTC]"
+    fills = to_frame([TradeStatistics(0, 0, 0, 0, None, Decimal("0.1"), *[Decimal(0)] * 3, *[None] * 5)])
+    assert fills.loc[0, "gross_profit"] == Decimal("0.1") and fills["win_rate"].dtype == "float64"
+
+
+def test_get_ohlcv_frame_is_typed_like_the_records(wh):
+    frame = candle_frame(30)
+    wh.insert_ohlcv(frame)
+    got = wh.get_ohlcv_frame(*SERIES, limit=10)
+    expected = to_frame(wh.get_ohlcv(*SERIES, limit=10), Candle)
+    pd.testing.assert_frame_equal(got, expected)
+    assert wh.get_ohlcv_frame("binance", "ETH/USDT", "1m").empty
 
 
 def test_every_operation_is_documented_and_takes_no_connection():

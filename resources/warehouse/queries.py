@@ -63,6 +63,7 @@ from resources.warehouse.records import (
     TradeFill,
     TradeStatistics,
     VolumeLevel,
+    frame_from_result,
     from_result,
     from_row,
     to_frame,
@@ -142,35 +143,25 @@ def as_method(fn: Callable, wrapper: Callable) -> Callable:
 
 # --- OHLCV ------------------------------------------------------------------------------------------------
 
-OHLCV_FLOATS = ("open", "high", "low", "close", "volume", "quote_volume", "vwap", "quality_score")
+
+def _records(items: Iterable[Any], cls: type) -> list:
+    items = list(items)
+    return [item if isinstance(item, cls) else cls(**item) for item in items]
 
 
 def candles_frame(candles: pd.DataFrame | Iterable[Candle | Mapping[str, Any]]) -> pd.DataFrame:
     """The frame the upsert engine takes, from a DataFrame (passed through) or Candle records / dicts."""
     if isinstance(candles, pd.DataFrame):
         return candles
-    items = list(candles)
-    if items and not isinstance(items[0], Candle):
-        items = [Candle(**item) for item in items]
-    frame = to_frame(items, Candle)
-    for name in OHLCV_FLOATS:
-        frame[name] = frame[name].astype("float64")
-    frame["trades_count"] = frame["trades_count"].astype("Int64")
-    frame["is_anomaly"] = frame["is_anomaly"].astype(bool)
-    return frame
+    return to_frame(_records(candles, Candle), Candle)
 
 
 def trades_frame(trades: pd.DataFrame | Iterable[Trade | Mapping[str, Any]]) -> pd.DataFrame:
     """The frame the upsert engine takes for `market_trades`."""
     if isinstance(trades, pd.DataFrame):
         return trades
-    items = list(trades)
-    if items and not isinstance(items[0], Trade):
-        items = [Trade(**item) for item in items]
-    frame = to_frame(items, Trade)
-    for name in ("price", "amount", "cost"):
-        frame[name] = frame[name].astype("float64")
-    frame["is_buyer_maker"] = frame["is_buyer_maker"].astype("boolean")
+    frame = to_frame(_records(trades, Trade), Trade)
+    frame["is_buyer_maker"] = frame["is_buyer_maker"].astype("boolean")  # nullable: not every venue says
     return frame
 
 
@@ -212,11 +203,7 @@ def get_ohlcv_frame(
 ) -> pd.DataFrame:
     """`get_ohlcv` straight into a DataFrame (no record per row: for long ranges)."""
     params = _ohlcv_params(exchange, symbol, interval, start, end, limit)
-    result = conn.execute(sql_text("common/get_ohlcv"), params)
-    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    if "time" in frame:
-        frame["time"] = pd.to_datetime(frame["time"], utc=True)
-    return frame
+    return frame_from_result(conn.execute(sql_text("common/get_ohlcv"), params), Candle)
 
 
 def get_latest_candles(

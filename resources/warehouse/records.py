@@ -440,8 +440,23 @@ def from_rows(cls: type[R], rows: Iterable[Mapping[str, Any]]) -> list[R]:
     return [from_row(cls, row) for row in rows]
 
 
+def _typed(frame: pd.DataFrame, cls: type) -> pd.DataFrame:
+    """Column dtypes from the record's field types, so a column of missing values still has its type:
+    datetimes tz-aware UTC, floats float64 (NaN), ints nullable Int64; Decimal money stays exact (object)."""
+    for name, base, _, _ in _plan(cls):
+        if name not in frame:
+            continue
+        if base is datetime:
+            frame[name] = pd.to_datetime(frame[name], utc=True)
+        elif base is float:
+            frame[name] = frame[name].astype("float64")
+        elif base is int:
+            frame[name] = frame[name].astype("Int64")
+    return frame
+
+
 def to_frame(records: Iterable[Any], record_type: type | None = None) -> pd.DataFrame:
-    """One row per record, one column per field; timestamps become tz-aware UTC datetime columns.
+    """One row per record, one column per field, typed as `_typed` says.
 
     `record_type` gives the columns when `records` is empty.
     """
@@ -450,8 +465,11 @@ def to_frame(records: Iterable[Any], record_type: type | None = None) -> pd.Data
     if cls is None:
         return pd.DataFrame()
     names = [f.name for f in dataclasses.fields(cls)]
-    frame = pd.DataFrame([tuple(getattr(r, n) for n in names) for r in records], columns=names)
-    for name, _, convert, _ in _plan(cls):
-        if convert is utc:
-            frame[name] = pd.to_datetime(frame[name], utc=True)
-    return frame
+    frame = pd.DataFrame.from_records([tuple(getattr(r, n) for n in names) for r in records], columns=names)
+    return _typed(frame, cls)
+
+
+def frame_from_result(result: sa.Result, record_type: type) -> pd.DataFrame:
+    """A whole result straight into a DataFrame typed like `to_frame`, with no record per row."""
+    frame = pd.DataFrame.from_records([tuple(row) for row in result.all()], columns=list(result.keys()))
+    return _typed(frame, record_type)
