@@ -28,6 +28,7 @@ from resources.database import create_engine, redact, warehouse_engine
 from resources.settings import Settings
 from resources.warehouse import queries as q
 from resources.warehouse.records import Candle, Health, Trade
+from resources.warehouse.upsert import AuditContext, UpsertResult, upsert_dataframe
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -105,12 +106,13 @@ class Warehouse:
     # --- OHLCV (seeds 000 and 004) ------------------------------------------------------------------------
 
     def insert_ohlcv(
-        self, candles: pd.DataFrame | Iterable[Candle | Mapping[str, Any]], *, audit: Any = None
-    ) -> Any:
+        self,
+        candles: pd.DataFrame | Iterable[Candle | Mapping[str, Any]],
+        *,
+        audit: AuditContext | None = None,
+    ) -> UpsertResult:
         """Upsert candles (seed 004's `upsert_many`): new rows inserted, changed rows updated, identical rows
         left alone. Returns the upsert engine's `UpsertResult` (inserted / updated / unchanged counts)."""
-        from resources.warehouse.upsert import upsert_dataframe
-
         return upsert_dataframe(self.engine, "ohlcv", q.candles_frame(candles), audit=audit)
 
     get_ohlcv = _op(q.get_ohlcv)
@@ -124,11 +126,9 @@ class Warehouse:
     # --- tape trades and order books (seed 000) -----------------------------------------------------------
 
     def insert_market_trades(
-        self, trades: pd.DataFrame | Iterable[Trade | Mapping[str, Any]], *, audit: Any = None
-    ) -> Any:
+        self, trades: pd.DataFrame | Iterable[Trade | Mapping[str, Any]], *, audit: AuditContext | None = None
+    ) -> UpsertResult:
         """Upsert public trades keyed by (exchange, symbol, trade_id, time); returns the `UpsertResult`."""
-        from resources.warehouse.upsert import upsert_dataframe
-
         return upsert_dataframe(self.engine, "market_trades", q.trades_frame(trades), audit=audit)
 
     get_market_trades = _op(q.get_market_trades)

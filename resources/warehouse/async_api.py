@@ -33,6 +33,7 @@ from resources.settings import Settings
 from resources.warehouse import queries as q
 from resources.warehouse.api import unhealthy
 from resources.warehouse.records import Candle, Health, Trade
+from resources.warehouse.upsert import AuditContext, UpsertResult, upsert_dataframe
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -111,18 +112,20 @@ class AsyncWarehouse:
                 self._sync_engine = create_engine(self._sync_url, pool_size=2, max_overflow=2)
             return self._sync_engine
 
-    def _upsert(self, table: str, frame: pd.DataFrame, audit: Any) -> Any:
-        from resources.warehouse.upsert import upsert_dataframe
-
-        return upsert_dataframe(self._bulk_engine(), table, frame, audit=audit)
+    def _upsert(self, table: str, to_frame: Callable[[Any], pd.DataFrame], data: Any, audit) -> UpsertResult:
+        """Runs in the worker thread: building the frame from records is CPU work kept off the loop too."""
+        return upsert_dataframe(self._bulk_engine(), table, to_frame(data), audit=audit)
 
     # --- OHLCV (seeds 000 and 004) ------------------------------------------------------------------------
 
     async def insert_ohlcv(
-        self, candles: pd.DataFrame | Iterable[Candle | Mapping[str, Any]], *, audit: Any = None
-    ) -> Any:
+        self,
+        candles: pd.DataFrame | Iterable[Candle | Mapping[str, Any]],
+        *,
+        audit: AuditContext | None = None,
+    ) -> UpsertResult:
         """Upsert candles (see `Warehouse.insert_ohlcv`), in a worker thread; returns the `UpsertResult`."""
-        return await asyncio.to_thread(self._upsert, "ohlcv", q.candles_frame(candles), audit)
+        return await asyncio.to_thread(self._upsert, "ohlcv", q.candles_frame, candles, audit)
 
     get_ohlcv = _op(q.get_ohlcv)
     get_ohlcv_frame = _op(q.get_ohlcv_frame)
@@ -135,10 +138,10 @@ class AsyncWarehouse:
     # --- tape trades and order books (seed 000) -----------------------------------------------------------
 
     async def insert_market_trades(
-        self, trades: pd.DataFrame | Iterable[Trade | Mapping[str, Any]], *, audit: Any = None
-    ) -> Any:
+        self, trades: pd.DataFrame | Iterable[Trade | Mapping[str, Any]], *, audit: AuditContext | None = None
+    ) -> UpsertResult:
         """Upsert public trades (see `Warehouse.insert_market_trades`), in a worker thread."""
-        return await asyncio.to_thread(self._upsert, "market_trades", q.trades_frame(trades), audit)
+        return await asyncio.to_thread(self._upsert, "market_trades", q.trades_frame, trades, audit)
 
     get_market_trades = _op(q.get_market_trades)
     insert_orderbook_snapshot = _op(q.insert_orderbook_snapshot)
