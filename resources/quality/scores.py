@@ -6,9 +6,10 @@ Score = 30 x completeness + 10 x timeliness + 30 x consistency + 30 x rules, eac
 
 * completeness: share of non-null values among the value columns the row's series sends (a column its
   series never fills in the batch is not held against it);
-* timeliness: ingest delay after the candle closed; 1 up to a grace of one interval (at least 60 s), then
-  falling linearly in log10(delay / grace) to 0 at 1000 x grace. The delay is measured from the row's FIRST
-  ingest (stored `ingested_at` when the row exists), so re-running a partition scores it the same;
+* timeliness: delay between the candle's close and the arrival of this version of the row, in units of a
+  grace period (one interval, at least 60 s): <= 1 -> 1, <= 10 -> 0.75, <= 100 -> 0.5, <= 1000 -> 0.25,
+  else 0. A row the warehouse already holds with the same values keeps its stored `ingested_at` as the
+  arrival, so re-running a partition scores it the same and writes nothing;
 * consistency vs the previous value: 1 while |z| of the log return is <= 3, 0 at |z| >= 6 (1 during the
   warm-up when no z exists yet);
 * rules: 1 - 0.5 per failed warning rule (two warnings or more -> 0).
@@ -106,19 +107,25 @@ def load_history(conn: sa.Connection, dataset: str, frame: pd.DataFrame, config:
     return history
 
 
-def rolling_z(values: pd.Series, groups: list[pd.Series], config: ScoreConfig) -> pd.Series:
+def rolling_z(values: pd.Series, gid: np.ndarray, config: ScoreConfig) -> pd.Series:
     """z of each value against the previous `window` values of its group (current excluded, ddof=0).
 
-    `values` must be sorted by group and time with a RangeIndex.
+    `values` must be sorted by group id `gid` then time, with a RangeIndex.
     """
-    prev = values.groupby(groups, sort=False, dropna=False).shift(1)
-    roll = prev.groupby(groups, sort=False, dropna=False).rolling(
-        config.window, min_periods=config.min_periods
-    )
-    mean = roll.mean().droplevel(list(range(len(groups)))).reindex(values.index)
-    std = roll.std(ddof=0).droplevel(list(range(len(groups)))).reindex(values.index)
+    prev = values.groupby(gid, sort=False).shift(1)
+    roll = prev.groupby(gid, sort=False).rolling(config.window, min_periods=config.min_periods)
+    mean = roll.mean().droplevel(0).reindex(values.index)
+    std = roll.std(ddof=0).droplevel(0).reindex(values.index)
     with np.errstate(divide="ignore", invalid="ignore"):
         return (values - mean) / std.where(std > 0)
+
+
+def _series_ids(good: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Integer id per row's series and the (keys -> id) table: string keys are factorized once."""
+    gid = good.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(gid, return_index=True)[1]
+    table = good.iloc[first][keys].reset_index(drop=True).assign(_gid=gid[first])
+    return gid, table
 
 
 @dataclass
@@ -149,27 +156,46 @@ def score_frame(
         empty = pd.DataFrame(columns=ANOMALY_COLUMNS)
         return Scored(good.assign(quality_score=pd.Series(dtype="float64"), is_anomaly=False), empty, empty)
 
-    batch = good[[*keys, "time"]].copy()
-    batch["price"] = _price(dataset, good)
-    batch["volume"] = good["volume"].astype("float64") if "volume" in good else np.nan
-    batch["_row"] = np.arange(len(good))
-    past = history.loc[~history["in_range"]] if len(history) else history
-    stored = history.loc[history["in_range"]] if len(history) else history
+    gid, id_table = _series_ids(good, keys)
+    batch = pd.DataFrame(
+        {
+            "_gid": gid,
+            "time": good["time"].array,
+            "price": _price(dataset, good).to_numpy(),
+            "volume": good["volume"].to_numpy(dtype="float64") if "volume" in good else np.nan,
+            "_row": np.arange(len(good)),
+        }
+    )
+    if len(history):
+        past = history.loc[~history["in_range"]]
+        stored = history.loc[history["in_range"]]
+    else:
+        past = stored = pd.DataFrame(columns=[*keys, "time", "in_range", "ingested_at"])
     # Stored rows inside the batch's range that the batch does not carry still neighbour it.
     if len(stored):
-        flags = stored[[*keys, "time"]].merge(batch[[*keys, "time"]], how="left", indicator=True)["_merge"]
+        flags = stored[[*keys, "time"]].merge(good[[*keys, "time"]], how="left", indicator=True)["_merge"]
         extra = stored.loc[(flags == "left_only").to_numpy()]
     else:
         extra = stored
-    context = pd.concat([past, extra], ignore_index=True)
-    context = context.assign(price=_price(dataset, context), _row=-1)[
-        [*keys, "time", "price", "volume", "_row"]
-    ]
-    combined = (
-        pd.concat([context, batch], ignore_index=True) if len(context) else batch.reset_index(drop=True)
-    )
-    combined = combined.sort_values([*keys, "time"], kind="stable").reset_index(drop=True)
-    groups = [combined[k] for k in keys]
+    if len(past) or len(extra):
+        context = pd.concat([past, extra], ignore_index=True).merge(id_table, on=keys, how="inner")
+        context = pd.DataFrame(
+            {
+                "_gid": context["_gid"].to_numpy(),
+                "time": pd.to_datetime(context["time"], utc=True).array,
+                "price": _price(dataset, context).to_numpy(),
+                "volume": context["volume"].to_numpy(dtype="float64"),
+                "_row": -1,
+            }
+        )
+        combined = pd.concat([context, batch], ignore_index=True)
+    else:
+        combined = batch
+    times = combined["time"]
+    times = times.dt.as_unit("ns") if hasattr(times, "dt") else pd.to_datetime(times, utc=True)
+    order_idx = np.lexsort((times.astype("int64").to_numpy(), combined["_gid"].to_numpy()))
+    combined = combined.iloc[order_idx].reset_index(drop=True)
+    groups = combined["_gid"].to_numpy()
 
     log_price = np.log(combined["price"].where(combined["price"] > 0))
     ret = log_price - log_price.groupby(groups, sort=False, dropna=False).shift(1)
@@ -187,7 +213,7 @@ def score_frame(
     z_ret_b, z_vol_b, ret_b = back(z_ret), back(z_vol), back(ret)
     components = pd.DataFrame(
         {
-            "completeness": _completeness(good, spec),
+            "completeness": _completeness(good, spec, gid),
             "timeliness": _timeliness(good, stored, spec, now_ts),
             "consistency": (1 - (z_ret_b.abs() - 3) / 3).clip(0, 1).fillna(1.0),
             "rules": (1 - 0.5 * warnings.reindex(good.index).fillna(0)).clip(0, 1),
@@ -203,7 +229,7 @@ def score_frame(
     components["z_volume"] = z_vol_b
 
     found = []
-    volume_b = batch["volume"].set_axis(good.index)
+    volume_b = pd.Series(batch["volume"].to_numpy(), index=good.index)
     for metric, z, value in (("return", z_ret_b, ret_b), ("volume", z_vol_b, volume_b)):
         hit = (z.abs() > config.anomaly_z).to_numpy()
         if not hit.any():
@@ -229,14 +255,13 @@ def score_frame(
     return Scored(out, anomalies, components)
 
 
-def _completeness(good: pd.DataFrame, spec: SeriesSpec) -> pd.Series:
+def _completeness(good: pd.DataFrame, spec: SeriesSpec, gid: np.ndarray) -> pd.Series:
     """Share of non-null values among the columns the row's series sends somewhere in the batch."""
     cols = [c for c in spec.value_columns if c in good]
     if not cols:
         return pd.Series(1.0, index=good.index)
     present = good[cols].notna()
-    keys = [good[k] for k in spec.series]
-    sent = present.groupby(keys, sort=False, dropna=False).transform("any")
+    sent = present.groupby(gid, sort=False).transform("any")
     n_sent = sent.sum(axis=1)
     ratio = (present & sent).sum(axis=1) / n_sent.where(n_sent > 0)
     return ratio.fillna(1.0)
@@ -270,7 +295,9 @@ def _timeliness(good: pd.DataFrame, stored: pd.DataFrame, spec: SeriesSpec, now:
             arrival.loc[kept["_idx"].to_numpy()] = kept["ingested_at"].to_numpy()
     if spec.interval_column and spec.interval_column in good:
         closes = close_times(good["time"], good[spec.interval_column])
-        grace = good[spec.interval_column].map(interval_seconds).astype("float64").clip(lower=60.0)
+        codes, uniques = pd.factorize(good[spec.interval_column])
+        nominal = np.append(np.array([_seconds(v) for v in uniques], dtype="float64"), np.nan)[codes]
+        grace = pd.Series(nominal, index=good.index).clip(lower=60.0)
     else:
         closes = good["time"]
         grace = pd.Series(60.0, index=good.index)
@@ -279,6 +306,13 @@ def _timeliness(good: pd.DataFrame, stored: pd.DataFrame, spec: SeriesSpec, now:
     for limit, value in reversed(TIMELINESS_LEVELS):
         level = np.where(ratio <= limit, value, level)
     return pd.Series(level, index=good.index)
+
+
+def _seconds(interval: object) -> float:
+    try:
+        return interval_seconds(str(interval))
+    except ValueError:
+        return np.nan
 
 
 def write_anomalies(conn: sa.Connection, dataset: str, anomalies: pd.DataFrame, run_id: str | None) -> int:
