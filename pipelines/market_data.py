@@ -14,7 +14,7 @@ deterministic past, so a backfill fills its snapshot history on a `snapshot_ever
 
 # No `from __future__ import annotations`: Dagster reads the config and resource types of the asset
 # signatures at definition time.
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -29,7 +29,7 @@ from resources.exchanges.ingest import (
     LoadContext,
     ensure_source,
     ingest_candles,
-    ingest_metric,
+    ingest_metrics,
     ingest_order_books,
     ingest_tickers,
     ingest_trades,
@@ -43,6 +43,7 @@ GROUP = "market_data"
 KINDS = {"ccxt", "pandas", "postgres"}
 CODE_VERSION = "1"
 RETRY = dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+_SNAPSHOT_NOTE = "point-in-time snapshot, taken only while the partition is current (past partitions: none)"
 MARKET_DATA_ASSETS = ["ohlcv", "market_trades", "orderbook_snapshots", "market_metrics", "metric_series"]
 
 
@@ -80,15 +81,6 @@ def _window(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timesta
     return pd.Timestamp(window.start).tz_convert(UTC), pd.Timestamp(window.end).tz_convert(UTC)
 
 
-def _days(start: pd.Timestamp, end: pd.Timestamp) -> Iterator[tuple[pd.Timestamp, pd.Timestamp, str]]:
-    """UTC days of a window, with their partition keys: a range run loads one day at a time."""
-    day = start
-    while day < end:
-        nxt = min(day + pd.Timedelta(days=1), end)
-        yield day, nxt, day.strftime("%Y-%m-%d")
-        day = nxt
-
-
 def _selected(universe: Universe, config: MarketDataConfig):
     chosen = [c for c in universe.exchanges if not config.exchanges or c.name in config.exchanges]
     unknown = set(config.exchanges) - {c.name for c in universe.exchanges}
@@ -97,15 +89,8 @@ def _selected(universe: Universe, config: MarketDataConfig):
     return chosen
 
 
-def _load_context(
-    context, warehouse: WarehouseResource, exchanges: ExchangeResource, partition_key: str | None
-) -> LoadContext:
-    return LoadContext(
-        warehouse.engine(),
-        run_id=context.run.run_id,
-        partition_key=partition_key,
-        backoff=exchanges.backoff(),
-    )
+def _load_context(context, warehouse: WarehouseResource, exchanges: ExchangeResource) -> LoadContext:
+    return LoadContext(warehouse.engine(), run_id=context.run.run_id, backoff=exchanges.backoff())
 
 
 def _result(
@@ -157,6 +142,41 @@ def _asset(name: str, description: str):
     )
 
 
+def _materialize(
+    context: dg.AssetExecutionContext,
+    config: MarketDataConfig,
+    warehouse: WarehouseResource,
+    exchanges: ExchangeResource,
+    table: str,
+    ingest: Callable[..., IngestResult],
+    point_in_time: str | None = None,
+) -> dg.MaterializeResult:
+    """Ingest the partition window (one day, or a backfill's whole range) for every selected exchange."""
+    start, end = _window(context)
+    configs = _selected(exchanges.universe(), config)
+    ctx = _load_context(context, warehouse, exchanges)
+    total = IngestResult(LoadResult(table))
+    for exchange_config in configs:
+        result = ingest(ctx, exchanges.client(exchange_config), exchange_config, start, end, config.refetch)
+        context.log.info(
+            f"{table} {exchange_config.name}: {result.load.fetched} rows fetched in {result.stats.requests} "
+            f"requests, {result.load.inserted} inserted, {result.load.updated} updated"
+        )
+        total = total + result
+    notes = [
+        f"{c.name}: {point_in_time}"
+        for c in configs
+        if point_in_time and not supports_history(exchanges.client(c))
+    ]
+    if table == "timeseries_data":
+        with warehouse.engine().begin() as conn:
+            source_ids = [ensure_source(conn, c, s) for c in configs for s in c.metrics]
+        rows = rows_in_window(warehouse.engine(), table, start, end, source_ids=source_ids)
+    else:
+        rows = rows_in_window(warehouse.engine(), table, start, end, exchanges=[c.name for c in configs])
+    return _result(table, total, start, end, [c.source for c in configs], rows, notes)
+
+
 @_asset("ohlcv", "Closed candles of every (exchange, symbol, interval) of the universe, gap-aware.")
 def ohlcv(
     context: dg.AssetExecutionContext,
@@ -164,22 +184,16 @@ def ohlcv(
     warehouse: WarehouseResource,
     exchanges: ExchangeResource,
 ) -> dg.MaterializeResult:
-    start, end = _window(context)
-    configs = _selected(exchanges.universe(), config)
-    total = IngestResult(LoadResult("ohlcv"))
-    for day, next_day, key in _days(start, end):
-        ctx = _load_context(context, warehouse, exchanges, key)
-        for exchange_config in configs:
-            client = exchanges.client(exchange_config)
-            for symbol in exchange_config.symbols:
-                for interval in exchange_config.intervals:
-                    total = total + ingest_candles(
-                        ctx, client, exchange_config, symbol, interval, day, next_day, refetch=config.refetch
-                    )
-        context.log.info(f"ohlcv {key}: {total.load.fetched} rows fetched so far")
-    names = [c.name for c in configs]
-    rows = rows_in_window(warehouse.engine(), "ohlcv", start, end, exchanges=names)
-    return _result("ohlcv", total, start, end, [c.source for c in configs], rows)
+    return _materialize(
+        context,
+        config,
+        warehouse,
+        exchanges,
+        "ohlcv",
+        lambda ctx, client, cfg, start, end, refetch: ingest_candles(
+            ctx, client, cfg, start, end, refetch=refetch
+        ),
+    )
 
 
 @_asset("market_trades", "Public trades: the synthetic tape of the whole day, a real exchange's recent tape.")
@@ -189,43 +203,17 @@ def market_trades(
     warehouse: WarehouseResource,
     exchanges: ExchangeResource,
 ) -> dg.MaterializeResult:
-    start, end = _window(context)
-    configs = _selected(exchanges.universe(), config)
-    total = IngestResult(LoadResult("market_trades"))
-    for day, next_day, key in _days(start, end):
-        ctx = _load_context(context, warehouse, exchanges, key)
-        for exchange_config in configs:
-            client = exchanges.client(exchange_config)
-            for symbol in exchange_config.symbols:
-                total = total + ingest_trades(
-                    ctx, client, exchange_config, symbol, day, next_day, refetch=config.refetch
-                )
-    notes = [
-        f"{c.name}: recent trades only ({c.trades_lookback} back from now); past partitions fetch nothing"
-        for c in configs
-        if not supports_history(exchanges.client(c))
-    ]
-    rows = rows_in_window(
-        warehouse.engine(), "market_trades", start, end, exchanges=[c.name for c in configs]
+    return _materialize(
+        context,
+        config,
+        warehouse,
+        exchanges,
+        "market_trades",
+        lambda ctx, client, cfg, start, end, refetch: ingest_trades(
+            ctx, client, cfg, start, end, refetch=refetch
+        ),
+        point_in_time="recent trades only (`trades_lookback` back from now): past partitions fetch nothing",
     )
-    return _result("market_trades", total, start, end, [c.source for c in configs], rows, notes)
-
-
-def _snapshot_asset(context, config, warehouse, exchanges, table: str, ingest) -> dg.MaterializeResult:
-    start, end = _window(context)
-    configs = _selected(exchanges.universe(), config)
-    total = IngestResult(LoadResult(table))
-    for day, next_day, key in _days(start, end):
-        ctx = _load_context(context, warehouse, exchanges, key)
-        for exchange_config in configs:
-            total = total + ingest(ctx, exchanges.client(exchange_config), exchange_config, day, next_day)
-    notes = [
-        f"{c.name}: point-in-time snapshot, taken only while the partition is current"
-        for c in configs
-        if not supports_history(exchanges.client(c))
-    ]
-    rows = rows_in_window(warehouse.engine(), table, start, end, exchanges=[c.name for c in configs])
-    return _result(table, total, start, end, [c.source for c in configs], rows, notes)
 
 
 @_asset("orderbook_snapshots", "Top-N order-book snapshots with best prices, spread and depth per side.")
@@ -235,7 +223,15 @@ def orderbook_snapshots(
     warehouse: WarehouseResource,
     exchanges: ExchangeResource,
 ) -> dg.MaterializeResult:
-    return _snapshot_asset(context, config, warehouse, exchanges, "orderbook_snapshots", ingest_order_books)
+    return _materialize(
+        context,
+        config,
+        warehouse,
+        exchanges,
+        "orderbook_snapshots",
+        lambda ctx, client, cfg, start, end, _: ingest_order_books(ctx, client, cfg, start, end),
+        point_in_time=_SNAPSHOT_NOTE,
+    )
 
 
 @_asset("market_metrics", "24h ticker metrics (prices, volumes, change, spread, Parkinson volatility).")
@@ -245,7 +241,15 @@ def market_metrics(
     warehouse: WarehouseResource,
     exchanges: ExchangeResource,
 ) -> dg.MaterializeResult:
-    return _snapshot_asset(context, config, warehouse, exchanges, "market_metrics", ingest_tickers)
+    return _materialize(
+        context,
+        config,
+        warehouse,
+        exchanges,
+        "market_metrics",
+        lambda ctx, client, cfg, start, end, _: ingest_tickers(ctx, client, cfg, start, end),
+        point_in_time=_SNAPSHOT_NOTE,
+    )
 
 
 @_asset(
@@ -257,21 +261,16 @@ def metric_series(
     warehouse: WarehouseResource,
     exchanges: ExchangeResource,
 ) -> dg.MaterializeResult:
-    start, end = _window(context)
-    configs = _selected(exchanges.universe(), config)
-    total = IngestResult(LoadResult("timeseries_data"))
-    for day, next_day, key in _days(start, end):
-        ctx = _load_context(context, warehouse, exchanges, key)
-        for exchange_config in configs:
-            client = exchanges.client(exchange_config)
-            for series in exchange_config.metrics:
-                total = total + ingest_metric(
-                    ctx, client, exchange_config, series, day, next_day, refetch=config.refetch
-                )
-    with warehouse.engine().begin() as conn:
-        source_ids = [ensure_source(conn, c, s) for c in configs for s in c.metrics]
-    rows = rows_in_window(warehouse.engine(), "timeseries_data", start, end, source_ids=source_ids)
-    return _result("timeseries_data", total, start, end, [c.source for c in configs], rows)
+    return _materialize(
+        context,
+        config,
+        warehouse,
+        exchanges,
+        "timeseries_data",
+        lambda ctx, client, cfg, start, end, refetch: ingest_metrics(
+            ctx, client, cfg, start, end, refetch=refetch
+        ),
+    )
 
 
 class GapConfig(dg.Config):
@@ -285,13 +284,15 @@ class GapConfig(dg.Config):
 
 def _gap_window(config: GapConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
     start, end = lookback_window(config.lookback_days)
-    if config.start:
-        start = (
-            pd.Timestamp(config.start, tz="UTC") if "+" not in config.start else pd.Timestamp(config.start)
-        )
-    if config.end:
-        end = pd.Timestamp(config.end, tz="UTC") if "+" not in config.end else pd.Timestamp(config.end)
-    return start.tz_convert(UTC), end.tz_convert(UTC)
+    return _as_utc(config.start, start), _as_utc(config.end, end)
+
+
+def _as_utc(text: str | None, default: pd.Timestamp) -> pd.Timestamp:
+    """An ISO date or time from run config; without a zone it is UTC, like every time in the warehouse."""
+    if not text:
+        return default
+    stamp = pd.Timestamp(text)
+    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
 
 
 def _report_metadata(report: GapReport) -> dict[str, object]:
@@ -351,43 +352,41 @@ def backfill_gaps(
 ) -> Iterator[dg.AssetMaterialization | dg.Output]:
     """Fetch exactly the missing ranges of the report; one `ohlcv` materialization per day touched."""
     universe = exchanges.universe()
-    by_day: dict[str, IngestResult] = {}
-    for series in report.series:
-        if not series.ranges:
-            continue
-        config = universe.exchange(series.exchange)
-        client = exchanges.client(config)
-        for lo, hi, _ in series.ranges:
-            for day, next_day, key in _days(lo.floor("D"), hi):
-                piece = (max(lo, day), min(hi, next_day))
-                if piece[1] <= piece[0]:
-                    continue
-                ctx = _load_context(context, warehouse, exchanges, key)
-                result = ingest_candles(
-                    ctx, client, config, series.symbol, series.interval, *piece, ranges=[piece]
-                )
-                by_day[key] = by_day[key] + result if key in by_day else result
-    for key, result in sorted(by_day.items()):
+    ctx = _load_context(context, warehouse, exchanges)
+    total = IngestResult(LoadResult("ohlcv"))
+    for name in dict.fromkeys(s.exchange for s in report.series if s.ranges):
+        config = universe.exchange(name)
+        ranges = {
+            (s.symbol, s.interval): [(lo, hi) for lo, hi, _ in s.ranges]
+            for s in report.series
+            if s.exchange == name and s.ranges
+        }
+        total = total + ingest_candles(
+            ctx,
+            exchanges.client(config),
+            config,
+            report.start,
+            report.end,
+            series=list(ranges),
+            ranges=ranges,
+        )
+    for day, fetched in sorted(total.days.items()):
         yield dg.AssetMaterialization(
             asset_key="ohlcv",
-            partition=key,
+            partition=day,
             description="gap backfill",
-            metadata={
-                "rows_fetched": result.load.fetched,
-                "rows_inserted": result.load.inserted,
-                "rows_updated": result.load.updated,
-                "rows_unchanged": result.load.unchanged,
-                "rows_quarantined": result.load.quarantined,
-                "ranges_requested": result.ranges,
-                **result.stats.as_metadata(),
-            },
+            metadata={"rows_fetched": fetched, "run_rows_inserted": total.load.inserted},
         )
     remaining = gap_report(warehouse.engine(), universe, report.start, report.end)
     yield dg.Output(
         None,
         metadata={
-            "ranges_backfilled": sum(r.ranges for r in by_day.values()),
-            "rows_inserted": sum(r.load.inserted for r in by_day.values()),
+            "ranges_backfilled": total.ranges,
+            "rows_fetched": total.load.fetched,
+            "rows_inserted": total.load.inserted,
+            "rows_updated": total.load.updated,
+            "rows_quarantined": total.load.quarantined,
+            **total.stats.as_metadata(),
             "remaining_gaps": remaining.gap_count,
             "remaining_report": dg.MetadataValue.md(remaining.markdown()),
         },

@@ -103,7 +103,8 @@ def test_range_arithmetic():
     assert subtract(t("2024-01-01 01:30"), t("2024-01-01 02:00"), covered) == []
 
 
-def test_answered_empty_range_is_not_fetched_again(engine, httpserver):
+def test_answered_empty_range_is_not_fetched_again(any_engine, httpserver):
+    engine = any_engine
     replay = BinanceReplay(httpserver)
     config = ExchangeConfig(
         name="binance",
@@ -117,9 +118,9 @@ def test_answered_empty_range_is_not_fetched_again(engine, httpserver):
     # The recorded klines have no candle 2024-03-02 05:00-09:59: the exchange answers nothing there.
     window = (t("2024-03-02 05:00"), t("2024-03-02 10:00"))
 
-    first = ingest_candles(ctx, ex, config, "BTC/USDT", "1h", *window)
+    first = ingest_candles(ctx, ex, config, *window)
     asked = replay.count("/api/v3/klines")
-    second = ingest_candles(ctx, ex, config, "BTC/USDT", "1h", *window)
+    second = ingest_candles(ctx, ex, config, *window)
 
     assert first.ranges == 1 and asked >= 1 and first.load.fetched == 0
     assert second.ranges == 0 and replay.count("/api/v3/klines") == asked  # no request the second time
@@ -141,8 +142,8 @@ def test_a_whole_day_with_the_exchange_gap_is_stored_and_covered_once(engine, ht
     ex = build_exchange(config, api_base_url=replay.base_url)
     ctx = LoadContext(engine, run_id="r1", now=REPLAY_NOW, backoff=Backoff(base_delay=0.0))
 
-    day = ingest_candles(ctx, ex, config, "BTC/USDT", "1h", t("2024-03-02"), t("2024-03-03"))
-    today = ingest_candles(ctx, ex, config, "BTC/USDT", "1h", t("2024-03-03"), t("2024-03-04"))
+    day = ingest_candles(ctx, ex, config, t("2024-03-02"), t("2024-03-03"))
+    today = ingest_candles(ctx, ex, config, t("2024-03-03"), t("2024-03-04"))
 
     assert (day.load.fetched, day.load.inserted, day.load.quarantined) == (19, 19, 0)
     assert today.load.inserted == 10  # 00:00-09:00; the open 10:00 candle was served and not stored
@@ -162,7 +163,8 @@ def crypto_universe(tmp_path):
     return parse_universe(raw, tmp_path / "u.yaml")
 
 
-def test_gap_report_finds_the_known_holes_of_a_crypto_series(engine, crypto_universe):
+def test_gap_report_finds_the_known_holes_of_a_crypto_series(any_engine, crypto_universe):
+    engine = any_engine
     config = crypto_universe.exchange("synthetic")
     holes = [
         "2024-03-01 03:00",
@@ -237,23 +239,22 @@ def test_backfilling_the_report_fetches_exactly_the_missing_ranges(engine, crypt
     ex = SyntheticExchange(seed=3, symbols=["BTC/USDT"], clock=lambda: now)
     calls = []
     original = ex.fetch_ohlcv
-    ex.fetch_ohlcv = lambda *a, **k: calls.append(k["since"]) or original(*a, **k)
+    ex.fetch_ohlcv = lambda *a, **k: calls.append((k["since"], k["limit"])) or original(*a, **k)
 
     ctx = LoadContext(engine, run_id="gaps", now=now)
     result = ingest_candles(
         ctx,
         ex,
         config,
-        "BTC/USDT",
-        "1h",
         report.start,
         report.end,
-        ranges=[(lo, hi) for lo, hi, _ in series.ranges],
+        ranges={("BTC/USDT", "1h"): [(lo, hi) for lo, hi, _ in series.ranges]},
     )
 
-    assert [pd.Timestamp(c, unit="ms", tz="UTC") for c in calls] == [
-        t("2024-03-01 03:00"),
-        t("2024-03-02 10:00"),
+    # One request per hole, each asking exactly the missing candles.
+    assert [(pd.Timestamp(since, unit="ms", tz="UTC"), limit) for since, limit in calls] == [
+        (t("2024-03-01 03:00"), 1),
+        (t("2024-03-02 10:00"), 2),
     ]
     assert (result.load.fetched, result.load.inserted) == (3, 3)
     after = gap_report(engine, crypto_universe, t("2024-03-01"), t("2024-03-03"), now=now)

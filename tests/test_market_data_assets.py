@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -58,12 +62,16 @@ def universe_file(tmp_path, text: str) -> str:
     return str(path)
 
 
-@pytest.fixture
-def resources(db_url, tmp_path):
+def synthetic_resources(url, tmp_path) -> dict:
     return {
-        "warehouse": WarehouseResource(database_url=db_url.render_as_string(hide_password=False)),
+        "warehouse": WarehouseResource(database_url=url.render_as_string(hide_password=False)),
         "exchanges": ExchangeResource(universe_path=universe_file(tmp_path, SYNTHETIC_UNIVERSE)),
     }
+
+
+@pytest.fixture
+def resources(db_url, tmp_path):
+    return synthetic_resources(db_url, tmp_path)
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
@@ -100,7 +108,24 @@ def test_code_location_loads_with_jobs_and_schedules():
     assert {s.name for s in defs.schedules} >= {"daily_market_data", "intraday_market_data"}
 
 
-def test_three_partitions_backfill_in_one_run_then_write_nothing(resources, db_url):
+def test_dagster_definitions_validate_passes_on_the_workspace(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    dagster = Path(sys.executable).with_name("dagster")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "All code locations passed validation" in done.stderr + done.stdout
+
+
+def test_three_partitions_backfill_in_one_run_then_write_nothing(any_backend_url, tmp_path):
+    resources = synthetic_resources(any_backend_url, tmp_path)
     first = dg.materialize([market_data.ohlcv], resources=resources, tags=RANGE_TAGS)
 
     partitions = sorted(e.partition for e in first.get_asset_materialization_events())

@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -201,12 +201,14 @@ def paginate_by_time(
     since = start_ms
     items: dict[int, Any] = {}
     while since < end_ms:
-        page = fetch_page(since, limit)
+        # Never ask for more than the window still needs (smaller answers, lighter on rate limits).
+        page_limit = max(1, min(limit, -(-(end_ms - since) // step_ms)))
+        page = fetch_page(since, page_limit)
         stamps = [timestamp_of(item) for item in page]
         fresh = [(t, item) for t, item in zip(stamps, page, strict=True) if t >= since]
         if not fresh:
             stats.empty_pages += 1
-            since += limit * step_ms
+            since += page_limit * step_ms
             continue
         for t, item in fresh:
             if t < end_ms:
@@ -542,7 +544,3 @@ def _snapshot_time(stamp: int | None, at: datetime | None, now: datetime | None)
 
 def _ms(stamp: pd.Timestamp) -> int:
     return int(stamp.value // 1_000_000)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

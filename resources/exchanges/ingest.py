@@ -12,6 +12,8 @@ has a past, so it gives a grid of `snapshot_every` over the window (a backfill f
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,17 +50,18 @@ from resources.warehouse.load import LoadResult, load_frame
 
 @dataclass
 class IngestResult:
-    """What an ingest did: the load's counts, the exchange traffic, and the ranges asked."""
+    """What an ingest did: the load's counts, the exchange traffic, the ranges asked, rows per UTC day."""
 
     load: LoadResult
     stats: PullStats = field(default_factory=PullStats)
     ranges: int = 0
+    days: Counter = field(default_factory=Counter)  # 'YYYY-MM-DD' -> rows fetched
 
     def __add__(self, other: IngestResult) -> IngestResult:
         stats = PullStats()
         stats.add(self.stats)
         stats.add(other.stats)
-        return IngestResult(self.load + other.load, stats, self.ranges + other.ranges)
+        return IngestResult(self.load + other.load, stats, self.ranges + other.ranges, self.days + other.days)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,6 @@ class LoadContext:
 
     engine: sa.Engine
     run_id: str | None = None
-    partition_key: str | None = None
     batch_rows: int = 50_000
     now: datetime | None = None
     backoff: Backoff = field(default_factory=Backoff)
@@ -75,148 +77,235 @@ class LoadContext:
     def current_time(self) -> pd.Timestamp:
         return utc(self.now) if self.now is not None else pd.Timestamp.now(tz="UTC")
 
-    def load(self, dataset: str, frame: pd.DataFrame, source: str) -> LoadResult:
-        return load_frame(
-            self.engine,
-            dataset,
-            frame,
-            run_id=self.run_id,
-            partition_key=self.partition_key,
-            source=source,
-            batch_rows=self.batch_rows,
-            now=self.now,
+
+@dataclass(frozen=True)
+class _Cover:
+    key: SeriesKey
+    start: pd.Timestamp
+    end: pd.Timestamp
+    rows: int
+    status: str
+
+
+class _BatchLoader:
+    """Collects fetched day-chunks and loads them through `load_frame` in batches of about `batch_rows`.
+
+    Coverage of a chunk is recorded only after the batch holding its rows is stored. Memory is bounded by
+    one batch plus one day of one series; many small days share one load (validation, scoring and upsert
+    have a fixed cost per call).
+    """
+
+    def __init__(self, ctx: LoadContext, dataset: str, source: str):
+        self.ctx, self.dataset, self.source = ctx, dataset, source
+        self.frames: list[pd.DataFrame] = []
+        self.covers: list[_Cover] = []
+        self.days: list[str] = []
+        self.pending = 0
+        self.result = IngestResult(LoadResult(dataset))
+
+    def add(self, frame: pd.DataFrame, day: str, stats: PullStats, cover: _Cover | None = None) -> None:
+        if len(frame):
+            self.frames.append(frame)
+            self.pending += len(frame)
+        if cover is not None and cover.end > cover.start:
+            self.covers.append(cover)
+        self.days.append(day)
+        self.result = self.result + IngestResult(
+            LoadResult(self.dataset), stats, 1, Counter({day: len(frame)})
         )
+        if self.pending >= self.ctx.batch_rows:
+            self.flush()
+
+    def flush(self) -> IngestResult:
+        if self.frames:
+            frame = pd.concat(self.frames, ignore_index=True) if len(self.frames) > 1 else self.frames[0]
+            days = sorted(set(self.days))
+            label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+            loaded = load_frame(
+                self.ctx.engine,
+                self.dataset,
+                frame,
+                run_id=self.ctx.run_id,
+                partition_key=label,
+                source=self.source,
+                batch_rows=self.ctx.batch_rows,
+                now=self.ctx.now,
+            )
+            self.result = self.result + IngestResult(loaded)
+        if self.covers:
+            with self.ctx.engine.begin() as conn:
+                for c in self.covers:
+                    record_coverage(
+                        conn, c.key, c.start, c.end, rows=c.rows, status=c.status, source=self.source,
+                        run_id=self.ctx.run_id,
+                    )  # fmt: skip
+        self.frames, self.covers, self.days, self.pending = [], [], [], 0
+        return self.result
+
+
+def day_chunks(start: pd.Timestamp, end: pd.Timestamp) -> Iterator[tuple[pd.Timestamp, pd.Timestamp, str]]:
+    """`[start, end)` cut at UTC midnights, with each piece's day (its partition key)."""
+    lo = start
+    while lo < end:
+        hi = min(floor_time(lo, "1d") + pd.Timedelta(days=1), end)
+        yield lo, hi, lo.strftime("%Y-%m-%d")
+        lo = hi
+
+
+def _rows_before(frame: pd.DataFrame, until: pd.Timestamp) -> int:
+    return int((frame["time"] < until).sum()) if len(frame) else 0
+
+
+def candle_plan(
+    ctx: LoadContext,
+    config: ExchangeConfig,
+    symbol: str,
+    interval: str,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    refetch: bool,
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """What to ask for: the whole window with `refetch`, else its gaps (calendar − stored − covered)."""
+    if end <= start:
+        return []
+    if refetch:
+        return [(start, end)]
+    with ctx.engine.connect() as conn:
+        gaps = candle_gaps(conn, config.name, symbol, interval, config.calendar, start, end)
+    return [(lo, hi) for lo, hi, _ in gaps.ranges]
 
 
 def ingest_candles(
     ctx: LoadContext,
     exchange: Any,
     config: ExchangeConfig,
-    symbol: str,
-    interval: str,
     start: datetime,
     end: datetime,
     *,
+    series: list[tuple[str, str]] | None = None,
     refetch: bool = False,
-    ranges: list[tuple[pd.Timestamp, pd.Timestamp]] | None = None,
+    ranges: dict[tuple[str, str], list[tuple[pd.Timestamp, pd.Timestamp]]] | None = None,
 ) -> IngestResult:
-    """Closed candles of one series in `[start, end)`: the missing ranges, or all of it with `refetch`.
+    """Closed candles of the exchange's series (default: every symbol × interval) in `[start, end)`.
 
-    `ranges` (e.g. from a gap report) replaces the computation of what is missing.
+    Only the missing ranges are asked (all of the window with `refetch`); `ranges` — e.g. from a gap
+    report — replaces that computation. Ranges are fetched one UTC day at a time.
     """
     now = ctx.current_time()
-    start_ts, end_ts = utc(start), min(utc(end), floor_time(now, interval))
-    if ranges is None:
-        if end_ts <= start_ts:
-            ranges = []
-        elif refetch:
-            ranges = [(start_ts, end_ts)]
-        else:
-            with ctx.engine.connect() as conn:
-                gaps = candle_gaps(conn, config.name, symbol, interval, config.calendar, start_ts, end_ts)
-            ranges = [(lo, hi) for lo, hi, _ in gaps.ranges]
-    total = IngestResult(LoadResult("ohlcv"))
-    key = SeriesKey("ohlcv", config.name, symbol, interval)
-    for lo, hi in ranges:
-        pulled = fetch_ohlcv_range(
-            exchange,
-            symbol,
-            interval,
-            lo,
-            hi,
-            limit=config.ohlcv_limit,
-            now=now,
-            settle=config.settle,
-            backoff=ctx.backoff,
+    series = series or [(s, i) for s in config.symbols for i in config.intervals]
+    loader = _BatchLoader(ctx, "ohlcv", config.source)
+    for symbol, interval in series:
+        window_end = min(utc(end), floor_time(now, interval))
+        plan = (
+            ranges.get((symbol, interval), [])
+            if ranges is not None
+            else candle_plan(ctx, config, symbol, interval, utc(start), window_end, refetch)
         )
-        frame = ohlcv_frame(pulled, config.name, symbol, interval, config.source)
-        result = ctx.load("ohlcv", frame, config.source)
-        answered = pulled.frame["time"] < pulled.answered_until if len(pulled.frame) else []
-        rows = int(sum(answered))
-        expected = len(expected_bars(config.calendar, interval, lo, pulled.answered_until))
-        _record(ctx, key, lo, pulled.answered_until, rows, status_of(rows, expected), config.source)
-        total = total + IngestResult(result, pulled.stats, 1)
-    return total
+        key = SeriesKey("ohlcv", config.name, symbol, interval)
+        for lo, hi in plan:
+            for chunk_lo, chunk_hi, day in day_chunks(lo, hi):
+                expected = expected_bars(config.calendar, interval, chunk_lo, chunk_hi)
+                if len(expected) == 0:
+                    continue  # a closed market's night, weekend or holiday: nothing to ask
+                pulled = fetch_ohlcv_range(
+                    exchange,
+                    symbol,
+                    interval,
+                    chunk_lo,
+                    chunk_hi,
+                    limit=config.ohlcv_limit,
+                    now=now,
+                    settle=config.settle,
+                    backoff=ctx.backoff,
+                )
+                rows = _rows_before(pulled.frame, pulled.answered_until)
+                due = len(expected_bars(config.calendar, interval, chunk_lo, pulled.answered_until))
+                cover = _Cover(key, chunk_lo, pulled.answered_until, rows, status_of(rows, due))
+                loader.add(
+                    ohlcv_frame(pulled, config.name, symbol, interval, config.source),
+                    day,
+                    pulled.stats,
+                    cover,
+                )
+    return loader.flush()
 
 
 def ingest_trades(
     ctx: LoadContext,
     exchange: Any,
     config: ExchangeConfig,
-    symbol: str,
     start: datetime,
     end: datetime,
     *,
     refetch: bool = False,
 ) -> IngestResult:
-    """Public trades in `[start, end)`; a real exchange's tape only `trades_lookback` back from now."""
+    """Public trades of every symbol in `[start, end)`; a real exchange's tape only `trades_lookback` back."""
     now = ctx.current_time()
     start_ts, end_ts = utc(start), min(utc(end), now)
     if not supports_history(exchange):
         start_ts = max(start_ts, now - pd.Timedelta(interval_to_timedelta(config.trades_lookback)))
-    key = SeriesKey("market_trades", config.name, symbol, None)
-    if end_ts <= start_ts:
-        ranges = []
-    elif refetch:
-        ranges = [(start_ts, end_ts)]
-    else:
-        with ctx.engine.connect() as conn:
-            ranges = uncovered_ranges(conn, key, start_ts, end_ts)
-    total = IngestResult(LoadResult("market_trades"))
-    for lo, hi in ranges:
-        pulled = fetch_trades_range(
-            exchange,
-            symbol,
-            lo,
-            hi,
-            limit=config.trades_limit,
-            now=now,
-            settle=config.settle,
-            backoff=ctx.backoff,
-        )
-        result = ctx.load("market_trades", trades_frame(pulled, config.name, symbol), config.source)
-        rows = int((pulled.frame["time"] < pulled.answered_until).sum()) if len(pulled.frame) else 0
-        _record(ctx, key, lo, pulled.answered_until, rows, status_of(rows, None), config.source)
-        total = total + IngestResult(result, pulled.stats, 1)
-    return total
+    loader = _BatchLoader(ctx, "market_trades", config.source)
+    for symbol in config.symbols:
+        key = SeriesKey("market_trades", config.name, symbol, None)
+        for lo, hi in _time_plan(ctx, key, start_ts, end_ts, refetch):
+            for chunk_lo, chunk_hi, day in day_chunks(lo, hi):
+                pulled = fetch_trades_range(
+                    exchange,
+                    symbol,
+                    chunk_lo,
+                    chunk_hi,
+                    limit=config.trades_limit,
+                    now=now,
+                    settle=config.settle,
+                    backoff=ctx.backoff,
+                )
+                rows = _rows_before(pulled.frame, pulled.answered_until)
+                cover = _Cover(key, chunk_lo, pulled.answered_until, rows, status_of(rows, None))
+                loader.add(trades_frame(pulled, config.name, symbol), day, pulled.stats, cover)
+    return loader.flush()
 
 
-def ingest_metric(
+def ingest_metrics(
     ctx: LoadContext,
     exchange: Any,
     config: ExchangeConfig,
-    series: MetricSeries,
     start: datetime,
     end: datetime,
     *,
     refetch: bool = False,
 ) -> IngestResult:
-    """A funding-rate or open-interest series into `timeseries_data`, under its `sources` row."""
+    """Every funding-rate / open-interest series of the exchange into `timeseries_data`, each under its
+    `sources` row."""
     now = ctx.current_time()
     start_ts, end_ts = utc(start), min(utc(end), now)
-    with ctx.engine.begin() as conn:
-        source_id = ensure_source(conn, config, series)
-    key = SeriesKey(series.metric, config.name, series.symbol, series.interval)
-    if end_ts <= start_ts:
-        ranges = []
-    elif refetch:
-        ranges = [(start_ts, end_ts)]
-    else:
-        with ctx.engine.connect() as conn:
-            ranges = uncovered_ranges(conn, key, start_ts, end_ts)
-    total = IngestResult(LoadResult("timeseries_data"))
-    step = pd.Timedelta(interval_to_timedelta(series.interval))
-    for lo, hi in ranges:
-        pulled = fetch_metric_range(
-            exchange, series, lo, hi, now=now, settle=config.settle, backoff=ctx.backoff
-        )
-        frame = pulled.frame.assign(source_id=source_id)[["source_id", "time", "value"]]
-        result = ctx.load("timeseries_data", frame, config.source)
-        rows = int((pulled.frame["time"] < pulled.answered_until).sum()) if len(pulled.frame) else 0
-        expected = max(0, int((pulled.answered_until - lo) / step))
-        _record(ctx, key, lo, pulled.answered_until, rows, status_of(rows, expected), config.source)
-        total = total + IngestResult(result, pulled.stats, 1)
-    return total
+    loader = _BatchLoader(ctx, "timeseries_data", config.source)
+    for series in config.metrics:
+        with ctx.engine.begin() as conn:
+            source_id = ensure_source(conn, config, series)
+        key = SeriesKey(series.metric, config.name, series.symbol, series.interval)
+        step = pd.Timedelta(interval_to_timedelta(series.interval))
+        for lo, hi in _time_plan(ctx, key, start_ts, end_ts, refetch):
+            for chunk_lo, chunk_hi, day in day_chunks(lo, hi):
+                pulled = fetch_metric_range(
+                    exchange, series, chunk_lo, chunk_hi, now=now, settle=config.settle, backoff=ctx.backoff
+                )
+                rows = _rows_before(pulled.frame, pulled.answered_until)
+                due = max(0, int((pulled.answered_until - chunk_lo) / step))
+                cover = _Cover(key, chunk_lo, pulled.answered_until, rows, status_of(rows, due))
+                frame = pulled.frame.assign(source_id=source_id)[["source_id", "time", "value"]]
+                loader.add(frame, day, pulled.stats, cover)
+    return loader.flush()
+
+
+def _time_plan(
+    ctx: LoadContext, key: SeriesKey, start: pd.Timestamp, end: pd.Timestamp, refetch: bool
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    if end <= start:
+        return []
+    if refetch:
+        return [(start, end)]
+    with ctx.engine.connect() as conn:
+        return uncovered_ranges(conn, key, start, end)
 
 
 def snapshot_times(exchange: Any, config: ExchangeConfig, start: datetime, end: datetime, now: datetime):
@@ -234,23 +323,24 @@ def ingest_order_books(
     ctx: LoadContext, exchange: Any, config: ExchangeConfig, start: datetime, end: datetime
 ) -> IngestResult:
     """Top-`orderbook_depth` snapshots of every symbol, at `snapshot_times`."""
-    stats = PullStats()
-    rows = [
-        fetch_order_book_row(
-            exchange,
-            config.name,
-            symbol,
-            config.orderbook_depth,
-            at=at,
-            now=ctx.current_time(),
-            backoff=ctx.backoff,
-            stats=stats,
-        )
-        for at in snapshot_times(exchange, config, start, end, ctx.current_time())
-        for symbol in config.symbols
-    ]
-    result = ctx.load("orderbook_snapshots", pd.DataFrame(rows), config.source) if rows else None
-    return IngestResult(result or LoadResult("orderbook_snapshots"), stats, len(rows))
+    loader = _BatchLoader(ctx, "orderbook_snapshots", config.source)
+    for at in snapshot_times(exchange, config, start, end, ctx.current_time()):
+        stats = PullStats()
+        rows = [
+            fetch_order_book_row(
+                exchange,
+                config.name,
+                symbol,
+                config.orderbook_depth,
+                at=at,
+                now=ctx.current_time(),
+                backoff=ctx.backoff,
+                stats=stats,
+            )
+            for symbol in config.symbols
+        ]
+        loader.add(pd.DataFrame(rows), rows[0]["time"].strftime("%Y-%m-%d"), stats)
+    return loader.flush()
 
 
 def ingest_tickers(
@@ -262,9 +352,10 @@ def ingest_tickers(
     start of its `snapshot_every` slot with the exact observation time in `metadata.observed_at`; a second
     snapshot in the same slot updates the row instead of adding one.
     """
-    stats = PullStats()
-    rows = []
+    loader = _BatchLoader(ctx, "market_metrics", config.source)
     for at in snapshot_times(exchange, config, start, end, ctx.current_time()):
+        stats = PullStats()
+        rows = []
         for symbol in config.symbols:
             row = fetch_ticker_row(
                 exchange, config.name, symbol, at=at, now=ctx.current_time(), backoff=ctx.backoff, stats=stats
@@ -274,8 +365,8 @@ def ingest_tickers(
             row["time"] = floor_time(observed, config.snapshot_every)
             row["metadata"] = {"observed_at": observed.isoformat(), "window": "24h", "source": config.source}
             rows.append(row)
-    result = ctx.load("market_metrics", pd.DataFrame(rows), config.source) if rows else None
-    return IngestResult(result or LoadResult("market_metrics"), stats, len(rows))
+        loader.add(pd.DataFrame(rows), rows[0]["time"].strftime("%Y-%m-%d"), stats)
+    return loader.flush()
 
 
 def ensure_source(conn: sa.Connection, config: ExchangeConfig, series: MetricSeries) -> int:
@@ -320,18 +411,3 @@ def rows_in_window(
         query = query.where(table.c.source_id.in_(source_ids))
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
-
-
-def _record(
-    ctx: LoadContext,
-    key: SeriesKey,
-    start: pd.Timestamp,
-    end: pd.Timestamp,
-    rows: int,
-    status: str,
-    source: str,
-) -> None:
-    if end <= start:
-        return
-    with ctx.engine.begin() as conn:
-        record_coverage(conn, key, start, end, rows=rows, status=status, source=source, run_id=ctx.run_id)

@@ -80,7 +80,7 @@ class ExchangeConfig:
     trades_limit: int = 1000
     urls: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
-    snapshot_every: str = "1h"
+    snapshot_every: str = "15m"
     # Candles missing this long after they closed count as answered-empty in the coverage ledger.
     settle: str = "2m"
     # A real exchange's tape is pulled for this long back from now at most (recent trades, not history).
@@ -170,7 +170,7 @@ def _exchange(name: Any, spec: Any, path: Path) -> ExchangeConfig:
         _check_interval(interval, f"{where}.intervals")
     calendar = str(spec.get("calendar", TWENTY_FOUR_SEVEN))
     _check_calendar(calendar, f"{where}.calendar")
-    snapshot_every = str(spec.get("snapshot_every", "1h"))
+    snapshot_every = str(spec.get("snapshot_every", "15m"))
     _check_interval(snapshot_every, f"{where}.snapshot_every")
     settle = str(spec.get("settle", "2m"))
     _check_interval(settle, f"{where}.settle")
