@@ -333,6 +333,7 @@ def _asset(name: str, description: str, deps: list, kinds: set[str]):
 
 
 def _png_markdown(fig, alt: str) -> dg.MetadataValue:
+    fig.autofmt_xdate()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -560,55 +561,44 @@ def _scored_rows(conn: sa.Connection, start: datetime, end: datetime) -> pd.Data
 
 
 def _forecast_plot(engine: sa.Engine, scores: pd.DataFrame) -> dg.MetadataValue:
-    """Forecasts of the latest scored runs of one series against the actual closes."""
-    first = scores.iloc[-1]["name"].split(":")
-    series = first[1:4]
+    """The forecasts of the last scored run's series and training end, against the actual closes
+    (plotted at their close times, as target times are)."""
+    f = Forecast
     with engine.connect() as conn:
-        latest = conn.execute(
-            sa.select(sa.func.max(Forecast.generated_at))
-            .join(MlModel, MlModel.id == Forecast.model_id)
-            .where(Forecast.model_id.in_([int(i) for i in scores["model_id"]]))
-        ).scalar()
+        run = conn.execute(
+            sa.select(f.exchange, f.symbol, f.interval, f.generated_at)
+            .where(f.model_id == int(scores.iloc[-1]["model_id"]))
+            .limit(1)
+        ).one()
+        same_run = (f.exchange == run.exchange, f.symbol == run.symbol, f.interval == run.interval)
         query = (
-            sa.select(
-                MlModel.kind,
-                Forecast.target_time,
-                Forecast.point,
-                Forecast.lower_95,
-                Forecast.upper_95,
-                Forecast.actual,
-            )
-            .join(MlModel, MlModel.id == Forecast.model_id)
-            .where(
-                Forecast.generated_at == latest,
-                Forecast.exchange == series[0],
-                Forecast.symbol == series[1],
-                Forecast.interval == series[2],
-            )
-            .order_by(Forecast.target_time)
+            sa.select(MlModel.kind, f.target_time, f.point, f.lower_95, f.upper_95)
+            .join(MlModel, MlModel.id == f.model_id)
+            .where(*same_run, f.generated_at == run.generated_at)
+            .order_by(f.target_time)
         )
         frame = pd.DataFrame(conn.execute(query).mappings().all())
-        history = conn.execute(
-            sa.select(Ohlcv.time, Ohlcv.close)
-            .where(Ohlcv.exchange == series[0], Ohlcv.symbol == series[1], Ohlcv.interval == series[2])
-            .where(
-                Ohlcv.time
-                >= latest - 2 * (frame["target_time"].max() - latest + interval_to_timedelta(series[2])),
-                Ohlcv.time <= frame["target_time"].max(),
-            )
-            .order_by(Ohlcv.time)
-        ).all()
+        step = interval_to_timedelta(run.interval)
+        span = frame["target_time"].max() - run.generated_at
+        history = pd.DataFrame(
+            conn.execute(
+                sa.select(Ohlcv.time, Ohlcv.close)
+                .where(
+                    Ohlcv.exchange == run.exchange, Ohlcv.symbol == run.symbol, Ohlcv.interval == run.interval
+                )
+                .where(Ohlcv.time >= run.generated_at - span - step, Ohlcv.time < frame["target_time"].max())
+                .order_by(Ohlcv.time)
+            ).all(),
+            columns=["time", "close"],
+        )
     fig, ax = _figure()
-    ax.plot(
-        [h[0] for h in history], [h[1] for h in history], color="black", linewidth=1.2, label="actual close"
-    )
+    ax.plot(history["time"] + step, history["close"], color="black", linewidth=1.2, label="actual close")
     for kind, group in frame.groupby("kind"):
         ax.plot(group["target_time"], group["point"], linewidth=1, label=kind)
-        if kind != "naive":
-            ax.fill_between(group["target_time"], group["lower_95"], group["upper_95"], alpha=0.15)
-    ax.axvline(latest, color="grey", linestyle=":", linewidth=1)
+        ax.fill_between(group["target_time"], group["lower_95"], group["upper_95"], alpha=0.12)
+    ax.axvline(run.generated_at, color="grey", linestyle=":", linewidth=1)
     ax.set_title(
-        f"{series[0]} {series[1]} {series[2]}: forecasts from {pd.Timestamp(latest):%Y-%m-%d %H:%M} UTC"
+        f"{run.exchange} {run.symbol} {run.interval}: forecasts from {run.generated_at:%Y-%m-%d %H:%M} UTC"
     )
     ax.legend(fontsize=7)
     return _png_markdown(fig, "forecasts vs actuals")

@@ -182,7 +182,7 @@ def var_cvar(returns: np.ndarray, level: float) -> tuple[float | None, float | N
         return None, None
     q = float(np.quantile(returns, 1.0 - level))
     tail = returns[returns <= q]
-    return -q, -float(tail.mean())
+    return 0.0 - q, 0.0 - float(tail.mean())  # 0.0 - x: no "-0.0" when the quantile is 0
 
 
 def risk_rows(
