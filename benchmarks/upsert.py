@@ -172,8 +172,11 @@ def read_latency(engine: sa.Engine, table_rows: int, queries: int) -> tuple[floa
     """p50/p95 of get_ohlcv for 1,000 rows from a `table_rows`-row ohlcv table built server-side."""
     symbols = 20
     minutes = table_rows // symbols
+    chunk = TIMESERIES["ohlcv"].chunk_interval
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    start = epoch + ((START - epoch) // chunk) * chunk  # a chunk boundary
     truncate(engine)
-    prepare_partitions(engine, START, START + timedelta(minutes=minutes))
+    prepare_partitions(engine, start, start + timedelta(minutes=minutes))
     print(
         f"building a {table_rows:,}-row ohlcv table ({symbols} series x {minutes:,} minutes) ...", flush=True
     )
@@ -181,7 +184,12 @@ def read_latency(engine: sa.Engine, table_rows: int, queries: int) -> tuple[floa
         seconds, _ = timed(
             lambda: conn.execute(
                 sql_text("common/upsert_bench_fill_ohlcv"),
-                {"start": START, "minutes": minutes, "symbols": symbols},
+                {
+                    "start": start,
+                    "minutes": minutes,
+                    "symbols": symbols,
+                    "chunk_minutes": int(chunk / timedelta(minutes=1)),
+                },
             )
         )
     print(f"  built in {seconds:.1f} s", flush=True)
@@ -192,7 +200,7 @@ def read_latency(engine: sa.Engine, table_rows: int, queries: int) -> tuple[floa
     latencies = []
     with engine.connect() as conn:
         for i in range(queries + 20):
-            begin = START + timedelta(minutes=int(rng.integers(0, minutes - 1000)))
+            begin = start + timedelta(minutes=int(rng.integers(0, minutes - 1000)))
             params = {
                 "exchange": "bench",
                 "symbol": f"SYM{int(rng.integers(0, symbols))}",
@@ -239,109 +247,116 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"server: {redact(url)} — PostgreSQL {version}, backend {caps.backend.value}, {os.cpu_count()} CPUs"
         )
-        report = Report()
-        frame = candles(args.rows)
-        span_end = frame["time"].max() + timedelta(days=8)
-        truncate(engine)
-        prepare_partitions(engine, START, span_end)
-        formats = serialization(engine, frame, args.csv_rows)
+        if args.rows:
+            report = Report()
+            frame = candles(args.rows)
+            span_end = frame["time"].max() + timedelta(days=8)
+            truncate(engine)
+            prepare_partitions(engine, START, span_end)
+            formats = serialization(engine, frame, args.csv_rows)
 
-        print("loads:")
-        # Raw COPY (the ceiling): the same DataFrame encoded with the upsert's own encoder, COPYed straight
-        # into the empty ohlcv (same partitions, same primary key), no staging, no conflict handling.
-        meta = _table_meta("ohlcv")
-        columns = list(frame.columns)
+            print("loads:")
+            # Raw COPY (the ceiling): the same DataFrame encoded with the upsert's own encoder, COPYed straight
+            # into the empty ohlcv (same partitions, same primary key), no staging, no conflict handling.
+            meta = _table_meta("ohlcv")
+            columns = list(frame.columns)
 
-        def raw_copy() -> None:
-            valid = validate_frame("ohlcv", frame)
-            for start in range(0, len(valid), args.batch_rows):
-                with engine.begin() as conn:
-                    payload = _binary_copy_payload(meta, valid.iloc[start : start + args.batch_rows])
-                    copy_bytes(conn, pgsql.Identifier("ohlcv"), columns, "binary", payload)
+            def raw_copy() -> None:
+                valid = validate_frame("ohlcv", frame)
+                for start in range(0, len(valid), args.batch_rows):
+                    with engine.begin() as conn:
+                        payload = _binary_copy_payload(meta, valid.iloc[start : start + args.batch_rows])
+                        copy_bytes(conn, pgsql.Identifier("ohlcv"), columns, "binary", payload)
 
-        seconds, _ = timed(raw_copy)
-        report.add("raw COPY (binary, from the DataFrame, no upsert)", len(frame), seconds, "ceiling")
-        truncate(engine)
+            seconds, _ = timed(raw_copy)
+            report.add("raw COPY (binary, from the DataFrame, no upsert)", len(frame), seconds, "ceiling")
+            truncate(engine)
 
-        seconds, result = timed(lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows))
-        assert result.inserted == len(frame), result
-        report.add(
-            "upsert, new rows", len(frame), seconds, f"inserted {result.inserted:,} (direct COPY path)"
-        )
-
-        seconds, result = timed(lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows))
-        assert result.written == 0, result
-        report.add("re-upsert, unchanged", len(frame), seconds, f"written {result.written:,} (staging path)")
-
-        changed = frame.copy()
-        changed.loc[changed.index[::10], "close"] += 0.25
-        seconds, result = timed(
-            lambda: upsert_dataframe(engine, "ohlcv", changed, batch_rows=args.batch_rows)
-        )
-        assert result.updated == len(changed.index[::10]), result
-        report.add(
-            "re-upsert, 10 % changed", len(frame), seconds, f"updated {result.updated:,} (staging path)"
-        )
-
-        # New rows that meet stored rows of their series (gap filling): staging + merge, not the fast path.
-        truncate(engine)
-        upsert_dataframe(engine, "ohlcv", frame.iloc[::2], batch_rows=args.batch_rows)
-        seconds, result = timed(lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows))
-        assert result.inserted == len(frame) - len(frame.iloc[::2]), result
-        report.add(
-            "upsert, half new rows between stored ones",
-            len(frame),
-            seconds,
-            f"inserted {result.inserted:,}, unchanged {result.unchanged:,} (staging path)",
-        )
-
-        # Baselines on samples, with keys of their own (another exchange) so that every row is new.
-        sample = frame.iloc[: args.to_sql_rows].assign(exchange="to_sql")
-        seconds, _ = timed(
-            lambda: sample.to_sql("ohlcv", engine, if_exists="append", index=False, chunksize=10_000)
-        )
-        report.add("pandas to_sql (plain INSERT)", len(sample), seconds, "sample")
-
-        rows = frame.iloc[: args.row_by_row_rows].assign(exchange="row_by_row")
-        values = [
-            (
-                r.exchange,
-                r.symbol,
-                r.interval,
-                r.time.to_pydatetime(),
-                r.open,
-                r.high,
-                r.low,
-                r.close,
-                r.volume,
-                int(r.trades_count),
-                float(r.quality_score),
+            seconds, result = timed(
+                lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows)
             )
-            for r in rows.itertuples(index=False)
-        ]
+            assert result.inserted == len(frame), result
+            report.add(
+                "upsert, new rows", len(frame), seconds, f"inserted {result.inserted:,} (direct COPY path)"
+            )
 
-        def row_by_row() -> None:
-            with engine.begin() as conn, conn.connection.dbapi_connection.cursor() as cursor:
+            seconds, result = timed(
+                lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows)
+            )
+            assert result.written == 0, result
+            report.add(
+                "re-upsert, unchanged", len(frame), seconds, f"written {result.written:,} (staging path)"
+            )
+
+            changed = frame.copy()
+            changed.loc[changed.index[::10], "close"] += 0.25
+            seconds, result = timed(
+                lambda: upsert_dataframe(engine, "ohlcv", changed, batch_rows=args.batch_rows)
+            )
+            assert result.updated == len(changed.index[::10]), result
+            report.add(
+                "re-upsert, 10 % changed", len(frame), seconds, f"updated {result.updated:,} (staging path)"
+            )
+
+            # New rows that meet stored rows of their series (gap filling): staging + merge, not the fast path.
+            truncate(engine)
+            upsert_dataframe(engine, "ohlcv", frame.iloc[::2], batch_rows=args.batch_rows)
+            seconds, result = timed(
+                lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows)
+            )
+            assert result.inserted == len(frame) - len(frame.iloc[::2]), result
+            report.add(
+                "upsert, half new rows between stored ones",
+                len(frame),
+                seconds,
+                f"inserted {result.inserted:,}, unchanged {result.unchanged:,} (staging path)",
+            )
+
+            # Baselines on samples, with keys of their own (another exchange) so that every row is new.
+            sample = frame.iloc[: args.to_sql_rows].assign(exchange="to_sql")
+            seconds, _ = timed(lambda: sample.to_sql("ohlcv", engine, if_exists="append", index=False))
+            report.add("pandas to_sql (plain INSERT, defaults)", len(sample), seconds, "sample")
+
+            rows = frame.iloc[: args.row_by_row_rows].assign(exchange="row_by_row")
+
+            def row_by_row() -> None:
+                """The seeds' loop: iterrows, one INSERT … ON CONFLICT per candle, one commit at the end."""
                 statement = load_sql("common/upsert_bench_row_insert")
-                for value in values:
-                    cursor.execute(statement, value)
+                with engine.begin() as conn, conn.connection.dbapi_connection.cursor() as cursor:
+                    for _, row in rows.iterrows():
+                        cursor.execute(
+                            statement,
+                            (
+                                row["exchange"],
+                                row["symbol"],
+                                row["interval"],
+                                row["time"].to_pydatetime(),
+                                float(row["open"]),
+                                float(row["high"]),
+                                float(row["low"]),
+                                float(row["close"]),
+                                float(row["volume"]),
+                                int(row["trades_count"]),
+                                float(row["quality_score"]),
+                            ),
+                        )
 
-        seconds, _ = timed(row_by_row)
-        report.add("row-by-row INSERT … ON CONFLICT", len(rows), seconds, "sample, one transaction")
+            seconds, _ = timed(row_by_row)
+            report.add("row-by-row INSERT … ON CONFLICT", len(rows), seconds, "sample, one transaction")
 
-        print()
-        print(
-            f"{len(frame):,} OHLCV rows, batches of {args.batch_rows:,}, PostgreSQL {version} ({caps.backend.value})"
-        )
-        print(report.table())
-        print()
-        print("| serialization | rows | encode rows/s | COPY rows/s | encode + COPY rows/s | bytes/row |")
-        print("|---|---:|---:|---:|---:|---:|")
-        for name, n, encode_s, copy_s, size in formats:
+            print()
             print(
-                f"| {name} | {n:,} | {n / encode_s:,.0f} | {n / copy_s:,.0f} | "
-                f"{n / (encode_s + copy_s):,.0f} | {size / n:.0f} |"
+                f"{len(frame):,} OHLCV rows, batches of {args.batch_rows:,}, PostgreSQL {version} ({caps.backend.value})"
             )
+            print(report.table())
+            print()
+            print("| serialization | rows | encode rows/s | COPY rows/s | encode + COPY rows/s | bytes/row |")
+            print("|---|---:|---:|---:|---:|---:|")
+            for name, n, encode_s, copy_s, size in formats:
+                print(
+                    f"| {name} | {n:,} | {n / encode_s:,.0f} | {n / copy_s:,.0f} | "
+                    f"{n / (encode_s + copy_s):,.0f} | {size / n:.0f} |"
+                )
         if args.read_rows:
             p50, p95, build = read_latency(engine, args.read_rows, args.queries)
             print()

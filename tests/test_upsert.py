@@ -158,6 +158,16 @@ def test_new_rows_go_straight_to_the_table_only_when_their_range_is_new(engine, 
     assert hours == 4  # 00:00, 01:00, 02:00 (both symbols) and 03:00
 
 
+def test_rows_are_written_series_by_series_within_a_chunk(engine):
+    """Interleaved input is stored grouped by series, so reading one series' range touches few pages."""
+    frame = candles(30, symbols=("XRP/USDT", "ADA/USDT")).sort_values("time", kind="stable")
+    upsert_dataframe(engine, "ohlcv", frame)
+    with engine.connect() as conn:
+        physical = conn.execute(sa.text("SELECT symbol, time FROM ohlcv ORDER BY ctid")).all()
+    assert [r.symbol for r in physical] == ["ADA/USDT"] * 30 + ["XRP/USDT"] * 30
+    assert [r.time for r in physical[:30]] == sorted(r.time for r in physical[:30])
+
+
 def test_upsert_frame_runs_in_the_callers_transaction(engine):
     frame = candles(50)
     with engine.connect() as conn:

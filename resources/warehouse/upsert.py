@@ -512,7 +512,14 @@ def validate_frame(table: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 def _collapse_duplicates(meta: _Table, frame: pd.DataFrame) -> pd.DataFrame:
     key = list(meta.key)
-    dup_key = frame.duplicated(subset=key, keep=False).to_numpy()
+    # A 64-bit hash of the key finds candidates several times faster than comparing the columns; only
+    # rows whose hash repeats are compared exactly (a hash collision is then not a duplicate).
+    hashes = pd.util.hash_pandas_object(frame[key], index=False).to_numpy()
+    candidates = pd.Series(hashes).duplicated(keep=False).to_numpy()
+    if not candidates.any():
+        return frame
+    dup_key = np.zeros(len(frame), dtype=bool)
+    dup_key[candidates] = frame[candidates].duplicated(subset=key, keep=False).to_numpy()
     if not dup_key.any():
         return frame
     distinct = frame[dup_key].drop_duplicates()
@@ -851,6 +858,26 @@ def _with_collapsed(result: UpsertResult, offered: int) -> UpsertResult:
     )
 
 
+def _load_order(meta: _Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered by chunk bucket, then series (key without time), then time.
+
+    Batches then cover compact time ranges (few advisory locks and partitions) and, within a chunk, each
+    series' rows are written next to each other: a later read of one series' range touches a few heap
+    pages instead of one page per row (interleaved series). Skipped when the frame is already in order.
+    """
+    if len(frame) < 2:
+        return frame
+    micros = _to_micros(frame[meta.spec.time_column])
+    keys = [micros]
+    for column in reversed([c for c in meta.key if c != meta.spec.time_column]):
+        keys.append(pd.factorize(frame[column], sort=True, use_na_sentinel=False)[0])
+    keys.append(np.floor_divide(micros, int(meta.spec.chunk_interval / timedelta(microseconds=1))))
+    order = np.lexsort(keys)
+    if (np.diff(order) == 1).all():
+        return frame
+    return frame.iloc[order]
+
+
 def upsert_frame(
     conn: sa.Connection, table: str, frame: pd.DataFrame, *, audit: AuditContext | None = None
 ) -> UpsertResult:
@@ -861,7 +888,7 @@ def upsert_frame(
     TimescaleDB decompression limit for this transaction, COPYs into staging, upserts, records dirty windows.
     """
     meta = _table_meta(table)
-    valid = validate_frame(table, frame)
+    valid = _load_order(meta, validate_frame(table, frame))
     return _with_collapsed(_upsert_validated(conn, meta, valid, audit), len(frame))
 
 
@@ -875,16 +902,13 @@ def upsert_dataframe(
 ) -> UpsertResult:
     """Validate the WHOLE frame (nothing is written if any row is bad), then upsert it batch by batch.
 
-    Each batch of at most `batch_rows` rows is its own transaction. Rows are sorted by time first so that
-    a batch covers a compact range: fewer partitions, fewer advisory locks, less contention.
+    Each batch of at most `batch_rows` rows is its own transaction. Rows are ordered by chunk, series and
+    time first (`_load_order`), so that a batch covers a compact range and reads of a series stay local.
     """
     if batch_rows < 1:
         raise ValueError("batch_rows must be at least 1")
     meta = _table_meta(table)
-    valid = validate_frame(table, frame)
-    time_column = meta.spec.time_column
-    if not valid.empty and not valid[time_column].is_monotonic_increasing:
-        valid = valid.sort_values(time_column, kind="stable")
+    valid = _load_order(meta, validate_frame(table, frame))
     result = UpsertResult.empty(table)
     slices = [valid.iloc[start : start + batch_rows] for start in range(0, len(valid), batch_rows)]
     # The next batch is encoded in a worker thread while this one is written (the database call releases
