@@ -885,4 +885,18 @@ DERIVED_ASSETS = [
 ]
 derived_job = dg.define_asset_job("derived_job", selection=dg.AssetSelection.groups(GROUP))
 
-defs = dg.Definitions(assets=DERIVED_ASSETS, jobs=[derived_job], resources={"analytics": AnalyticsResource()})
+
+@dg.schedule(name="daily_derived", cron_schedule="45 0 * * *", job=derived_job, execution_timezone="UTC")
+def daily_derived(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Yesterday's derived partition at 00:45 UTC, after the daily market-data load (00:15) has stored the
+    day's last candles: features, forecasts, yesterday's forecast accuracy, signals to risk."""
+    yesterday = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).date().isoformat()
+    return dg.RunRequest(run_key=f"derived-{yesterday}", partition_key=yesterday)
+
+
+defs = dg.Definitions(
+    assets=DERIVED_ASSETS,
+    jobs=[derived_job],
+    schedules=[daily_derived],
+    resources={"analytics": AnalyticsResource()},
+)
