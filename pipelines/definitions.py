@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from pipelines import derived, history, market_data, quality
+from pipelines import derived, history, maintenance, market_data, quality
 from resources.dagster_resources import WarehouseResource
 
 
@@ -23,4 +23,5 @@ defs = dg.Definitions.merge(
     history.defs,
     derived.defs,
     quality.defs,
+    maintenance.defs,
 )

@@ -45,16 +45,18 @@ def aggregate_table_for(interval: str) -> str | None:
     return _AGGREGATE_TABLES.get(interval)
 
 
-def aggregate_query(interval: str) -> sa.TextClause | None:
-    """`sql/common/get_ohlcv_aggregate.sql` reading the aggregate of `interval`, or None if there is none.
+def aggregate_query(interval: str, name: str = "common/get_ohlcv_aggregate") -> sa.TextClause | None:
+    """A query on the aggregate of `interval` (None if there is none): `sql/<name>.sql` with its
+    `{aggregate}` placeholder set to the relation, taken from the closed mapping above, never from a caller.
 
-    Parameters as `common/get_ohlcv`: :exchange, :symbol, :start, :end, :limit. The relation name comes
-    from the closed mapping above, never from the caller.
+    The default, `common/get_ohlcv_aggregate`, takes the parameters of `common/get_ohlcv` (:exchange,
+    :symbol, :interval, :start, :end, :limit) and returns its columns plus candle_count;
+    `common/price_stats_aggregate` mirrors `common/price_stats`.
     """
     table = aggregate_table_for(interval)
     if table is None:
         return None
-    return sa.text(load_sql("common/get_ohlcv_aggregate").replace("{aggregate}", table))
+    return sa.text(load_sql(name).replace("{aggregate}", table))
 
 
 @dataclass
