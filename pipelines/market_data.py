@@ -35,7 +35,8 @@ from resources.exchanges.ingest import (
     ingest_trades,
     rows_in_window,
 )
-from resources.exchanges.universe import Universe
+from resources.exchanges.universe import ExchangeConfig, Universe
+from resources.intervals import interval_to_timedelta
 from resources.models import Base
 from resources.warehouse.load import LoadResult
 
@@ -43,7 +44,27 @@ GROUP = "market_data"
 KINDS = {"ccxt", "pandas", "postgres"}
 CODE_VERSION = "1"
 RETRY = dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
-_SNAPSHOT_NOTE = "point-in-time snapshot, taken only while the partition is current (past partitions: none)"
+
+
+def _snapshot_note(
+    config: ExchangeConfig, start: pd.Timestamp, end: pd.Timestamp, now: pd.Timestamp
+) -> str | None:
+    if start <= now < end:
+        return None
+    return "point-in-time snapshot: only taken while the partition is current, nothing fetched for this one"
+
+
+def _trades_note(
+    config: ExchangeConfig, start: pd.Timestamp, end: pd.Timestamp, now: pd.Timestamp
+) -> str | None:
+    since = now - pd.Timedelta(interval_to_timedelta(config.trades_lookback))
+    if start >= since:
+        return None
+    return (
+        f"recent trades only: nothing before {since.isoformat()} (`trades_lookback` {config.trades_lookback})"
+    )
+
+
 MARKET_DATA_ASSETS = ["ohlcv", "market_trades", "orderbook_snapshots", "market_metrics", "metric_series"]
 
 
@@ -149,12 +170,13 @@ def _materialize(
     exchanges: ExchangeResource,
     table: str,
     ingest: Callable[..., IngestResult],
-    point_in_time: str | None = None,
+    point_in_time: Callable[..., str | None] | None = None,
 ) -> dg.MaterializeResult:
     """Ingest the partition window (one day, or a backfill's whole range) for every selected exchange."""
     start, end = _window(context)
     configs = _selected(exchanges.universe(), config)
     ctx = _load_context(context, warehouse, exchanges)
+    now = ctx.current_time()
     total = IngestResult(LoadResult(table))
     for exchange_config in configs:
         result = ingest(ctx, exchanges.client(exchange_config), exchange_config, start, end, config.refetch)
@@ -164,9 +186,11 @@ def _materialize(
         )
         total = total + result
     notes = [
-        f"{c.name}: {point_in_time}"
+        f"{c.name}: {note}"
         for c in configs
-        if point_in_time and not supports_history(exchanges.client(c))
+        if point_in_time
+        and not supports_history(exchanges.client(c))
+        and (note := point_in_time(c, start, end, now))
     ]
     if table == "timeseries_data":
         with warehouse.engine().begin() as conn:
@@ -212,7 +236,7 @@ def market_trades(
         lambda ctx, client, cfg, start, end, refetch: ingest_trades(
             ctx, client, cfg, start, end, refetch=refetch
         ),
-        point_in_time="recent trades only (`trades_lookback` back from now): past partitions fetch nothing",
+        point_in_time=_trades_note,
     )
 
 
@@ -230,7 +254,7 @@ def orderbook_snapshots(
         exchanges,
         "orderbook_snapshots",
         lambda ctx, client, cfg, start, end, _: ingest_order_books(ctx, client, cfg, start, end),
-        point_in_time=_SNAPSHOT_NOTE,
+        point_in_time=_snapshot_note,
     )
 
 
@@ -248,7 +272,7 @@ def market_metrics(
         exchanges,
         "market_metrics",
         lambda ctx, client, cfg, start, end, _: ingest_tickers(ctx, client, cfg, start, end),
-        point_in_time=_SNAPSHOT_NOTE,
+        point_in_time=_snapshot_note,
     )
 
 

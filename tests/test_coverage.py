@@ -260,3 +260,25 @@ def test_backfilling_the_report_fetches_exactly_the_missing_ranges(engine, crypt
     after = gap_report(engine, crypto_universe, t("2024-03-01"), t("2024-03-03"), now=now)
     assert after.gap_count == 0 and after.series[0].stored == 48
     assert len(stored) == 45
+
+
+def test_intraday_top_up_asks_only_the_candles_closed_since(engine, crypto_universe):
+    config = crypto_universe.exchange("synthetic")
+    day = (t("2024-03-05"), t("2024-03-06"))
+    morning, noon = t("2024-03-05 10:30"), t("2024-03-05 12:05")
+    calls = []
+
+    def exchange_at(now):
+        ex = SyntheticExchange(seed=3, symbols=["BTC/USDT"], clock=lambda: now.to_pydatetime())
+        original = ex.fetch_ohlcv
+        ex.fetch_ohlcv = lambda *a, **k: calls.append((k["since"], k["limit"])) or original(*a, **k)
+        return ex
+
+    first = ingest_candles(LoadContext(engine, now=morning), exchange_at(morning), config, *day)
+    calls.clear()
+    second = ingest_candles(LoadContext(engine, now=noon), exchange_at(noon), config, *day)
+
+    assert first.load.inserted == 10  # 00:00-09:00 closed at 10:30
+    assert second.load.inserted == 2  # 10:00 and 11:00, nothing else asked
+    assert [(pd.Timestamp(s, unit="ms", tz="UTC"), n) for s, n in calls] == [(t("2024-03-05 10:00"), 2)]
+    assert ledger(engine) == [(t("2024-03-05"), t("2024-03-05 12:00"), 12, "complete")]

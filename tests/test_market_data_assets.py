@@ -108,6 +108,7 @@ def test_code_location_loads_with_jobs_and_schedules():
     assert {s.name for s in defs.schedules} >= {"daily_market_data", "intraday_market_data"}
 
 
+@pytest.mark.slow
 def test_dagster_definitions_validate_passes_on_the_workspace(tmp_path):
     root = Path(__file__).resolve().parents[1]
     dagster = Path(sys.executable).with_name("dagster")
@@ -218,6 +219,33 @@ def test_ccxt_exchange_past_partition_loads_history_and_skips_snapshots(db_url, 
     )
     meta = metadata(gaps, "coverage_report")
     assert meta["gaps"] == 0 and meta["answered_empty_candles"] == 5
+
+
+def test_ccxt_exchange_current_partition_takes_the_snapshots(db_url, tmp_path, httpserver):
+    replay = BinanceReplay(httpserver)
+    resources = {
+        "warehouse": WarehouseResource(database_url=db_url.render_as_string(hide_password=False)),
+        "exchanges": ExchangeResource(
+            universe_path=universe_file(tmp_path, BINANCE_UNIVERSE), api_base_url=replay.base_url
+        ),
+    }
+    today = datetime.now(UTC).date().isoformat()
+
+    result = dg.materialize(
+        [market_data.orderbook_snapshots, market_data.market_metrics],
+        resources=resources,
+        partition_key=today,
+    )
+
+    book = metadata(result, "orderbook_snapshots")
+    assert book["rows_inserted"] == book["dagster/row_count"] == 1 and "notes" not in book
+    assert replay.count("/api/v3/depth") == 1 and replay.count("/api/v3/ticker/24hr") == 1
+    engine = resources["warehouse"].engine()
+    with engine.connect() as conn:
+        levels, interval = conn.execute(
+            sa.text("select depth_levels, m.interval from orderbook_snapshots, market_metrics m")
+        ).one()
+    assert (levels, interval) == (5, "15m")  # top-N as configured; metrics on the snapshot_every grid
 
 
 def test_gap_backfill_job_fills_exactly_the_holes(resources):
