@@ -18,11 +18,17 @@ high < open, misaligned times). Timed, best of --runs, in this process:
 
 The GX import and first context are timed separately (once per process in the pipeline). Results are a
 markdown table with rows/s and the ratio to the baseline.
+
+With --load-rows N (default 200,000; 0 skips), the whole write path is timed too, in a scratch database
+on the configured server (embedded PostgreSQL by default, dropped afterwards): `upsert_dataframe` of the
+rows (no validation: the baseline of this table), then again (all unchanged), against `load_frame` (split,
+quarantine, warm-up read, scores, upsert, anomalies) into an emptied ohlcv, then `load_frame` again.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -30,12 +36,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
+from psycopg2 import sql as pgsql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from resources.backend import detect  # noqa: E402
+from resources.database import create_engine, redact, server_url  # noqa: E402
+from resources.models import TIMESERIES  # noqa: E402
+from resources.partitioning import ensure_partitions  # noqa: E402
 from resources.quality.rules import Rule, load_rules  # noqa: E402
 from resources.quality.scores import score_frame  # noqa: E402
 from resources.quality.split import split_frame  # noqa: E402
+from resources.schema import upgrade  # noqa: E402
+from resources.sqlfiles import load_sql, sql_text  # noqa: E402
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 CORE = (
@@ -100,12 +114,92 @@ def best(fn, runs: int) -> tuple[float, object]:
     return min(times), out
 
 
+def write_path(rows: int, series: int, broken: float, database: str) -> None:
+    """upsert_dataframe (no validation) vs load_frame (validation, scores, quarantine) on the same rows."""
+    from resources.warehouse.load import load_frame
+    from resources.warehouse.upsert import upsert_dataframe
+
+    frame = make_frame(rows, series, broken, seed=1)
+    clean = frame.loc[split_frame("ohlcv", frame, load_rules(None, "ohlcv"), now=NOW).good.index]
+    url = server_url(database=database)
+    engine = create_engine(url)
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            caps = detect(conn)
+            ensure_partitions(conn, caps, TIMESERIES["ohlcv"], frame["time"].min(), frame["time"].max())
+        print(
+            f"\nWrite path: {len(frame):,} rows into {redact(url)} ({caps.backend.value}, {os.cpu_count()} CPUs)\n"
+        )
+
+        def empty() -> None:
+            with engine.begin() as conn:
+                conn.execute(sql_text("common/quality_bench_truncate"))
+
+        empty()
+        began = time.perf_counter()
+        upsert_dataframe(engine, "ohlcv", clean, batch_rows=50_000)
+        t_upsert = time.perf_counter() - began
+        began = time.perf_counter()
+        upsert_dataframe(engine, "ohlcv", clean, batch_rows=50_000)
+        t_upsert_again = time.perf_counter() - began
+        empty()
+        began = time.perf_counter()
+        first = load_frame(engine, "ohlcv", frame, run_id="bench", now=NOW)
+        t_load = time.perf_counter() - began
+        began = time.perf_counter()
+        again = load_frame(engine, "ohlcv", frame, run_id="bench-2", now=NOW)
+        t_again = time.perf_counter() - began
+        print("| write | rows | seconds | rows/s | × upsert | outcome |")
+        print("|---|---:|---:|---:|---:|---|")
+        lines = [
+            (
+                "upsert_dataframe (clean rows, no validation)",
+                len(clean),
+                t_upsert,
+                f"{len(clean):,} inserted",
+            ),
+            ("upsert_dataframe (re-run)", len(clean), t_upsert_again, "all unchanged"),
+            (
+                "load_frame (first load)",
+                len(frame),
+                t_load,
+                f"{first.inserted:,} inserted, {first.quarantined} quarantined, {first.anomalies} anomalies",
+            ),
+            (
+                "load_frame (re-run)",
+                len(frame),
+                t_again,
+                f"{again.unchanged:,} unchanged, {again.inserted} inserted",
+            ),
+        ]
+        for name, n, seconds, outcome in lines:
+            print(
+                f"| {name} | {n:,} | {seconds:.2f} | {n / seconds:,.0f} | {seconds / t_upsert:.2f} | {outcome} |"
+            )
+    finally:
+        engine.dispose()
+        admin = create_engine(
+            url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
+        )
+        with admin.connect() as conn:
+            drop = pgsql.SQL(load_sql("common/upsert_bench_drop_database")).format(
+                database=pgsql.Identifier(database)
+            )
+            conn.exec_driver_sql(drop.as_string(conn.connection.dbapi_connection))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--series", type=int, default=20)
     parser.add_argument("--broken", type=float, default=0.001, help="share of rows broken")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--load-rows", type=int, default=200_000, help="rows of the write-path test; 0 skips")
+    parser.add_argument(
+        "--database", default="mw_bench_validation", help="scratch database of the write path"
+    )
     args = parser.parse_args()
 
     frame = make_frame(args.rows, args.series, args.broken)
@@ -167,6 +261,8 @@ def main() -> None:
     for name, _, seconds, _ in results[1:]:
         verdict = "within" if seconds <= target else "OVER"
         print(f"- {name}: {seconds:.2f} s, {verdict} the {target:.0f} s target")
+    if args.load_rows:
+        write_path(args.load_rows, args.series, args.broken, args.database)
 
 
 if __name__ == "__main__":

@@ -324,3 +324,28 @@ def test_quarantine_row_data_is_valid_json_for_odd_values(engine):
     row = _quarantine(engine).iloc[0]
     assert row["rule"] == "parseable" and row["row_data"]["volume"] == "inf"
     json.dumps(row["row_data"])
+
+
+def test_load_and_restore_on_every_backend(any_engine):
+    """The same split, quarantine, scores, upsert and restore on PostgreSQL and both TimescaleDB flavours."""
+    from resources.quality.archive import restore
+
+    frame = candles(30)
+    frame.loc[[4, 9], "volume"] = -1.0
+    first = load_frame(any_engine, "ohlcv", frame, run_id="a", now=NOW)
+    assert (first.inserted, first.quarantined) == (28, 2) and _balanced(first)
+    again = load_frame(any_engine, "ohlcv", frame, run_id="b", now=NOW)
+    assert (again.inserted, again.updated, again.unchanged, again.quarantined) == (0, 0, 28, 2)
+    assert count(any_engine, "quarantine") == 2
+
+    changed = frame.copy()
+    changed.loc[12, "volume"] = 7.5
+    assert load_frame(any_engine, "ohlcv", changed, run_id="c", now=NOW).updated >= 1
+    key = {k: frame.at[12, k] for k in ("exchange", "symbol", "interval", "time")}
+    assert restore(any_engine, table="ohlcv", key=key, restored_by="t").updated == 1
+    stored = table(any_engine, "ohlcv")
+    stored["time"] = pd.to_datetime(stored["time"], utc=True)
+    assert stored.set_index("time").loc[frame.at[12, "time"], "volume"] == pytest.approx(
+        frame.at[12, "volume"]
+    )
+    assert stored["quality_score"].between(0, 100).all()
