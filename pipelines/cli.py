@@ -96,11 +96,17 @@ def db_info(as_json: bool) -> None:
 
 
 @cli.command()
-def demo() -> None:
-    """Run the main job end to end on the configured server (embedded by default), then summarise."""
-    from pipelines.demo import run_demo
+@click.option("--days", default=3, show_default=True, type=click.IntRange(1, 60), help="Complete UTC days.")
+@click.option("--history-days", default=7, show_default=True, type=click.IntRange(1, 365))
+@click.option("--universe", type=click.Path(exists=True, dir_okay=False), help="Universe YAML (MW_UNIVERSE).")
+@click.option("--quiet", is_flag=True, help="No per-step progress lines, only the summary.")
+def demo(days: int, history_days: int, universe: str | None, quiet: bool) -> None:
+    """Land sample files, materialize the whole graph for the last days offline, run maintenance, summarise."""
+    from pipelines.demo import DemoOptions, run_demo
 
-    run_demo(echo=click.echo)
+    options = DemoOptions(days=days, history_days=history_days, universe=universe, quiet=quiet)
+    if not run_demo(options, echo=click.echo).success:
+        sys.exit(1)
 
 
 @cli.command()
