@@ -81,3 +81,23 @@ def test_cli_list_correct_and_release(engine, db_url, monkeypatch):
     assert count(engine, "ohlcv") == 5
     listed = runner.invoke(cli, ["quarantine", "list", "--json"])
     assert [r["rule"] for r in json.loads(listed.output)] == ["volume_non_negative"]
+
+
+def test_release_of_a_correction_to_a_stored_row_is_an_audited_update(engine):
+    frame = candles(3)
+    load_frame(engine, "ohlcv", frame, run_id="run-1", now=NOW)
+    revised = frame.copy()
+    revised.loc[1, "volume"] = -2.0  # a revision that fails a rule: the stored row stays as it was
+    assert load_frame(engine, "ohlcv", revised, run_id="run-2", now=NOW).quarantined == 1
+    qid = int(table(engine, "quarantine")["id"].iloc[0])
+    correct(engine, qid, {"volume": 2.5}, changed_by="ops", reason="vendor fix")
+    outcome = release(engine, [qid], run_id="release-2")
+    assert outcome.released == [qid] and outcome.updated == 1 and outcome.inserted == 0
+    audit = table(engine, "audit_log", "ORDER BY id")
+    mine = audit.loc[audit["changed_by"] == "release-2"]
+    # One row from the upsert's own change audit (old/new values), one recording the release.
+    assert set(mine["operation"]) == {"update"} and len(mine) == 2
+    archived = table(engine, "timeseries_archive")
+    assert len(archived) == 1 and archived["row_data"].iloc[0]["volume"] == pytest.approx(
+        frame.loc[1, "volume"]
+    )

@@ -67,7 +67,7 @@ def _archive_rows(
     return rows
 
 
-def _existing_keys(conn: sa.Connection, table: str, frame: pd.DataFrame) -> set[tuple]:
+def existing_keys(conn: sa.Connection, table: str, frame: pd.DataFrame) -> set[tuple]:
     """Which of the frame's keys are stored now (typed through the table's own row type)."""
     keys = key_columns(table)
     stmt = pgsql.SQL(load_sql("common/quality_existing_keys")).format(
@@ -77,10 +77,10 @@ def _existing_keys(conn: sa.Connection, table: str, frame: pd.DataFrame) -> set[
     )
     with conn.connection.dbapi_connection.cursor() as cursor:
         cursor.execute(stmt, {"rows": json.dumps(records(frame[keys]))})
-        return {tuple(_norm(v) for v in row) for row in cursor.fetchall()}
+        return {tuple(normalize_key(v) for v in row) for row in cursor.fetchall()}
 
 
-def _norm(value: Any) -> Any:
+def normalize_key(value: Any) -> Any:
     """Comparable key parts: instants as UTC Timestamps, numpy scalars as Python values."""
     if isinstance(value, datetime | pd.Timestamp):
         return pd.Timestamp(value).tz_convert("UTC")
@@ -118,12 +118,12 @@ def restore(
                 raise ValueError(f"archived {name} rows cannot be typed: {messages.tolist()[:3]}")
             keys = key_columns(name)
             typed = typed.loc[~typed.duplicated(keys, keep="last")]
-            existing = _existing_keys(conn, name, typed)
+            existing = existing_keys(conn, name, typed)
             ids = ", ".join(f"#{i}" for i in typed.index)
             audit = AuditContext(restored_by, f"{reason} {ids}")
             result = upsert_frame(conn, name, typed.reset_index(drop=True), audit=audit)
             is_new = [
-                tuple(_norm(v) for v in row) not in existing
+                tuple(normalize_key(v) for v in row) not in existing
                 for row in typed[keys].itertuples(index=False, name=None)
             ]
             new = typed.loc[is_new]

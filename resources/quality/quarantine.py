@@ -17,8 +17,9 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from resources.quality.archive import existing_keys, normalize_key
 from resources.quality.jsonsafe import json_safe, records
-from resources.quality.split import SplitResult, key_columns
+from resources.quality.split import SplitResult, coerce, key_columns
 from resources.sqlfiles import sql_text
 
 
@@ -188,12 +189,13 @@ def release(
         frame = pd.DataFrame([r["row_data"] for r in table_rows], index=[r["id"] for r in table_rows])
         with engine.begin() as conn:
             rules = load_rules(conn, table)
+            existing = _stored_keys(conn, table, frame)
             result, split = load_batch(conn, table, frame, rules, run_id=run_id, quarantine=False)
             ok_ids = [int(i) for i in split.good.index]
             bad = split.rejected_message.reindex(split.rejected.index)
             for qid, message in bad.items():
                 failing[int(qid)] = str(message)
-            if failing:
+            if len(bad):
                 conn.execute(
                     sql_text("common/quality_quarantine_remessage").bindparams(
                         sa.bindparam("rows", type_=sa.JSON)
@@ -207,18 +209,22 @@ def release(
                 )
             if ok_ids:
                 keys = key_columns(table)
-                good_rows = records(split.good.loc[ok_ids])
-                operation = "update" if result.updated and not result.inserted else "insert"
+                good = split.good.loc[ok_ids]
+                good_rows = records(good)
+                stored_before = [
+                    tuple(normalize_key(v) for v in row) in existing
+                    for row in good[keys].itertuples(index=False, name=None)
+                ]
                 audit = [
                     {
                         "table_name": table,
-                        "operation": operation,
+                        "operation": "update" if was_stored else "insert",
                         "row_key": {k: data.get(k) for k in keys},
                         "old_data": {"quarantine_id": qid},
                         "new_data": data,
                         "changed_fields": None,
                     }
-                    for qid, data in zip(ok_ids, good_rows, strict=True)
+                    for qid, data, was_stored in zip(ok_ids, good_rows, stored_before, strict=True)
                 ]
                 stmt = sql_text("common/quality_quarantine_release").bindparams(
                     sa.bindparam("audit", type_=sa.JSON)
@@ -229,3 +235,13 @@ def release(
             totals["updated"] += result.updated
             totals["unchanged"] += result.unchanged
     return ReleaseResult(sorted(released), failing, **totals)
+
+
+def _stored_keys(conn: sa.Connection, table: str, frame: pd.DataFrame) -> set[tuple]:
+    """Natural keys of the (typeable) rows of `frame` already stored: their release is an update."""
+    keys = key_columns(table)
+    if not set(keys) <= set(frame.columns):
+        return set()
+    typed, unparseable, _ = coerce(table, frame)
+    usable = typed.loc[~unparseable.to_numpy() & typed[keys].notna().all(axis=1).to_numpy()]
+    return existing_keys(conn, table, usable) if len(usable) else set()

@@ -555,12 +555,16 @@ def split_frame(
         if mask.any():
             record(rule, surv_pos[mask], fails, shown, overwrite=True)
 
-    good = typed if not rejected.any() else typed.iloc[np.flatnonzero(~rejected)]
+    good_pos = np.flatnonzero(~rejected)
+    good = typed if len(good_pos) == n else typed.iloc[good_pos]
+    # Warnings look at the batch as sent (every parseable row): a candle the source sent but that was
+    # quarantined is not a gap in the source's spacing. Only the kept rows are counted and down-scored.
+    kept = ~rejected[cand_pos]
     warn_count = np.zeros(len(good), dtype="int64")
     warning_counts: dict[str, int] = {}
     for rule in warning_rules:
-        fails, _ = evaluate(rule, good, now_ts)
-        mask = fails.to_numpy()
+        fails, _ = evaluate(rule, candidates, now_ts)
+        mask = fails.to_numpy()[kept]
         if mask.any():
             warning_counts[rule.name] = int(mask.sum())
             warn_count += mask
