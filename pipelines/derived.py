@@ -24,6 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.partitions import DAILY, SINGLE_RUN_BACKFILL, WAREHOUSE_POOL
+from pipelines.table_metadata import table_schema
 from resources.analytics import accuracy, backtest, features, forecasting, lineage, risk, strategy
 from resources.analytics.backtest import Series
 from resources.dagster_resources import WarehouseResource
@@ -100,20 +101,6 @@ class AnalyticsResource(dg.ConfigurableResource):
 
 
 # --- shared helpers -----------------------------------------------------------------------------------------
-
-
-def table_schema(table_name: str) -> dg.TableSchema:
-    table = Base.metadata.tables[table_name]
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=c.name,
-                type=str(c.type).lower(),
-                constraints=dg.TableColumnConstraints(nullable=bool(c.nullable)),
-            )
-            for c in table.columns
-        ]
-    )
 
 
 def _deps(mapping: dict[str, list[str]]) -> dg.TableColumnLineage:

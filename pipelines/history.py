@@ -16,10 +16,10 @@ import dagster as dg
 import sqlalchemy as sa
 
 from pipelines.partitions import WAREHOUSE_POOL
+from pipelines.table_metadata import table_schema
 from resources.dagster_resources import LandingFolderResource, WarehouseResource
 from resources.files import ledger
 from resources.files.landing import FileReport, FolderReport, landed_files, load_landing_folder
-from resources.models import Base
 
 GROUP = "ingestion"
 CODE_VERSION = "1"
@@ -27,25 +27,7 @@ TABLE = "ohlcv"
 SHOWN_FILES = 200  # per-file table rows in the metadata; a larger folder is summarized
 
 
-def table_schema(table_name: str = TABLE) -> dg.TableSchema:
-    """The warehouse table's columns as the Dagster UI shows them, from the SQLAlchemy model."""
-    table = Base.metadata.tables[table_name]
-    key = ", ".join(c.name for c in table.primary_key.columns)
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=column.name,
-                type=str(column.type).lower(),
-                description=column.comment,
-                constraints=dg.TableColumnConstraints(nullable=bool(column.nullable)),
-            )
-            for column in table.columns
-        ],
-        constraints=dg.TableConstraints(other=[f"primary key ({key})"]),
-    )
-
-
-TABLE_METADATA = {"dagster/table_name": f"public.{TABLE}", "dagster/column_schema": table_schema()}
+TABLE_METADATA = {"dagster/table_name": f"public.{TABLE}", "dagster/column_schema": table_schema(TABLE)}
 
 _FILE_COLUMNS = dg.TableSchema(
     columns=[
