@@ -21,6 +21,7 @@ import dagster as dg
 import pandas as pd
 
 from pipelines.partitions import DAILY, SINGLE_RUN_BACKFILL, WAREHOUSE_POOL
+from pipelines.table_metadata import table_schema
 from resources.dagster_resources import ExchangeResource, WarehouseResource
 from resources.exchanges.client import supports_history
 from resources.exchanges.gaps import GapReport, gap_report, lookback_window
@@ -37,7 +38,6 @@ from resources.exchanges.ingest import (
 )
 from resources.exchanges.universe import ExchangeConfig, Universe
 from resources.intervals import interval_to_timedelta
-from resources.models import Base
 from resources.warehouse.load import LoadResult
 
 GROUP = "market_data"
@@ -73,24 +73,6 @@ class MarketDataConfig(dg.Config):
 
     refetch: bool = False  # ask the exchange again for the whole window, ignoring the coverage ledger
     exchanges: list[str] = []  # only these exchanges of the universe (default: all)
-
-
-def table_schema(table_name: str) -> dg.TableSchema:
-    """The warehouse table's columns as Dagster shows them (from the SQLAlchemy model)."""
-    table = Base.metadata.tables[table_name]
-    key = ", ".join(c.name for c in table.primary_key.columns)
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=column.name,
-                type=str(column.type).lower(),
-                description=column.comment,
-                constraints=dg.TableColumnConstraints(nullable=bool(column.nullable)),
-            )
-            for column in table.columns
-        ],
-        constraints=dg.TableConstraints(other=[f"primary key ({key})"]),
-    )
 
 
 def _table_metadata(table_name: str) -> dict[str, object]:
