@@ -153,3 +153,27 @@ def test_definitions_load_with_checks_for_every_loaded_asset():
             quality_defs, dg.Definitions(assets=specs, resources={"warehouse": WarehouseResource()})
         )
     )
+
+
+def test_unpartitioned_asset_checks_the_rows_its_run_wrote(db_url, engine):
+    load_frame(engine, "ohlcv", candles(5, symbol="OLD/USDT"), now=NOW)  # written before the run
+
+    @dg.asset(name="historical_files")
+    def historical_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        frame = candles(7, symbol="NEW/USDT")
+        frame.loc[0, "volume"] = -1.0
+        result = load_frame(warehouse.engine(), "ohlcv", frame, run_id=context.run.run_id, now=NOW)
+        return dg.MaterializeResult(
+            metadata={"rows_fetched": result.fetched, "rows_quarantined": result.quarantined}
+        )
+
+    result = dg.materialize(
+        [historical_files, *quality_checks("historical_files", "ohlcv", partitioned=False)],
+        resources={"warehouse": WarehouseResource(database_url=db_url.render_as_string(hide_password=False))},
+        raise_on_error=False,
+    )
+    checks = _checks(result)
+    assert checks["ohlcv_expectations"].passed
+    assert checks["ohlcv_expectations"].metadata["rows_checked"].value == 6  # not the 5 older candles
+    assert not checks["ohlcv_quarantine_fraction"].passed  # 1 of 7 > 5 %
+    assert checks["ohlcv_unique_key"].passed
