@@ -37,7 +37,9 @@ from resources.schema import upgrade  # noqa: E402
 from resources.sqlfiles import load_sql, sql_text  # noqa: E402
 from resources.warehouse.upsert import (  # noqa: E402
     _binary_copy_payload,
+    _load_order,
     _table_meta,
+    _upsert_validated,
     upsert_dataframe,
     validate_frame,
 )
@@ -168,6 +170,31 @@ def serialization(engine: sa.Engine, frame: pd.DataFrame, csv_sample: int) -> No
     return results
 
 
+def merge_paths(engine: sa.Engine, frame: pd.DataFrame, rows: int) -> list[tuple[str, float, float]]:
+    """One batch through each write path: why new ranges are COPYed and the merge avoids ON CONFLICT."""
+    meta = _table_meta("ohlcv")
+    batch = _load_order(meta, validate_frame("ohlcv", frame.iloc[:rows]))
+    changed = batch.copy()
+    changed.loc[changed.index[::10], "close"] += 0.25
+    out = []
+    print(f"write paths, one batch of {len(batch):,} rows (new rows / 10 % changed):")
+    for name, strategy, direct in [
+        ("direct COPY (new ranges)", None, True),
+        ("UPDATE … FROM + INSERT … WHERE NOT EXISTS", "join", False),
+        ("INSERT … ON CONFLICT DO UPDATE … WHERE", "on_conflict", False),
+    ]:
+        truncate(engine)
+        times = []
+        for data in (batch, changed) if not direct else (batch,):
+            started = time.perf_counter()
+            with engine.begin() as conn:  # timed with its commit
+                _upsert_validated(conn, meta, data, None, strategy=strategy or "join", direct=direct)
+            times.append(time.perf_counter() - started)
+        out.append((name, times[0], times[1] if len(times) > 1 else float("nan")))
+        print(f"  {name}: new {times[0]:.3f} s, 10 % changed {out[-1][2]:.3f} s", flush=True)
+    return out
+
+
 def read_latency(engine: sa.Engine, table_rows: int, queries: int) -> tuple[float, float, float]:
     """p50/p95 of get_ohlcv for 1,000 rows from a `table_rows`-row ohlcv table built server-side."""
     symbols = 20
@@ -254,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             truncate(engine)
             prepare_partitions(engine, START, span_end)
             formats = serialization(engine, frame, args.csv_rows)
+            paths = merge_paths(engine, frame, args.batch_rows)
 
             print("loads:")
             # Raw COPY (the ceiling): the same DataFrame encoded with the upsert's own encoder, COPYed straight
@@ -357,6 +385,15 @@ def main(argv: list[str] | None = None) -> int:
                     f"| {name} | {n:,} | {n / encode_s:,.0f} | {n / copy_s:,.0f} | "
                     f"{n / (encode_s + copy_s):,.0f} | {size / n:.0f} |"
                 )
+        if args.rows:
+            print()
+            print(
+                f"| write path (one batch of {min(args.batch_rows, len(frame)):,}) | new rows, s | 10 % changed, s |"
+            )
+            print("|---|---:|---:|")
+            for name, new_s, changed_s in paths:
+                changed_text = "—" if changed_s != changed_s else f"{changed_s:.3f}"
+                print(f"| {name} | {new_s:.3f} | {changed_text} |")
         if args.read_rows:
             p50, p95, build = read_latency(engine, args.read_rows, args.queries)
             print()

@@ -1,15 +1,23 @@
 """Bulk upsert of pandas DataFrames into time-series tables: the hot path of every load.
 
-A batch goes: validation (before anything is written) → Arrow → PostgreSQL *binary* COPY encoded by pgpq
-(Rust; no per-value Python, no float/timestamp text to format or parse) into a temp staging table → one
-`INSERT … ON CONFLICT (key) DO UPDATE … WHERE (cols) IS DISTINCT FROM (excluded cols)` statement that also
-records dirty hour windows and, on request, the change audit. Unchanged rows therefore cost no write, and
-re-running a load writes nothing. `benchmarks/upsert.py` measures this path against raw COPY, CSV
-serialization, `to_sql` and row-by-row inserts (figures in the README).
+The whole frame is validated before anything is written, ordered by chunk, series and time, and cut into
+batches of one transaction each. A batch is encoded once, Arrow → PostgreSQL *binary* COPY by pgpq (Rust: no
+per-value Python, no float or timestamp text to format and parse, exact round trip), then written by one of
+three paths:
+
+- its series have no stored row in its time range (the usual append): COPY straight into the table;
+- otherwise COPY into a temp staging table and one statement: `UPDATE … FROM staging WHERE (cols) IS
+  DISTINCT FROM (staged cols)` + `INSERT … WHERE NOT EXISTS` (+ dirty windows, + audit on request);
+- on TimescaleDB with compression, `INSERT … ON CONFLICT … DO UPDATE … WHERE (cols) IS DISTINCT FROM
+  (excluded cols)` instead, which decompresses only the compressed batches holding conflicting keys.
+
+Unchanged rows cost no write, so re-running a load writes nothing. `benchmarks/upsert.py` measures every
+path against raw COPY, CSV serialization, `to_sql` and row-by-row inserts (figures in the README).
 
 Concurrency: every batch takes one transaction-scoped advisory lock per (table, chunk-interval bucket) it
 touches, in ascending order, so two loads of overlapping ranges serialize instead of interleaving or
-deadlocking, and the insert/update counts stay exact.
+deadlocking, the range probe and the counts stay exact, and the primary key refuses duplicates from any
+writer that bypasses the locks (its batch fails whole).
 """
 
 from __future__ import annotations
