@@ -26,6 +26,9 @@ from resources.quality.jsonsafe import records
 from resources.quality.rules import Rule
 from resources.quality.split import evaluate
 
+# GX would otherwise try to send usage statistics (no network here, and none wanted): off before any import.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
 DERIVED_PREFIX = "rule__"
 SAMPLE_ROWS = 5
 
@@ -33,7 +36,6 @@ SAMPLE_ROWS = 5
 @functools.cache
 def _context():
     """One ephemeral GX context per process (no files, no network, no progress bars)."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     for name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
         logging.getLogger(name).setLevel(logging.ERROR)
     import great_expectations as gx
