@@ -59,29 +59,34 @@ def _embedded_server(pgdata: str):
     return start_embedded(Path(pgdata))
 
 
-def server_url(settings: Settings | None = None, database: str = WAREHOUSE_DB) -> URL:
-    """URL of `database` on the configured server; the embedded one is started on first use."""
+def server_url(settings: Settings | None = None, database: str | None = None) -> URL:
+    """URL of `database` on the configured server (created if missing); None means the warehouse itself.
+
+    With DATABASE_URL the warehouse is the database it names; any other name is a sibling database on the same
+    server (Dagster's storage, a benchmark's scratch database) — never silently the warehouse. The embedded
+    server is started on first use.
+    """
     settings = settings or load_settings()
     if settings.database_url:
-        return normalize_url(settings.database_url)
-    from resources.embedded import embedded_url
+        url = normalize_url(settings.database_url)
+        if database is None or database == url.database:
+            return url
+        url = url.set(database=database)
+    else:
+        from resources.embedded import embedded_url
 
-    server = _embedded_server(str(settings.embedded_pgdata))
-    url = embedded_url(server, database)
+        url = embedded_url(_embedded_server(str(settings.embedded_pgdata)), database or WAREHOUSE_DB)
     ensure_database(url)
     return url
 
 
 def warehouse_url(settings: Settings | None = None) -> URL:
-    return server_url(settings, WAREHOUSE_DB)
+    return server_url(settings)
 
 
 def dagster_storage_url(settings: Settings | None = None) -> URL:
     """Dagster's own storage: a separate database on the warehouse server (same server by default)."""
-    base = warehouse_url(settings)
-    url = base.set(database=DAGSTER_DB)
-    ensure_database(url)
-    return url
+    return server_url(settings, DAGSTER_DB)
 
 
 def ensure_database(url: URL) -> None:

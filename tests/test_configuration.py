@@ -93,3 +93,15 @@ def test_cli_migrate_and_db_info_on_a_given_database(empty_url):
     assert kinds["ohlcv"] == "partitioned" and kinds["quarantine"] == "regular"
     text = _cli("db", "info", env=env)
     assert "backend:      postgres" in text.stdout and "ohlcv" in text.stdout
+
+
+def test_named_databases_are_siblings_of_the_warehouse_never_the_warehouse_itself(empty_url, monkeypatch):
+    from resources.database import dagster_storage_url, server_url, warehouse_url
+
+    monkeypatch.setenv("DATABASE_URL", empty_url.render_as_string(hide_password=False))
+    assert warehouse_url().database == empty_url.database
+    assert server_url(database=None).database == empty_url.database
+    scratch = server_url(database="mw_scratch_sibling")
+    assert scratch.database == "mw_scratch_sibling"
+    assert scratch.query == empty_url.query  # same server
+    assert dagster_storage_url().database == "dagster"
