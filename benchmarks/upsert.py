@@ -79,27 +79,35 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
 
 
 class Report:
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, int, float, str]] = []
-        self.baseline: float | None = None
+    """Rows of the result table; each method's time is the median of its repeats."""
 
-    def add(self, method: str, rows: int, seconds: float, note: str = "") -> float:
-        rate = rows / seconds if seconds > 0 else float("inf")
-        if self.baseline is None:
-            self.baseline = rate
-        self.rows.append((method, rows, seconds, note))
-        print(f"  {method}: {rows:,} rows in {seconds:.3f} s = {rate:,.0f} rows/s {note}", flush=True)
-        return rate
+    def __init__(self) -> None:
+        self.runs: dict[str, list[float]] = {}
+        self.meta: dict[str, tuple[int, str]] = {}
+
+    def add(self, method: str, rows: int, seconds: float, note: str = "") -> None:
+        self.runs.setdefault(method, []).append(seconds)
+        self.meta[method] = (rows, note)
+        print(
+            f"  {method}: {rows:,} rows in {seconds:.3f} s = {rows / seconds:,.0f} rows/s {note}", flush=True
+        )
+
+    def rate(self, method: str) -> float:
+        return self.meta[method][0] / statistics.median(self.runs[method])
 
     def table(self) -> str:
         lines = [
-            "| method | rows | seconds | rows/s | vs raw COPY | note |",
+            "| method | rows | seconds (median) | rows/s | vs raw COPY | note |",
             "|---|---:|---:|---:|---:|---|",
         ]
-        for method, rows, seconds, note in self.rows:
+        baseline = None
+        for method, runs in self.runs.items():
+            rows, note = self.meta[method]
+            seconds = statistics.median(runs)
             rate = rows / seconds
+            baseline = baseline or rate
             lines.append(
-                f"| {method} | {rows:,} | {seconds:.2f} | {rate:,.0f} | {rate / self.baseline:.2f}x | {note} |"
+                f"| {method} | {rows:,} | {seconds:.2f} | {rate:,.0f} | {rate / baseline:.2f}x | {note} |"
             )
         return "\n".join(lines)
 
@@ -170,7 +178,9 @@ def serialization(engine: sa.Engine, frame: pd.DataFrame, csv_sample: int) -> No
     return results
 
 
-def merge_paths(engine: sa.Engine, frame: pd.DataFrame, rows: int) -> list[tuple[str, float, float]]:
+def merge_paths(
+    engine: sa.Engine, frame: pd.DataFrame, rows: int, repeats: int
+) -> list[tuple[str, float, float]]:
     """One batch through each write path: why new ranges are COPYed and the merge avoids ON CONFLICT."""
     meta = _table_meta("ohlcv")
     batch = _load_order(meta, validate_frame("ohlcv", frame.iloc[:rows]))
@@ -183,16 +193,101 @@ def merge_paths(engine: sa.Engine, frame: pd.DataFrame, rows: int) -> list[tuple
         ("UPDATE … FROM + INSERT … WHERE NOT EXISTS", "join", False),
         ("INSERT … ON CONFLICT DO UPDATE … WHERE", "on_conflict", False),
     ]:
-        truncate(engine)
-        times = []
-        for data in (batch, changed) if not direct else (batch,):
-            started = time.perf_counter()
-            with engine.begin() as conn:  # timed with its commit
-                _upsert_validated(conn, meta, data, None, strategy=strategy or "join", direct=direct)
-            times.append(time.perf_counter() - started)
-        out.append((name, times[0], times[1] if len(times) > 1 else float("nan")))
-        print(f"  {name}: new {times[0]:.3f} s, 10 % changed {out[-1][2]:.3f} s", flush=True)
+        new_runs, changed_runs = [], []
+        for _ in range(repeats):
+            truncate(engine)
+            for data, runs in (
+                ((batch, new_runs), (changed, changed_runs)) if not direct else ((batch, new_runs),)
+            ):
+                started = time.perf_counter()
+                with engine.begin() as conn:  # timed with its commit
+                    _upsert_validated(conn, meta, data, None, strategy=strategy or "join", direct=direct)
+                runs.append(time.perf_counter() - started)
+        new_s = statistics.median(new_runs)
+        changed_s = statistics.median(changed_runs) if changed_runs else float("nan")
+        out.append((name, new_s, changed_s))
+        print(
+            f"  {name}: new {new_s:.3f} s, 10 % changed {changed_s:.3f} s (medians of {repeats})", flush=True
+        )
     return out
+
+
+def loads(engine: sa.Engine, frame: pd.DataFrame, args, report: Report) -> None:
+    """One run of every load method, in the same order each time (the medians of several runs go out)."""
+    truncate(engine)
+    # Raw COPY (the ceiling): the same DataFrame encoded with the upsert's own encoder, COPYed straight
+    # into the empty ohlcv (same partitions, same primary key), no staging, no conflict handling.
+    meta = _table_meta("ohlcv")
+    columns = list(frame.columns)
+
+    def raw_copy() -> None:
+        valid = validate_frame("ohlcv", frame)
+        for start in range(0, len(valid), args.batch_rows):
+            with engine.begin() as conn:
+                payload = _binary_copy_payload(meta, valid.iloc[start : start + args.batch_rows])
+                copy_bytes(conn, pgsql.Identifier("ohlcv"), columns, "binary", payload)
+
+    seconds, _ = timed(raw_copy)
+    report.add("raw COPY (binary, from the DataFrame, no upsert)", len(frame), seconds, "ceiling")
+    truncate(engine)
+
+    seconds, result = timed(lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows))
+    assert result.inserted == len(frame), result
+    report.add("upsert, new rows", len(frame), seconds, f"inserted {result.inserted:,} (direct COPY path)")
+
+    seconds, result = timed(lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows))
+    assert result.written == 0, result
+    report.add("re-upsert, unchanged", len(frame), seconds, f"written {result.written:,} (staging path)")
+
+    changed = frame.copy()
+    changed.loc[changed.index[::10], "close"] += 0.25
+    seconds, result = timed(lambda: upsert_dataframe(engine, "ohlcv", changed, batch_rows=args.batch_rows))
+    assert result.updated == len(changed.index[::10]), result
+    report.add("re-upsert, 10 % changed", len(frame), seconds, f"updated {result.updated:,} (staging path)")
+
+    # New rows that meet stored rows of their series (gap filling): staging + merge, not the fast path.
+    truncate(engine)
+    upsert_dataframe(engine, "ohlcv", frame.iloc[::2], batch_rows=args.batch_rows)
+    seconds, result = timed(lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows))
+    assert result.inserted == len(frame) - len(frame.iloc[::2]), result
+    report.add(
+        "upsert, half new rows between stored ones",
+        len(frame),
+        seconds,
+        f"inserted {result.inserted:,}, unchanged {result.unchanged:,} (staging path)",
+    )
+
+    # Baselines on samples, with keys of their own (another exchange) so that every row is new.
+    sample = frame.iloc[: args.to_sql_rows].assign(exchange="to_sql")
+    seconds, _ = timed(lambda: sample.to_sql("ohlcv", engine, if_exists="append", index=False))
+    report.add("pandas to_sql (plain INSERT, defaults)", len(sample), seconds, "sample")
+
+    rows = frame.iloc[: args.row_by_row_rows].assign(exchange="row_by_row")
+
+    def row_by_row() -> None:
+        """The seeds' loop: iterrows, one INSERT … ON CONFLICT per candle, one commit at the end."""
+        statement = load_sql("common/upsert_bench_row_insert")
+        with engine.begin() as conn, conn.connection.dbapi_connection.cursor() as cursor:
+            for _, row in rows.iterrows():
+                cursor.execute(
+                    statement,
+                    (
+                        row["exchange"],
+                        row["symbol"],
+                        row["interval"],
+                        row["time"].to_pydatetime(),
+                        float(row["open"]),
+                        float(row["high"]),
+                        float(row["low"]),
+                        float(row["close"]),
+                        float(row["volume"]),
+                        int(row["trades_count"]),
+                        float(row["quality_score"]),
+                    ),
+                )
+
+    seconds, _ = timed(row_by_row)
+    report.add("row-by-row INSERT … ON CONFLICT", len(rows), seconds, "sample, one transaction")
 
 
 def read_latency(engine: sa.Engine, table_rows: int, queries: int) -> tuple[float, float, float]:
@@ -260,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         "--read-rows", type=int, default=10_000_000, help="size of the get_ohlcv table; 0 skips the read test"
     )
     parser.add_argument("--queries", type=int, default=300, help="get_ohlcv queries timed")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each load; medians are reported")
     parser.add_argument("--database", default="mw_bench_upsert", help="scratch database name")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args(argv)
@@ -275,108 +371,29 @@ def main(argv: list[str] | None = None) -> int:
             f"server: {redact(url)} — PostgreSQL {version}, backend {caps.backend.value}, {os.cpu_count()} CPUs"
         )
         if args.rows:
-            report = Report()
             frame = candles(args.rows)
             span_end = frame["time"].max() + timedelta(days=8)
             truncate(engine)
             prepare_partitions(engine, START, span_end)
             formats = serialization(engine, frame, args.csv_rows)
-            paths = merge_paths(engine, frame, args.batch_rows)
-
-            print("loads:")
-            # Raw COPY (the ceiling): the same DataFrame encoded with the upsert's own encoder, COPYed straight
-            # into the empty ohlcv (same partitions, same primary key), no staging, no conflict handling.
-            meta = _table_meta("ohlcv")
-            columns = list(frame.columns)
-
-            def raw_copy() -> None:
-                valid = validate_frame("ohlcv", frame)
-                for start in range(0, len(valid), args.batch_rows):
-                    with engine.begin() as conn:
-                        payload = _binary_copy_payload(meta, valid.iloc[start : start + args.batch_rows])
-                        copy_bytes(conn, pgsql.Identifier("ohlcv"), columns, "binary", payload)
-
-            seconds, _ = timed(raw_copy)
-            report.add("raw COPY (binary, from the DataFrame, no upsert)", len(frame), seconds, "ceiling")
+            paths = merge_paths(engine, frame, args.batch_rows, args.repeats)
             truncate(engine)
 
-            seconds, result = timed(
-                lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows)
-            )
-            assert result.inserted == len(frame), result
-            report.add(
-                "upsert, new rows", len(frame), seconds, f"inserted {result.inserted:,} (direct COPY path)"
-            )
-
-            seconds, result = timed(
-                lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows)
-            )
-            assert result.written == 0, result
-            report.add(
-                "re-upsert, unchanged", len(frame), seconds, f"written {result.written:,} (staging path)"
-            )
-
-            changed = frame.copy()
-            changed.loc[changed.index[::10], "close"] += 0.25
-            seconds, result = timed(
-                lambda: upsert_dataframe(engine, "ohlcv", changed, batch_rows=args.batch_rows)
-            )
-            assert result.updated == len(changed.index[::10]), result
-            report.add(
-                "re-upsert, 10 % changed", len(frame), seconds, f"updated {result.updated:,} (staging path)"
-            )
-
-            # New rows that meet stored rows of their series (gap filling): staging + merge, not the fast path.
-            truncate(engine)
-            upsert_dataframe(engine, "ohlcv", frame.iloc[::2], batch_rows=args.batch_rows)
-            seconds, result = timed(
-                lambda: upsert_dataframe(engine, "ohlcv", frame, batch_rows=args.batch_rows)
-            )
-            assert result.inserted == len(frame) - len(frame.iloc[::2]), result
-            report.add(
-                "upsert, half new rows between stored ones",
-                len(frame),
-                seconds,
-                f"inserted {result.inserted:,}, unchanged {result.unchanged:,} (staging path)",
-            )
-
-            # Baselines on samples, with keys of their own (another exchange) so that every row is new.
-            sample = frame.iloc[: args.to_sql_rows].assign(exchange="to_sql")
-            seconds, _ = timed(lambda: sample.to_sql("ohlcv", engine, if_exists="append", index=False))
-            report.add("pandas to_sql (plain INSERT, defaults)", len(sample), seconds, "sample")
-
-            rows = frame.iloc[: args.row_by_row_rows].assign(exchange="row_by_row")
-
-            def row_by_row() -> None:
-                """The seeds' loop: iterrows, one INSERT … ON CONFLICT per candle, one commit at the end."""
-                statement = load_sql("common/upsert_bench_row_insert")
-                with engine.begin() as conn, conn.connection.dbapi_connection.cursor() as cursor:
-                    for _, row in rows.iterrows():
-                        cursor.execute(
-                            statement,
-                            (
-                                row["exchange"],
-                                row["symbol"],
-                                row["interval"],
-                                row["time"].to_pydatetime(),
-                                float(row["open"]),
-                                float(row["high"]),
-                                float(row["low"]),
-                                float(row["close"]),
-                                float(row["volume"]),
-                                int(row["trades_count"]),
-                                float(row["quality_score"]),
-                            ),
-                        )
-
-            seconds, _ = timed(row_by_row)
-            report.add("row-by-row INSERT … ON CONFLICT", len(rows), seconds, "sample, one transaction")
-
+            report = Report()
+            for repeat in range(args.repeats):
+                print(f"loads, run {repeat + 1} of {args.repeats}:")
+                loads(engine, frame, args, report)
             print()
             print(
                 f"{len(frame):,} OHLCV rows, batches of {args.batch_rows:,}, PostgreSQL {version} ({caps.backend.value})"
             )
             print(report.table())
+            new = report.rate("upsert, new rows")
+            print(
+                f"\nupsert of new rows: {new:,.0f} rows/s end to end = "
+                f"{new / report.rate('pandas to_sql (plain INSERT, defaults)'):.1f}x pandas to_sql, "
+                f"{new / report.rate('row-by-row INSERT … ON CONFLICT'):.1f}x row-by-row"
+            )
             print()
             print("| serialization | rows | encode rows/s | COPY rows/s | encode + COPY rows/s | bytes/row |")
             print("|---|---:|---:|---:|---:|---:|")
