@@ -23,13 +23,14 @@ import time as _time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from resources.intervals import interval_to_timedelta, validate_interval
+from resources.maintenance.aggregates import aggregate_query
 from resources.models import (
     AgentDecision,
     AuditReportLog,
@@ -177,6 +178,30 @@ def _ohlcv_params(exchange, symbol, interval, start, end, limit) -> dict[str, An
     }
 
 
+OhlcvSource = Literal["auto", "stored", "aggregate"]
+
+
+def _ohlcv_statement(conn: sa.Connection, params: Mapping[str, Any], source: OhlcvSource) -> sa.TextClause:
+    """Where candles of an interval come from: stored candles, or the 1h/1d aggregate of the 1m candles.
+
+    "auto" reads the stored candles when the series has any in the range (an exchange's own 1h candles are
+    the reference) and the aggregate otherwise; "stored"/"aggregate" force one side.
+    """
+    stored = sql_text("common/get_ohlcv")
+    if source == "stored":
+        return stored
+    aggregate = aggregate_query(params["interval"])
+    if aggregate is None:
+        if source == "aggregate":
+            raise ValueError(
+                f"no aggregate serves interval {params['interval']!r}: only '1h' and '1d' have one"
+            )
+        return stored
+    if source == "aggregate":
+        return aggregate
+    return stored if conn.execute(sql_text("common/ohlcv_exists"), params).scalar_one() else aggregate
+
+
 def get_ohlcv(
     conn: sa.Connection,
     exchange: str,
@@ -185,11 +210,12 @@ def get_ohlcv(
     start: datetime | None = None,
     end: datetime | None = None,
     limit: int | None = None,
+    source: OhlcvSource = "auto",
 ) -> list[Candle]:
-    """Candles of one series in time order (seed 004's `get_range`); the time bounds are those of
-    `sql/common/get_ohlcv.sql`, shared with the benchmark."""
+    """Candles of one series in time order (seed 004's `get_range`); '1h'/'1d' fall back to the aggregates
+    when no such candles are stored (see `_ohlcv_statement`). Bounds as in `sql/common/get_ohlcv.sql`."""
     params = _ohlcv_params(exchange, symbol, interval, start, end, limit)
-    return _all(conn, sql_text("common/get_ohlcv"), Candle, params)
+    return _all(conn, _ohlcv_statement(conn, params, source), Candle, params)
 
 
 def get_ohlcv_frame(
@@ -200,10 +226,11 @@ def get_ohlcv_frame(
     start: datetime | None = None,
     end: datetime | None = None,
     limit: int | None = None,
+    source: OhlcvSource = "auto",
 ) -> pd.DataFrame:
     """`get_ohlcv` straight into a DataFrame (no record per row: for long ranges)."""
     params = _ohlcv_params(exchange, symbol, interval, start, end, limit)
-    return frame_from_result(conn.execute(sql_text("common/get_ohlcv"), params), Candle)
+    return frame_from_result(conn.execute(_ohlcv_statement(conn, params, source), params), Candle)
 
 
 def get_latest_candles(
