@@ -142,12 +142,13 @@ def test_new_rows_go_straight_to_the_table_only_when_their_range_is_new(engine, 
 
     monkeypatch.setattr(upsert_module, "_copy", spy)
     btc = candles(120)
-    assert upsert_dataframe(engine, "ohlcv", btc).inserted == 120  # empty table
+    # empty table, one series cut over three batches: each batch is new for that series' own time range
+    assert upsert_dataframe(engine, "ohlcv", btc, batch_rows=50).inserted == 120
     later = candles(60, start=START + timedelta(hours=2), seed=3)
     assert upsert_dataframe(engine, "ohlcv", later).inserted == 60  # append after the stored range
     eth = candles(120, symbols=("ETH/USDT",), seed=4)
     assert upsert_dataframe(engine, "ohlcv", eth).inserted == 120  # another series over the same range
-    assert paths == ["direct", "direct", "direct"]
+    assert paths == ["direct"] * 5
     overlap = pd.concat([btc.iloc[100:], candles(30, start=START + timedelta(hours=3), seed=5)])
     result = upsert_dataframe(engine, "ohlcv", overlap)  # meets stored rows of its series
     assert (result.inserted, result.updated, result.unchanged) == (30, 0, 20)

@@ -707,14 +707,16 @@ _MAX_LISTED_SERIES = 1_000
 
 
 def _series_json(meta: _Table, frame: pd.DataFrame) -> tuple[list[str], str] | None:
-    """The batch's distinct series (key without time) as JSON rows, or None when there are too many."""
+    """The batch's series (key without time) with their first and last time, as JSON rows for the range
+    probe; None when there are too many series to list (then the batch's whole time range is probed)."""
     columns = [c for c in meta.key if c != meta.spec.time_column]
     if not columns:
         return [], "[]"
-    series = frame[columns].drop_duplicates()
-    if len(series) > _MAX_LISTED_SERIES:
+    bounds = frame.groupby(columns, sort=False, dropna=False)[meta.spec.time_column].agg(["min", "max"])
+    if len(bounds) > _MAX_LISTED_SERIES:
         return None
-    return columns, series.to_json(orient="records", date_format="iso", date_unit="us")
+    bounds = bounds.rename(columns={"min": "mw_from", "max": "mw_to"}).reset_index()
+    return columns, bounds.to_json(orient="records", date_format="iso", date_unit="us")
 
 
 def _range_is_new(conn, meta: _Table, batch: _Batch) -> bool:
@@ -727,7 +729,11 @@ def _range_is_new(conn, meta: _Table, batch: _Batch) -> bool:
         statement = _compose("upsert_range_is_empty", target=target, time_column=time_column)
     else:
         statement = _compose(
-            "upsert_range_is_new", target=target, time_column=time_column, series_columns=_names(listed[0])
+            "upsert_range_is_new",
+            target=target,
+            time_column=time_column,
+            target_series=_names(listed[0], "t"),
+            record_series=_names(listed[0], "r"),
         )
         params["series"] = listed[1]
     return bool(conn.exec_driver_sql(statement.as_string(dbapi), params).scalar())
