@@ -882,11 +882,12 @@ def _load_order(meta: _Table, frame: pd.DataFrame) -> pd.DataFrame:
     if len(frame) < 2:
         return frame
     micros = _to_micros(frame[meta.spec.time_column])
-    keys = [micros]
-    for column in reversed([c for c in meta.key if c != meta.spec.time_column]):
-        keys.append(pd.factorize(frame[column], sort=True, use_na_sentinel=False)[0])
-    keys.append(np.floor_divide(micros, int(meta.spec.chunk_interval / timedelta(microseconds=1))))
-    order = np.lexsort(keys)
+    series = np.zeros(len(frame), dtype=np.int64)  # one code per series: the order among series is irrelevant
+    for column in (c for c in meta.key if c != meta.spec.time_column):
+        codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+        series = series * len(uniques) + codes
+    bucket = np.floor_divide(micros, int(meta.spec.chunk_interval / timedelta(microseconds=1)))
+    order = np.lexsort((micros, series, bucket))
     if (np.diff(order) == 1).all():
         return frame
     return frame.iloc[order]
