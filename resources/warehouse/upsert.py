@@ -123,13 +123,14 @@ class UpsertInputError(ValueError):
         self.columns = tuple(columns)
         self.rule = rule
         self.rows = list(rows)
+        self.shown = shown
         message = f"{table}: column(s) {', '.join(self.columns) or '-'}: {rule}"
         if self.rows:
             message += f"; {len(self.rows)} offending row(s), first: {shown}"
         super().__init__(message)
 
     def __reduce__(self):  # picklable across processes despite the custom signature
-        return (self.__class__, (self.table, self.columns, self.rule, self.rows, ""))
+        return (self.__class__, (self.table, self.columns, self.rule, self.rows, self.shown))
 
 
 @dataclass(frozen=True)
