@@ -7,19 +7,24 @@ What it does, in order:
    demo window, from the same deterministic synthetic exchange the pulls use, in four layouts (Binance
    klines arrays, records with ISO times, pandas `split` orient, gzip NDJSON), plus one truncated file and
    a few bad rows so that the summary shows what failure and quarantine look like;
-3. materializes every asset of the code location for the last `days` complete UTC days as ONE run (the
-   assets' single-run backfill policy: market data, files, checks, features, forecasts, strategy,
-   backtest, equity/risk, aggregates, stats), then the nightly maintenance job;
-4. prints a summary: rows per table, quarantined rows by rule, asset check results, backend capabilities.
+3. materializes the graph for the last `days` complete UTC days: the sources (landed files and every
+   market-data asset, with their checks) as ONE run over the partition range (the assets' single-run
+   backfill policy), then the derived assets, aggregates and stats as a second run over the same range,
+   then the nightly maintenance job. Two runs, not one, because the second one's selection depends on what
+   the first one wrote (see `stale_downstream`);
+4. prints a line per step and check while it runs (a Dagster logger turning events into lines; Dagster's
+   own console logger is silenced), then a summary: rows per table, quarantined rows by rule, failed
+   files, asset check results, backend capabilities, where to look next.
 
 The runs go to the project's Dagster instance (run and event storage in the `dagster` database of the
 same server, as `market-warehouse ui` uses), so the UI shows the demo's runs, materializations, check
 results and plots afterwards, and the lineage rows point at runs that exist.
 
 Re-running is fast and writes no data: files are rewritten only when their bytes differ (the ingest
-ledger skips them), the coverage ledger skips exchange ranges already answered, and every upsert compares
-before writing. Only bookkeeping moves: a Dagster run, `lineage` rows (an append-only audit of every
-materialization) and the retry of the deliberately broken file in `ingest_files`.
+ledger skips them), the coverage ledger skips exchange ranges already answered, every upsert compares
+before writing, and the derived assets are not run when no source row changed and every partition is
+current. Only bookkeeping moves: the Dagster runs, and the retried ledger entry of the deliberately broken
+file in `ingest_files`.
 """
 
 from __future__ import annotations
