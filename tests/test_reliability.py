@@ -159,8 +159,9 @@ def _kill_first_write(admin: sa.Engine, stop: threading.Event, killed: list) -> 
 
 
 def test_connection_killed_mid_upsert_rolls_back_the_batch_and_the_retry_equals_a_clean_load(
-    db_url, second_url
+    any_backend_url, second_url
 ):
+    db_url = any_backend_url
     batch_rows = 20_000
     v1 = candles(20_000, ("BTC/USDT", "ETH/USDT", "SOL/USDT"))
     v2 = candles(20_000, ("BTC/USDT", "ETH/USDT", "SOL/USDT"), bump=7.0)  # every price corrected
@@ -240,12 +241,13 @@ def _meta(result: dg.ExecuteInProcessResult, table: str) -> dict:
     return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items() if "rows" in k}
 
 
-def test_two_runs_of_one_partition_at_once_store_each_row_once(db_url, second_url, safe_tmp):
+def test_two_runs_of_one_partition_at_once_store_each_row_once(any_backend_url, second_url, safe_tmp):
     """Two runs (threads, each with its own connections) start the same partition together: both succeed
     without a retry, each row is inserted by exactly one of them (the other finds it unchanged), and the
     table equals one run's."""
     from resources.maintenance.partitions import manage_partitions
 
+    db_url = any_backend_url
     universe = _universe(safe_tmp)
     together, reference = create_engine(db_url), create_engine(second_url)
     try:
