@@ -245,16 +245,12 @@ def test_two_runs_of_one_partition_at_once_store_each_row_once(any_backend_url, 
     """Two runs (threads, each with its own connections) start the same partition together: both succeed
     without a retry, each row is inserted by exactly one of them (the other finds it unchanged), and the
     table equals one run's."""
-    from resources.maintenance.partitions import manage_partitions
-
     db_url = any_backend_url
     universe = _universe(safe_tmp)
     together, reference = create_engine(db_url), create_engine(second_url)
     try:
-        # Partitions exist ahead of time, as the nightly `create_partitions` op makes them (see the README:
-        # creating a missing partition inside a load can deadlock with a concurrent load of the same week).
-        for engine in (together, reference):
-            manage_partitions(engine, now=datetime(2024, 3, 1, 12, tzinfo=UTC))
+        # The day's partition does not exist yet (2024 is far behind the partitions made ahead of now): both
+        # loads create it, which deadlocked before loaders took the advisory locks ahead of their reads.
         barrier, results = threading.Barrier(2), []
         runs = [
             threading.Thread(target=_run_partition, args=(db_url, universe, barrier, results)) for _ in "ab"

@@ -139,7 +139,7 @@ def load_batch(
 ) -> tuple[LoadResult, SplitResult]:
     """One batch in the caller's transaction. With `quarantine=False` rejected rows are only reported
     (used when releasing rows that are already in quarantine)."""
-    from resources.warehouse.upsert import AuditContext, upsert_frame
+    from resources.warehouse.upsert import AuditContext, lock_range, upsert_frame
 
     now = now or datetime.now(UTC)
     split = split_frame(dataset, batch, rules, now=now)
@@ -160,6 +160,7 @@ def load_batch(
         found = None
         if dataset in SCORED:
             config = score_config or ScoreConfig()
+            lock_range(conn, dataset, good[_time_column(dataset)])  # before reading: see lock_range
             history = load_history(conn, dataset, good, config)
             scored = score_frame(dataset, good, split.warnings, history, now=now, config=config)
             good, found = scored.frame, scored.anomalies

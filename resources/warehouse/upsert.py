@@ -894,6 +894,22 @@ def _load_order(meta: _Table, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[order]
 
 
+def lock_range(conn: sa.Connection, table: str, times: pd.Series) -> None:
+    """Take the advisory locks of the chunks `times` falls in, and create their native partitions, in the
+    caller's transaction — what `upsert_frame` does first, for loaders that read the table before writing.
+
+    Creating a partition needs an exclusive lock on the table. A loader that read the table (e.g. history for
+    quality scores) and then waited for the advisory lock would block a concurrent loader that holds the
+    lock and is creating the partition: a deadlock. Locking first orders them.
+    """
+    meta = _table_meta(table)
+    if times.empty:
+        return
+    caps, _ = _server(conn)
+    micros = _to_micros(pd.to_datetime(times, utc=True))
+    _lock_and_prepare(conn, meta, caps, _buckets(micros, meta.spec.chunk_interval))
+
+
 def upsert_frame(
     conn: sa.Connection, table: str, frame: pd.DataFrame, *, audit: AuditContext | None = None
 ) -> UpsertResult:
