@@ -24,12 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
-from psycopg2 import sql as pgsql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resources.backend import detect  # noqa: E402
-from resources.database import create_engine, ensure_database, redact, server_url  # noqa: E402
+from resources.database import create_engine, drop_database, ensure_database, redact, server_url  # noqa: E402
 from resources.maintenance.aggregates import aggregate_query, floor_to, refresh_aggregates  # noqa: E402
 from resources.maintenance.partitions import manage_partitions  # noqa: E402
 from resources.maintenance.stats import collect_stats  # noqa: E402
@@ -76,14 +75,6 @@ def timed_queries(engine: sa.Engine, params: dict, runs: int) -> dict[str, list[
             f"min={row['min']:.4f} max={row['max']:.4f} current={row['current']:.4f}"
         )
     return times
-
-
-def drop_database(url: sa.URL) -> None:
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    with admin.connect() as conn:
-        stmt = pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(url.database))
-        conn.exec_driver_sql(stmt.as_string(conn.connection.dbapi_connection))
-    admin.dispose()
 
 
 def run(database: str, symbols: int, days: int, runs: int, keep: bool) -> None:

@@ -23,11 +23,10 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import sqlalchemy as sa
-from psycopg2 import sql as pgsql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from resources.database import create_engine, redact, server_url  # noqa: E402
+from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
 from resources.files.landing import load_landing_folder  # noqa: E402
 from resources.files.layouts import parse_file  # noqa: E402
 from resources.schema import upgrade  # noqa: E402
@@ -148,13 +147,7 @@ def bench_load(root: Path, frames: dict[str, pd.DataFrame], database: str, keep:
     finally:
         engine.dispose()
         if not keep:
-            admin = create_engine(
-                url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
-            )
-            with admin.connect() as conn:
-                stmt = pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(database))
-                conn.exec_driver_sql(stmt.as_string(conn.connection.dbapi_connection))
-            admin.dispose()
+            drop_database(url)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines import market_data  # noqa: E402
 from resources.dagster_resources import ExchangeResource, WarehouseResource  # noqa: E402
-from resources.database import create_engine, redact, server_url  # noqa: E402
+from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
 from resources.exchanges.client import fetch_ohlcv_range  # noqa: E402
 from resources.exchanges.synthetic import SyntheticExchange  # noqa: E402
 from resources.schema import upgrade  # noqa: E402
@@ -145,12 +145,7 @@ def main() -> None:
         finally:
             if not args.keep:
                 for url in (single_url, split_url):
-                    _admin(
-                        admin,
-                        pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            pgsql.Identifier(url.database)
-                        ),
-                    )
+                    drop_database(url)
 
     print(f"fetch only (no database):        {fetch_s:7.2f} s  {fetched / fetch_s:10,.0f} candles/s")
     print(f"single run, {args.days} partitions:      {single_s:7.2f} s  {rows / single_s:10,.0f} candles/s")

@@ -36,20 +36,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
-from psycopg2 import sql as pgsql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resources.backend import detect  # noqa: E402
-from resources.database import create_engine, redact, server_url  # noqa: E402
+from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
 from resources.models import TIMESERIES  # noqa: E402
 from resources.partitioning import ensure_partitions  # noqa: E402
 from resources.quality.rules import Rule, load_rules  # noqa: E402
 from resources.quality.scores import score_frame  # noqa: E402
 from resources.quality.split import split_frame  # noqa: E402
 from resources.schema import upgrade  # noqa: E402
-from resources.sqlfiles import load_sql, sql_text  # noqa: E402
+from resources.sqlfiles import sql_text  # noqa: E402
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 CORE = (
@@ -179,15 +177,7 @@ def write_path(rows: int, series: int, broken: float, database: str) -> None:
             )
     finally:
         engine.dispose()
-        admin = create_engine(
-            url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
-        )
-        with admin.connect() as conn:
-            drop = pgsql.SQL(load_sql("common/upsert_bench_drop_database")).format(
-                database=pgsql.Identifier(database)
-            )
-            conn.exec_driver_sql(drop.as_string(conn.connection.dbapi_connection))
-        admin.dispose()
+        drop_database(url)
 
 
 def main() -> None:

@@ -21,16 +21,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from psycopg2 import sql as pgsql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resources.backend import detect  # noqa: E402
-from resources.database import create_engine, redact, server_url  # noqa: E402
+from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
 from resources.models import TIMESERIES  # noqa: E402
 from resources.partitioning import ensure_partitions  # noqa: E402
 from resources.schema import upgrade  # noqa: E402
-from resources.sqlfiles import load_sql, sql_text  # noqa: E402
+from resources.sqlfiles import sql_text  # noqa: E402
 from resources.warehouse.api import Warehouse  # noqa: E402
 from resources.warehouse.async_api import AsyncWarehouse  # noqa: E402
 
@@ -163,15 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         engine.dispose()
         if not args.keep:
-            admin = create_engine(
-                url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
-            )
-            with admin.connect() as conn:
-                drop = pgsql.SQL(load_sql("common/upsert_bench_drop_database")).format(
-                    database=pgsql.Identifier(args.database)
-                )
-                conn.exec_driver_sql(drop.as_string(conn.connection.dbapi_connection))
-            admin.dispose()
+            drop_database(url)
     return 0
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from resources.settings import DAGSTER_DB, WAREHOUSE_DB, ConfigurationError, Settings, load_settings
+from resources.sqlfiles import load_sql
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,19 @@ def ensure_database(url: URL) -> None:
             if exists.scalar() is None:
                 stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database))
                 conn.exec_driver_sql(stmt.as_string(conn.connection.dbapi_connection))
+    finally:
+        admin.dispose()
+
+
+def drop_database(url: URL) -> None:
+    """Drop the database named in `url` (scratch and test databases), closing its sessions first."""
+    from psycopg2 import sql
+
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with admin.connect() as conn:
+            stmt = sql.SQL(load_sql("common/drop_database")).format(database=sql.Identifier(url.database))
+            conn.exec_driver_sql(stmt.as_string(conn.connection.dbapi_connection))
     finally:
         admin.dispose()
 

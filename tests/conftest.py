@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from psycopg2 import sql as pgsql
 from sqlalchemy.engine import URL
 
-from resources.database import create_engine, normalize_url
+from resources.database import create_engine, drop_database, normalize_url
 from resources.schema import upgrade
 
 TEMPLATE_DB = "mw_template"
@@ -43,12 +43,6 @@ def create_database(url: URL, name: str, template: str | None = None) -> URL:
         stmt = pgsql.SQL("{} TEMPLATE {}").format(stmt, pgsql.Identifier(template))
     _admin_execute(url, stmt)
     return url.set(database=name)
-
-
-def drop_database(url: URL) -> None:
-    _admin_execute(
-        url, pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(url.database))
-    )
 
 
 @pytest.fixture(scope="session")
