@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from resources.files import LandingFileError
+from resources.files.values import show as _show
 
 EPOCH_UNITS = ("s", "ms", "us", "ns")
 # |value| below bound[i] reads as EPOCH_UNITS[i]. Each bound is where the finer unit reaches March 1973 and
@@ -88,11 +89,6 @@ def parse_times(values: pd.Series, *, field_name: str, timezone: str | None = No
             )
         return parsed
     return _parse_iso(values, text, present, field_name, timezone)
-
-
-def _show(value) -> str:
-    text = repr(value.item() if isinstance(value, np.generic) else value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _parse_epochs(numbers: pd.Series, present: pd.Series, field_name: str) -> ParsedTimes:

@@ -1,0 +1,282 @@
+"""A reader's raw table -> canonical candles: the steps every reader shares, each a small function.
+
+1. the table must map time, open, high, low, close and volume;
+2. times are parsed (`resources.files.timestamps`: epoch unit per file, ISO with zones) and numbers typed
+   (`resources.files.values`), each unreadable value rejecting its row with a rule and a message;
+3. exchange, symbol and interval come from the rows, a wrapper, the path or a key, and must agree;
+4. the interval of each series is checked against (or inferred from) the spacing of its candles;
+5. the readable rows become the canonical frame, the others `rejected` with their values as read.
+
+A file fails as a whole (`LandingFileError`) only for problems of the whole file: a missing field, a
+disagreement about its names, an interval the data contradicts, or no readable row at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from resources.files import LandingFileError
+from resources.files.fields import CANONICAL, INDEX_COLUMN, OPTIONAL, PRICES
+from resources.files.naming import PathNames, resolve_interval
+from resources.files.readers.base import RawTable
+from resources.files.timestamps import ParsedTimes, parse_times, validate_timezone
+from resources.files.values import MetaColumn, Reject, Rejects, numbers, resolve_meta
+
+_SERIES = ("exchange", "symbol", "interval", "time")
+_NAME_ADVICE = {
+    "exchange": "put the file under a folder named after the exchange (binance/BTC_USDT-1m.json), "
+    "name a folder exchange=<name>, or add an 'exchange' field",
+    "symbol": "name the file after it (BTC_USDT-1m.json) or add a 'symbol' field",
+}
+
+
+@dataclass
+class ParsedFile:
+    """A file read into canonical candles, with what was found out about it on the way."""
+
+    layout: str
+    time_unit: str | None
+    frame: pd.DataFrame  # canonical columns, typed; index = row number in the file (line for NDJSON)
+    rejected: pd.DataFrame  # canonical columns with the raw values as read; same indexing
+    rejected_rule: pd.Series
+    rejected_message: pd.Series
+    wrapper: tuple[str, ...] = ()
+    compressed: bool = False
+    exchange: str | None = None  # single value, or None when the file has several
+    symbol: str | None = None
+    interval: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """Rows read from the file: good plus rejected."""
+        return len(self.frame) + len(self.rejected)
+
+    @property
+    def empty(self) -> bool:
+        return self.rows == 0
+
+    @property
+    def description(self) -> str:
+        """Layout as stored in the ledger, e.g. 'gzip:data:binance-klines'."""
+        parts = (["gzip"] if self.compressed else []) + (([".".join(self.wrapper)]) if self.wrapper else [])
+        return ":".join([*parts, self.layout])
+
+
+def empty_file(layout: str, *, compressed: bool = False) -> ParsedFile:
+    """A file without rows: loaded as 'empty', not an error."""
+    frame = pd.DataFrame({name: pd.Series(dtype=object) for name in CANONICAL})
+    return ParsedFile(
+        layout=layout,
+        time_unit=None,
+        frame=frame,
+        rejected=frame.copy(),
+        rejected_rule=pd.Series(dtype=object),
+        rejected_message=pd.Series(dtype=object),
+        compressed=compressed,
+    )
+
+
+class _RejectSet(dict):
+    """Row label -> the first reason found to refuse it (a row is quarantined once, for one rule)."""
+
+    def add(self, found: Rejects) -> None:
+        for label, why in found.items():
+            self.setdefault(label, why)
+
+
+def canonicalize(raw: RawTable, names: PathNames, *, default_timezone: str | None = None) -> ParsedFile:
+    """Type the raw rows into canonical candles; unreadable rows go to `rejected` with their reason."""
+    _require_fields(raw)
+    warnings = list(raw.warnings)
+    rejects = _RejectSet()
+    times = _parse_time_column(raw, _timezone(raw, default_timezone), rejects)
+    out = _typed_values(raw, times, rejects)
+    meta = _meta_columns(raw, names, rejects)
+    good_labels = raw.frame.index.difference(pd.Index(list(rejects)), sort=False)
+    _require_names(meta, good_labels, names)
+    for name in ("exchange", "symbol", "interval"):
+        out[name] = meta[name].values
+    _require_some_readable(raw.frame, good_labels, rejects)
+    intervals = _series_intervals(out, meta["interval"].origin, warnings)
+    good = _good_rows(out, good_labels, intervals)
+    rejected, rule, message = _rejected_part(raw, rejects, meta, times.times, intervals, good)
+    return ParsedFile(
+        layout=raw.layout,
+        time_unit=times.unit,
+        frame=good.sort_values(list(_SERIES), kind="stable"),
+        rejected=rejected,
+        rejected_rule=rule.astype(object),
+        rejected_message=message,
+        wrapper=raw.wrapper,
+        exchange=_single(good["exchange"]),
+        symbol=_single(good["symbol"]),
+        interval=_single(good["interval"]),
+        warnings=warnings,
+    )
+
+
+def _require_fields(raw: RawTable) -> None:
+    missing = [f for f in ("time", *PRICES) if f not in raw.mapping]
+    if missing:
+        found = ", ".join(str(c) for c in raw.frame.columns if c != INDEX_COLUMN) or "none"
+        raise LandingFileError(f"no {', '.join(missing)} field(s) in the {raw.layout} rows (fields: {found})")
+
+
+def _timezone(raw: RawTable, default_timezone: str | None) -> str | None:
+    """The zone of naive ISO times: the file's own 'timezone' field, else the folder's default."""
+    timezone = raw.meta.get("timezone") or default_timezone
+    return validate_timezone(str(timezone)) if timezone is not None else None
+
+
+def _parse_time_column(raw: RawTable, timezone: str | None, rejects: _RejectSet) -> ParsedTimes:
+    column = raw.mapping["time"]
+    name = column if isinstance(column, str) and column != INDEX_COLUMN else "time"
+    values = raw.frame[column]
+    times = parse_times(values, field_name=name, timezone=timezone)
+    rejects.add({label: Reject(rule, message) for label, (rule, message) in times.rejected.items()})
+    rejects.add({label: Reject("missing_value", "time is missing") for label in values.index[values.isna()]})
+    return times
+
+
+def _typed_values(raw: RawTable, times: ParsedTimes, rejects: _RejectSet) -> pd.DataFrame:
+    """Times and numbers under canonical names (NaN where a value is refused or absent)."""
+    out = pd.DataFrame(index=raw.frame.index)
+    out["time"] = times.times
+    for name in (*PRICES, *OPTIONAL):
+        if name not in raw.mapping:
+            out[name] = np.nan
+            continue
+        values, bad = numbers(
+            raw.frame[raw.mapping[name]], name, required=name in PRICES, integer=name == "trades_count"
+        )
+        out[name] = values
+        rejects.add(bad)
+    return out
+
+
+def _meta_columns(raw: RawTable, names: PathNames, rejects: _RejectSet) -> dict[str, MetaColumn]:
+    meta = {}
+    for name in ("exchange", "symbol", "interval"):
+        rows = raw.frame[raw.mapping[name]] if name in raw.mapping else None
+        hint = raw.symbol_hint if name == "symbol" else None
+        meta[name], bad = resolve_meta(
+            name, rows, raw.meta.get(name), getattr(names, name), hint, raw.frame.index
+        )
+        rejects.add(bad)
+    return meta
+
+
+def _require_names(meta: dict[str, MetaColumn], good_labels: pd.Index, names: PathNames) -> None:
+    """Every readable row needs an exchange and a symbol: they are part of the candle's key."""
+    for name, advice in _NAME_ADVICE.items():
+        if meta[name].values[good_labels].isna().any():
+            extra = f" ({'; '.join(names.warnings)})" if name == "symbol" and names.warnings else ""
+            raise LandingFileError(f"no {name} for the candles{extra}: {advice}")
+
+
+def _require_some_readable(frame: pd.DataFrame, good_labels: pd.Index, rejects: _RejectSet) -> None:
+    if len(good_labels) == 0 and len(frame):
+        first = min(rejects)
+        raise LandingFileError(
+            f"none of the {len(frame)} rows could be read; first: row {first}: {rejects[first].message}"
+        )
+
+
+def _series_intervals(out: pd.DataFrame, origin: str, warnings: list[str]) -> pd.Series:
+    """The interval of each row's series, checked against (or inferred from) its spacing.
+
+    Spacing is measured on every row with a readable time: a bad price does not make a gap.
+    """
+    timed = out[out["time"].notna() & out["exchange"].notna() & out["symbol"].notna()]
+    intervals = pd.Series(None, index=timed.index, dtype=object)
+    series = timed.groupby(["exchange", "symbol", timed["interval"].fillna("")], sort=True, dropna=False)
+    for (exchange, symbol, declared), group in series:
+        interval, note = resolve_interval(
+            group["time"], declared or None, origin=origin, series=f"{exchange} {symbol}"
+        )
+        intervals[group.index] = interval
+        if note:
+            warnings.append(note)
+    return intervals
+
+
+def _good_rows(out: pd.DataFrame, good_labels: pd.Index, intervals: pd.Series) -> pd.DataFrame:
+    good = out.loc[good_labels].assign(interval=intervals.reindex(good_labels))
+    good["trades_count"] = good["trades_count"].astype("Int64")
+    return good[list(CANONICAL)]
+
+
+def _rejected_part(
+    raw: RawTable,
+    rejects: _RejectSet,
+    meta: dict[str, MetaColumn],
+    times: pd.Series,
+    intervals: pd.Series,
+    good: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """Rejected rows (typed-value rejects, then rows refused before typing), their rules and messages."""
+    labels = [label for label in raw.frame.index if label in rejects]
+    rejected = _rejected_rows(raw, labels, meta, times, intervals)
+    rule = pd.Series({label: rejects[label].rule for label in labels}, dtype=object)
+    message = pd.Series({label: f"row {label}: {rejects[label].message}" for label in labels}, dtype=object)
+    if not raw.rejected:
+        return rejected, rule, message
+    shaped, shaped_rule, shaped_message = _shape_rejects(raw, good)
+    return (
+        pd.concat([rejected, shaped]),
+        pd.concat([rule, shaped_rule]),
+        pd.concat([message, shaped_message]),
+    )
+
+
+def _shape_rejects(raw: RawTable, good: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """Rows refused before typing (a broken NDJSON line, a row of the wrong shape): the message keeps the
+    raw text, the row the series it belongs to, so an operator can correct and release it."""
+    numbers_ = pd.Index([n for n, *_ in raw.rejected], name="row")
+    shaped = pd.DataFrame({name: [None] * len(numbers_) for name in CANONICAL}, index=numbers_, dtype=object)
+    for name in ("exchange", "symbol", "interval"):
+        shaped[name] = _single(good[name]) if len(good) else None
+    rules = pd.Series([r for _, r, _, _ in raw.rejected], index=numbers_)
+    messages = [f"{m}: {_raw_text(v)}" if v is not None else m for _, _, m, v in raw.rejected]
+    return shaped, rules, pd.Series(messages, index=numbers_, dtype=object)
+
+
+def _single(column: pd.Series) -> str | None:
+    values = column.dropna().unique()
+    return str(values[0]) if len(values) == 1 else None
+
+
+def _raw_text(value: Any, limit: int = 2_000) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _rejected_rows(
+    raw: RawTable, labels: list, meta: dict[str, MetaColumn], times: pd.Series, intervals: pd.Series
+) -> pd.DataFrame:
+    """Rejected rows under canonical names, for quarantine: values as read, except a time that was read
+    correctly is given as UTC (so correcting a bad price is enough to release the row)."""
+    frame, mapping = raw.frame, raw.mapping
+    out = pd.DataFrame(index=pd.Index(labels, name="row"))
+    for name in CANONICAL:
+        if name in ("exchange", "symbol"):
+            out[name] = meta[name].values.reindex(labels).astype(object)
+        elif name == "interval":
+            declared = meta[name].values.reindex(labels).astype(object)
+            found = intervals.reindex(labels).astype(object)
+            out[name] = found.where(found.notna(), declared)
+        elif name == "time":
+            values = frame.loc[labels, mapping["time"]].astype(object)
+            parsed = times.reindex(labels)
+            out[name] = parsed.astype(object).where(parsed.notna(), values)
+        elif name in mapping:
+            out[name] = frame.loc[labels, mapping[name]].astype(object)
+        else:
+            out[name] = None
+    return out
