@@ -47,6 +47,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.partitions import DAILY
+from pipelines.retries import root_error
 from resources.database import redact, warehouse_engine
 from resources.models import Base
 from resources.schema import upgrade
@@ -80,6 +81,14 @@ class CheckOutcome:
 
 
 @dataclass
+class StepFailure:
+    """A failed step and its root error (type, message, where raised), not Dagster's wrapper message."""
+
+    step: str
+    error: str  # e.g. "IndexError: index -1 is out of bounds … (at resources/exchanges/synthetic.py:88)"
+
+
+@dataclass
 class DemoReport:
     """What the demo did: the data it wrote, what it rejected, what the checks said."""
 
@@ -89,6 +98,7 @@ class DemoReport:
     files_unchanged: int = 0
     rows_written: Counter = field(default_factory=Counter)  # asset -> rows inserted + updated this run
     checks: list[CheckOutcome] = field(default_factory=list)
+    failures: list[StepFailure] = field(default_factory=list)
     table_rows: dict[str, int] = field(default_factory=dict)
     quarantine: list[tuple[str, str, str, int]] = field(default_factory=list)  # table, rule, source, rows
     failed_files: list[tuple[str, str]] = field(default_factory=list)
@@ -314,8 +324,14 @@ class _Progress(logging.Handler):
             self._say(self._step_line(step))
         elif kind == dg.DagsterEventType.STEP_FAILURE:
             error = event.event_specific_data.error
-            message = error.message.strip().splitlines()[0] if error else "failed"
+            message = str(root_error(error)) if error else "failed"
+            self.report.failures.append(StepFailure(step, message))
             self._say(f"  FAIL  {step}: {message}")
+        elif kind == dg.DagsterEventType.STEP_UP_FOR_RETRY:
+            data = event.event_specific_data
+            wait = f" in {data.seconds_to_wait:.1f}s" if data.seconds_to_wait is not None else ""
+            cause = f": {root_error(data.error)}" if data.error else ""
+            self._say(f"  retry {step}{wait}{cause}")
         elif kind == dg.DagsterEventType.STEP_SKIPPED:
             self._say(f"  skip  {step} (an upstream step or a blocking check failed)")
 
@@ -551,6 +567,8 @@ def print_summary(report: DemoReport, echo: Echo) -> None:
         echo("  quarantined rows: none")
     for path, error in report.failed_files:
         echo(f"  failed file: {error or path}")
+    for failure in report.failures:
+        echo(f"  failed step: {failure.step}: {failure.error}")
     echo("")
     passed = sum(c.passed for c in report.checks)
     echo(f"  asset checks: {passed} passed, {len(report.checks) - passed} failed")

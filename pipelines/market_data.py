@@ -21,6 +21,7 @@ import dagster as dg
 import pandas as pd
 
 from pipelines.partitions import DAILY, SINGLE_RUN_BACKFILL, WAREHOUSE_POOL
+from pipelines.retries import NO_RUN_RETRY_ON_STEP_FAILURE, retry_transient
 from pipelines.table_metadata import table_schema
 from resources.dagster_resources import ExchangeResource, WarehouseResource
 from resources.exchanges.client import supports_history
@@ -43,7 +44,9 @@ from resources.warehouse.load import LoadResult
 GROUP = "market_data"
 KINDS = {"ccxt", "pandas", "postgres"}
 CODE_VERSION = "1"
-RETRY = dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+# Transient errors only (exchange outages, rate limits, database disconnects and conflicts), with the back-off
+# of the `exchanges` resource's `step_retry_*` settings; anything else fails the step at once, named.
+RETRY_TRANSIENT = retry_transient(lambda context: context.resources.exchanges.step_backoff())
 
 
 def _snapshot_note(
@@ -131,7 +134,8 @@ def _result(
 
 
 def _asset(name: str, description: str):
-    return dg.asset(
+    """The market-data asset decorator: partitioned, single-run backfills, transient errors retried."""
+    asset = dg.asset(
         name=name,
         group_name=GROUP,
         partitions_def=DAILY,
@@ -139,10 +143,10 @@ def _asset(name: str, description: str):
         pool=WAREHOUSE_POOL,
         code_version=CODE_VERSION,
         kinds=KINDS,
-        retry_policy=RETRY,
         description=description,
         metadata=_table_metadata(name if name != "metric_series" else "timeseries_data"),
     )
+    return lambda fn: asset(RETRY_TRANSIENT(fn))
 
 
 def _materialize(
@@ -333,7 +337,8 @@ def coverage_report(
     return dg.MaterializeResult(metadata=_report_metadata(report))
 
 
-@dg.op(pool=WAREHOUSE_POOL, retry_policy=RETRY)
+@dg.op(pool=WAREHOUSE_POOL)
+@RETRY_TRANSIENT
 def find_gaps(
     context: dg.OpExecutionContext,
     config: GapConfig,
@@ -349,7 +354,8 @@ def find_gaps(
     return report
 
 
-@dg.op(pool=WAREHOUSE_POOL, retry_policy=RETRY)
+@dg.op(pool=WAREHOUSE_POOL)
+@RETRY_TRANSIENT
 def backfill_gaps(
     context: dg.OpExecutionContext,
     report: GapReport,
@@ -399,7 +405,11 @@ def backfill_gaps(
     )
 
 
-@dg.job(name="gap_backfill_job", description="Compute the gap report and fetch exactly the missing ranges.")
+@dg.job(
+    name="gap_backfill_job",
+    description="Compute the gap report and fetch exactly the missing ranges.",
+    tags=NO_RUN_RETRY_ON_STEP_FAILURE,
+)
 def gap_backfill_job() -> None:
     backfill_gaps(find_gaps())
 
@@ -408,6 +418,7 @@ market_data_job = dg.define_asset_job(
     "market_data_job",
     selection=dg.AssetSelection.assets(*MARKET_DATA_ASSETS),
     description="Every market-data asset for one day (or a range of days, in one run).",
+    tags=NO_RUN_RETRY_ON_STEP_FAILURE,
 )
 
 

@@ -49,7 +49,9 @@ class ExchangeResource(ConfigurableResource):
     """The exchanges of the universe YAML (`universe_path` empty → `MW_UNIVERSE`, else the shipped demo).
 
     `api_base_url` points every ccxt exchange's REST API at another host (a recorded local server in tests);
-    the back-off settings bound retries of rate-limited and failing requests inside one run.
+    the `backoff_*` settings bound retries of one rate-limited or failing request inside a step, the
+    `step_retry_*` settings the retries of a whole market-data step after a transient error (an exchange or
+    database outage outlasting the in-call back-off); other errors are never retried (`resources.retry`).
     """
 
     universe_path: str | None = None
@@ -57,6 +59,9 @@ class ExchangeResource(ConfigurableResource):
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     backoff_max_retries: int = 6
+    step_retry_max_retries: int = 3
+    step_retry_base_seconds: float = 15.0
+    step_retry_max_seconds: float = 300.0
     _clients: dict = PrivateAttr(default_factory=dict)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
@@ -76,12 +81,23 @@ class ExchangeResource(ConfigurableResource):
         return self._clients[config.name]
 
     def backoff(self):
-        from resources.exchanges.client import Backoff
+        """The back-off of one exchange call."""
+        from resources.retry import Backoff
 
         return Backoff(
             base_delay=self.backoff_base_seconds,
             max_delay=self.backoff_max_seconds,
             max_retries=self.backoff_max_retries,
+        )
+
+    def step_backoff(self):
+        """The back-off between tries of a whole step (Dagster waits; `sleep` is not used)."""
+        from resources.retry import Backoff
+
+        return Backoff(
+            base_delay=self.step_retry_base_seconds,
+            max_delay=self.step_retry_max_seconds,
+            max_retries=self.step_retry_max_retries,
         )
 
 

@@ -13,8 +13,6 @@ What ccxt does not do for us, and this module does:
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,31 +27,11 @@ from resources.exchanges.calendars import floor_time, utc
 from resources.exchanges.synthetic import SyntheticExchange
 from resources.exchanges.universe import ExchangeConfig, MetricSeries
 from resources.intervals import interval_to_timedelta
+from resources.retry import Backoff, classify, is_rate_limited
 
 log = logging.getLogger(__name__)
 
 OHLCV_COLUMNS = ["time", "open", "high", "low", "close", "volume", "quote_volume", "trades_count"]
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Retry policy for one exchange call: exponential delay with ± jitter, capped, a bounded number of times.
-
-    `sleep` is injectable so tests can use tiny delays and count them instead of waiting.
-    """
-
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    max_retries: int = 6
-    jitter: float = 0.25
-    sleep: Callable[[float], None] = time.sleep
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        raw = min(self.max_delay, self.base_delay * 2**attempt)
-        jittered = raw * (1 + random.uniform(-self.jitter, self.jitter))  # noqa: S311 - not cryptographic
-        if retry_after is not None:
-            jittered = max(jittered, min(retry_after, self.max_delay))
-        return max(0.0, jittered)
 
 
 @dataclass
@@ -140,26 +118,32 @@ def _rebase(api: Any, base_url: str) -> Any:
 
 
 def call(exchange: Any, method: str, *args: Any, backoff: Backoff, stats: PullStats, **kwargs: Any) -> Any:
-    """Call `exchange.<method>` retrying rate limits and transient network errors per `backoff`."""
+    """Call `exchange.<method>`, retrying per `backoff` only what can pass on another try.
+
+    Transient means what `resources.retry.classify` says (for an exchange: the ccxt `NetworkError` family,
+    rate limits included); anything else (`BadSymbol`, `NotSupported`, a bug) is raised at once.
+    """
     attempt = 0
     while True:
         stats.requests += 1
         try:
             return getattr(exchange, method)(*args, **kwargs)
-        except ccxt.NetworkError as exc:
-            limited = isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded))
-            if attempt >= backoff.max_retries:
+        except Exception as exc:
+            verdict = classify(exc)
+            if not verdict.transient or attempt >= backoff.max_retries:
                 raise
+            limited = is_rate_limited(exc)
             delay = backoff.delay(attempt, _retry_after(exchange) if limited else None)
             if limited:
                 stats.rate_limited += 1
             else:
                 stats.network_retries += 1
             log.warning(
-                "%s.%s: %s; retry %d/%d in %.2fs",
+                "%s.%s: %s (%s); retry %d/%d in %.2fs",
                 getattr(exchange, "id", "exchange"),
                 method,
                 type(exc).__name__,
+                verdict.reason,
                 attempt + 1,
                 backoff.max_retries,
                 delay,
