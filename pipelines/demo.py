@@ -372,7 +372,7 @@ def project_instance(settings: Settings) -> Iterator[dg.DagsterInstance]:
     from pipelines.ui import dagster_environment
 
     env = dagster_environment(settings)
-    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "MW_DAGSTER_PG_URL")}
+    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME",)}
     os.environ.update({k: env[k] for k in saved})
     try:
         with dg.DagsterInstance.get() as instance:

@@ -1,0 +1,244 @@
+"""Dagster's own commands work in the project root with no variable to export (issue 11, part 4), on the
+instance of `market-warehouse ui`: `dagster job execute`, `dagster asset materialize`, `dagster dev`, `dg dev`.
+
+Each command runs as a user would type it: a subprocess in the repository root, with a fresh `MW_HOME` and
+neither `DAGSTER_HOME`, `MW_DAGSTER_PG_URL` nor `DATABASE_URL` in its environment. What it recorded is then
+read back through the instance `market-warehouse ui` uses (`DAGSTER_HOME=$MW_HOME/dagster`) and through the
+GraphQL API of each server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import requests
+import sqlalchemy as sa
+from dagster._core.instance.ref import InstanceRef
+from dagster_shared.serdes import serialize_value
+
+from resources.database import create_engine, dagster_storage_url, warehouse_engine
+from resources.embedded import start_embedded
+from resources.schema import upgrade
+from resources.settings import DAGSTER_DB, PROJECT_ROOT, Settings
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+RUN_ID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+UNUSED_YAML_WARNING = "will not be used to configure Dagster"
+SERVER_QUERY = """
+{
+  workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } }
+  runsOrError { ... on Runs { results { runId jobName status } } }
+}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def home(safe_root) -> Path:
+    """A fresh MW_HOME with a migrated warehouse; this process holds the embedded server up meanwhile."""
+    path = Path(tempfile.mkdtemp(prefix="dagster-cli-", dir=safe_root))
+    path.chmod(0o755)
+    server = start_embedded(path / "pgdata")
+    engine = warehouse_engine(Settings(database_url=None, home=path, timescaledb="auto"))
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    yield path
+    server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def user_env(home) -> dict[str, str]:
+    """The shell of a user in the project root: the project's venv on PATH, no Dagster variable set."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DAGSTER_HOME", "MW_DAGSTER_PG_URL", "DATABASE_URL"}
+    }
+    env.update(MW_HOME=str(home), VIRTUAL_ENV=sys.prefix, PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    return env
+
+
+def _run(command: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert UNUSED_YAML_WARNING not in output
+    return done
+
+
+def _project_runs(home: Path, monkeypatch) -> dict[str, dg.DagsterRunStatus]:
+    """Runs as `market-warehouse ui` sees them: its environment, `DagsterInstance.get()`."""
+    from pipelines.ui import dagster_environment
+
+    monkeypatch.setenv("MW_HOME", str(home))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("MW_DAGSTER_PG_URL", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", dagster_environment()["DAGSTER_HOME"])
+    with dg.DagsterInstance.get() as instance:
+        return {run.run_id: run.status for run in instance.get_runs()}
+
+
+@pytest.fixture(scope="module")
+def executed_run(user_env, home) -> str:
+    """`dagster job execute -m pipelines.definitions -j nightly_maintenance` in the root: its run id."""
+    started = time.perf_counter()
+    done = _run(
+        [str(BIN / "dagster"), "job", "execute", "-m", "pipelines.definitions", "-j", "nightly_maintenance"],
+        user_env,
+    )
+    print(f"dagster job execute nightly_maintenance: {time.perf_counter() - started:.1f}s")
+    (run_id,) = set(RUN_ID.findall(done.stderr))
+    return run_id
+
+
+def test_job_execute_in_the_root_records_its_run_in_the_project_instance(executed_run, home, monkeypatch):
+    assert _project_runs(home, monkeypatch)[executed_run] == dg.DagsterRunStatus.SUCCESS
+    # Captured step logs live in the instance's folder, not in Dagster's temporary folder of the cwd.
+    assert list((home / "dagster" / "storage" / executed_run / "compute_logs").glob("*.out"))
+    assert not list(PROJECT_ROOT.glob(".tmp_dagster_home_*/storage"))
+
+
+def test_asset_materialize_in_the_root_records_its_run_in_the_project_instance(user_env, home, monkeypatch):
+    before = _project_runs(home, monkeypatch)
+    started = time.perf_counter()
+    done = _run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "--select",
+            "warehouse_stats",
+            "-m",
+            "pipelines.definitions",
+        ],
+        user_env,
+    )
+    print(f"dagster asset materialize warehouse_stats: {time.perf_counter() - started:.1f}s")
+    (run_id,) = set(RUN_ID.findall(done.stderr))
+    assert run_id not in before
+    assert _project_runs(home, monkeypatch)[run_id] == dg.DagsterRunStatus.SUCCESS
+    with dg.DagsterInstance.get() as instance:  # still the ui's environment, set by _project_runs
+        latest = instance.get_latest_materialization_event(dg.AssetKey("warehouse_stats"))
+    assert latest is not None and latest.run_id == run_id
+
+
+def _wait_until_serving(port: int, process: subprocess.Popen, log: Path, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"exited early with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"not serving after {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+def _stop(process: subprocess.Popen) -> int:
+    """Ctrl-C as a terminal sends it: SIGINT to the whole process group, then wait for a clean exit."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        return process.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise AssertionError("did not stop within 90 s of SIGINT") from None
+
+
+SERVERS = {
+    "dagster dev": [str(BIN / "dagster"), "dev"],
+    "dg dev": [str(BIN / "dg"), "dev"],
+    "market-warehouse ui": [sys.executable, "-m", "pipelines.cli", "ui"],
+}
+
+
+@pytest.mark.parametrize("name", list(SERVERS))
+def test_dev_servers_in_the_root_serve_the_code_location_on_the_project_instance(
+    name, executed_run, user_env, home, safe_tmp
+):
+    port = _free_port()
+    log = safe_tmp / "server.log"
+    started = time.perf_counter()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*SERVERS[name], "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=user_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_until_serving(port, process, log)
+            print(f"{name}: serving after {time.perf_counter() - started:.1f}s")
+            answer = requests.post(
+                f"http://127.0.0.1:{port}/graphql", json={"query": SERVER_QUERY}, timeout=120
+            ).json()
+        finally:
+            code = _stop(process)
+    assert "errors" not in answer, answer
+    entries = answer["data"]["workspaceOrError"]["locationEntries"]
+    assert [(e["name"], e["loadStatus"]) for e in entries] == [("market_warehouse", "LOADED")]
+    runs = {r["runId"]: r["status"] for r in answer["data"]["runsOrError"]["results"]}
+    assert runs.get(executed_run) == "SUCCESS"  # the run `dagster job execute` recorded: same instance
+
+    output = log.read_text()
+    assert UNUSED_YAML_WARNING not in output
+    assert code in (0, 130, -signal.SIGINT), output[-4000:]
+    # Every Dagster process detached from the embedded server on its way out: only this test process is left.
+    assert (home / "pgdata" / ".handle_pids.json").read_text().strip() == f"[{os.getpid()}]"
+
+
+def test_instance_in_the_root_uses_the_dagster_database_of_database_url_and_serializes_no_password(
+    server_url, monkeypatch
+):
+    # The embedded server trusts local connections, so any password is accepted and must never show up.
+    url = server_url.set(database="mw_cli_warehouse", password="not-for-logs-8431")
+    monkeypatch.setenv("DATABASE_URL", url.render_as_string(hide_password=False))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("MW_DAGSTER_PG_URL", raising=False)
+    expected = dagster_storage_url()
+    assert expected.database == DAGSTER_DB and expected.query == url.query
+
+    ref = InstanceRef.from_dir(str(PROJECT_ROOT))
+    assert "not-for-logs-8431" not in serialize_value(ref)
+    with dg.DagsterInstance.from_ref(ref) as instance:
+        used = sa.make_url(instance.run_storage.postgres_url)
+        result = _noop_job.execute_in_process(instance=instance)
+    assert (used.database, used.query) == (DAGSTER_DB, url.query)
+    engine = create_engine(server_url.set(database=DAGSTER_DB), poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT status FROM runs WHERE run_id = :r"), {"r": result.run_id})
+            assert stored.scalar() == "SUCCESS"
+    finally:
+        engine.dispose()
+
+
+@dg.op
+def _noop() -> None:
+    pass
+
+
+@dg.job
+def _noop_job() -> None:
+    _noop()
