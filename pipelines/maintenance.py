@@ -1,8 +1,10 @@
 """Maintenance on schedules: partitions, aggregates, compression, retention and stats (UTC).
 
-- `nightly_maintenance` (02:30 UTC): create_partitions → refresh_aggregates → compress_chunks →
-  apply_retention → collect_stats, chained so the order holds: retention never runs before the refresh
-  that aggregates the candles it drops, and compression does not convert chunks still being refreshed.
+- `nightly_maintenance` (02:30 UTC): plan_maintenance → create_partitions → refresh_aggregates →
+  compress_chunks → apply_retention → collect_stats, chained so the order holds: retention never runs
+  before the refresh that aggregates the candles it drops, and compression does not convert chunks still
+  being refreshed. The first step only reads: it records what the others are about to do (the same plan
+  as `market-warehouse maintenance plan`), so the run shows what it meant to drop next to what it dropped.
 - `aggregate_refresh` (hourly, 5 minutes past): materializes the assets `ohlcv_1h` and `ohlcv_1d`.
 
 The aggregates and the stats are assets (group "maintenance") so the lineage graph shows
@@ -16,7 +18,9 @@ import dagster as dg
 from pipelines.partitions import MAINTENANCE_POOL
 from resources.dagster_resources import WarehouseResource
 from resources.maintenance import aggregates, compression, partitions, retention, stats
+from resources.maintenance.plan import MaintenancePlan, plan_maintenance
 from resources.maintenance.policy import load_policy
+from resources.maintenance.retention import PieceAction
 
 OHLCV = dg.AssetKey("ohlcv")
 OHLCV_1H = dg.AssetKey("ohlcv_1h")
@@ -31,12 +35,50 @@ class PolicyConfig(dg.Config):
     universe: str | None = None
 
 
+# The nightly ops that read the policy: give them all the same `PolicyConfig` (the plan must see the policy
+# the steps apply).
+POLICY_OPS = ("plan_maintenance", "compress_chunks", "apply_retention")
+
+
 def _aggregate_events(result: aggregates.RefreshResult) -> list[dg.AssetMaterialization]:
     common = result.metadata()
     return [
         dg.AssetMaterialization(asset_key=OHLCV_1H, metadata={**common, "rows_rebuilt": result.rows_1h}),
         dg.AssetMaterialization(asset_key=OHLCV_1D, metadata={**common, "rows_rebuilt": result.rows_1d}),
     ]
+
+
+_PIECE_COLUMNS = dg.TableSchema(
+    columns=[
+        dg.TableColumn("table", "string"),
+        dg.TableColumn("piece", "string", description="chunk or partition"),
+        dg.TableColumn("action", "string", description="dropped, or rows deleted (some intervals of ohlcv)"),
+        dg.TableColumn("intervals", "string", description="expired candle intervals (ohlcv), else all"),
+        dg.TableColumn("range_start", "string"),
+        dg.TableColumn("range_end", "string"),
+        dg.TableColumn("rows", "int", description="counted just before the drop"),
+        dg.TableColumn("bytes", "int", description="size of a dropped piece; empty for deleted rows"),
+    ]
+)
+
+
+def pieces_table(actions: list[PieceAction]) -> dg.TableMetadataValue:
+    """Pieces dropped (or to drop) as a metadata table, one record per chunk/partition."""
+    records = []
+    for action in actions:
+        record = action.record()
+        records.append(dg.TableRecord({c.name: record[c.name] for c in _PIECE_COLUMNS.columns}))
+    return dg.MetadataValue.table(records=records, schema=_PIECE_COLUMNS)
+
+
+def plan_metadata(plan: MaintenancePlan) -> dict[str, object]:
+    """The plan as run metadata: the readable text, counts, the pieces to drop, and everything as JSON."""
+    return {
+        "plan": dg.MetadataValue.md(plan.markdown()),
+        **plan.summary(),
+        "to_drop": pieces_table(plan.drops),
+        "plan_json": dg.MetadataValue.json(plan.as_dict()),
+    }
 
 
 def _stats_metadata(measured: stats.WarehouseStats) -> dict[str, object]:
@@ -51,7 +93,16 @@ def _stats_metadata(measured: stats.WarehouseStats) -> dict[str, object]:
 # ---------------------------------------------------------------------------------------------------- ops
 
 
-@dg.op(pool=MAINTENANCE_POOL, out=dg.Out(dg.Nothing))
+@dg.op(name="plan_maintenance", pool=MAINTENANCE_POOL, out=dg.Out(dg.Nothing))
+def plan_maintenance_step(
+    context: dg.OpExecutionContext, config: PolicyConfig, warehouse: WarehouseResource
+) -> None:
+    """Read-only: what this run will create, refresh, compress and drop (rows, bytes), before it does."""
+    plan = plan_maintenance(warehouse.engine(), load_policy(config.universe), caps=warehouse.capabilities())
+    context.add_output_metadata(plan_metadata(plan))
+
+
+@dg.op(pool=MAINTENANCE_POOL, ins={"after": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing))
 def create_partitions(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> None:
     """Plain PostgreSQL: partitions ahead of now, and partitions for rows sitting in DEFAULT."""
     result = partitions.manage_partitions(warehouse.engine(), caps=warehouse.capabilities())
@@ -81,13 +132,18 @@ def compress_chunks(
 def apply_retention(
     context: dg.OpExecutionContext, config: PolicyConfig, warehouse: WarehouseResource
 ) -> None:
-    """Drop expired chunks/partitions; refreshes the aggregates again first, so late loads are kept."""
+    """Drop expired chunks/partitions of the tables the policy lists (none by default), each recorded in
+    system_events; refreshes the aggregates again first, so late loads are kept."""
     policy = load_policy(config.universe)
-    result = retention.apply_retention(warehouse.engine(), policy, caps=warehouse.capabilities())
+    result = retention.apply_retention(
+        warehouse.engine(), policy, caps=warehouse.capabilities(), run_id=context.run_id
+    )
     if result.refresh is not None and result.refresh.dirty_hours:
         for event in _aggregate_events(result.refresh):
             context.log_event(event)
-    context.add_output_metadata({**policy.describe(), **result.metadata()})
+    context.add_output_metadata(
+        {**policy.describe(), **result.metadata(), "removed": pieces_table(result.removed)}
+    )
 
 
 @dg.op(pool=MAINTENANCE_POOL, ins={"after": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing))
@@ -99,13 +155,16 @@ def collect_stats(context: dg.OpExecutionContext, warehouse: WarehouseResource) 
 
 
 @dg.job(
-    description="Nightly: partitions → refresh aggregates → compress → retention → stats, in that order.",
+    description=(
+        "Nightly: plan (read-only) → partitions → refresh aggregates → compress → retention → stats, "
+        "in that order."
+    ),
     tags={"domain": GROUP},
 )
 def nightly_maintenance() -> None:
-    collect_stats(
-        after=apply_retention(after=compress_chunks(after=refresh_aggregates(after=create_partitions())))
-    )
+    planned = plan_maintenance_step()
+    refreshed = refresh_aggregates(after=create_partitions(after=planned))
+    collect_stats(after=apply_retention(after=compress_chunks(after=refreshed)))
 
 
 # ------------------------------------------------------------------------------------------------- assets

@@ -547,7 +547,7 @@ def test_policy_parses_the_maintenance_section_and_names_bad_keys():
     assert policy.retention_for("ohlcv", "1m") == timedelta(days=30)
     assert policy.retention_for("ohlcv", "1h") is None
     assert policy.retention_for("market_trades") is None  # forever overrides the default
-    assert policy.retention_for("orderbook_snapshots") == timedelta(days=30)  # default kept
+    assert policy.retention_for("orderbook_snapshots") is None  # unlisted: kept forever (no default)
     assert policy.retention_for("features") == timedelta(weeks=2)
     assert parse_policy(None) == DEFAULT_POLICY
     for bad, message in [
@@ -570,28 +570,39 @@ def test_shipped_universe_declares_the_default_policy():
     from resources.maintenance.policy import load_policy
 
     assert load_policy() == DEFAULT_POLICY
+    assert DEFAULT_POLICY.retention == {}  # keep everything unless configured (issue 11)
 
 
 # --------------------------------------------------------------------------------------------- dagster
 
 
-def test_nightly_maintenance_runs_every_step_in_order(db_url):
+def test_nightly_maintenance_runs_every_step_in_order(db_url, safe_tmp):
     import dagster as dg
+    import yaml
 
+    from pipelines.maintenance import POLICY_OPS
     from pipelines.maintenance import defs as maintenance_defs
     from resources.dagster_resources import WarehouseResource
     from resources.database import create_engine
+    from resources.exchanges.universe import universe_path
 
+    universe = yaml.safe_load(universe_path(None).read_text())
+    universe["maintenance"] = {"retention": {"ohlcv": {"1m": "90d"}, "market_trades": "30d"}}
+    (safe_tmp / "universe.yaml").write_text(yaml.safe_dump(universe))
+    config = {"config": {"universe": str(safe_tmp / "universe.yaml")}}
     engine = create_engine(db_url)
     try:
         seed_aged(engine)
         dirty = dirty_count(engine)
         warehouse = WarehouseResource(database_url=db_url.render_as_string(hide_password=False))
         defs = dg.Definitions.merge(maintenance_defs, dg.Definitions(resources={"warehouse": warehouse}))
-        result = defs.get_job_def("nightly_maintenance").execute_in_process()
+        result = defs.get_job_def("nightly_maintenance").execute_in_process(
+            run_config={"ops": dict.fromkeys(POLICY_OPS, config)}
+        )
         assert result.success
         started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
         assert started == [
+            "plan_maintenance",
             "create_partitions",
             "refresh_aggregates",
             "compress_chunks",
@@ -607,6 +618,11 @@ def test_nightly_maintenance_runs_every_step_in_order(db_url):
         assert meta["compress_chunks"]["status"].value == "unavailable on this backend (postgres)"
         assert meta["apply_retention"]["pieces_dropped"].value >= 2
         assert meta["apply_retention"]["ohlcv[1m]"].value == "90d"
+        planned = (
+            meta["plan_maintenance"]["pieces_to_drop"].value
+            + meta["plan_maintenance"]["pieces_to_trim"].value
+        )
+        assert planned == len(meta["apply_retention"]["removed"].value.records) >= 3
         assert "| ohlcv_1h |" in meta["collect_stats"]["tables"].value
         materialized = {
             e.asset_key.to_user_string() for e in result.asset_materializations_for_node("refresh_aggregates")

@@ -105,6 +105,10 @@ def windows(starts: Iterable[datetime], step: timedelta, longest: timedelta = MA
     return runs
 
 
+CONTINUOUS = "continuous aggregates"
+ROLLUPS = "rollup tables"
+
+
 def refresh_aggregates(engine: sa.Engine, caps: Capabilities | None = None) -> RefreshResult:
     """Rebuild the buckets of every pending dirty hour; a no-op when nothing changed since the last run."""
     if caps is None:
@@ -116,8 +120,26 @@ def refresh_aggregates(engine: sa.Engine, caps: Capabilities | None = None) -> R
     return result
 
 
+def plan_refresh(conn: sa.Connection, caps: Capabilities) -> RefreshResult:
+    """The windows the next refresh would rebuild (pending dirty hours), read without consuming the log.
+
+    Windows are merged over all pending hours; the refresh itself works in batches of `BATCH_HOURS`, so a
+    very long backlog may be rebuilt in a few more, shorter windows. Row counts are not predicted (None).
+    """
+    pending = conn.execute(sql_text("common/aggregate_dirty_pending"), {"table_name": DIRTY_TABLE}).all()
+    hours = sorted({floor_to(bucket, HOUR) for bucket, _ in pending})
+    return RefreshResult(
+        mode=CONTINUOUS if caps.continuous_aggregates else ROLLUPS,
+        dirty_hours=len(hours),
+        hour_windows=windows(hours, HOUR),
+        day_windows=windows(hours, DAY),
+        rows_1h=None,
+        rows_1d=None,
+    )
+
+
 def _refresh_rollups(engine: sa.Engine) -> RefreshResult:
-    result = RefreshResult(mode="rollup tables")
+    result = RefreshResult(mode=ROLLUPS)
     while True:
         with engine.begin() as conn:
             conn.execute(sql_text("common/aggregate_refresh_lock"), {"table_name": DIRTY_TABLE})
@@ -149,7 +171,7 @@ def _refresh_rollups(engine: sa.Engine) -> RefreshResult:
 
 
 def _refresh_continuous(engine: sa.Engine) -> RefreshResult:
-    result = RefreshResult(mode="continuous aggregates", rows_1h=None, rows_1d=None)
+    result = RefreshResult(mode=CONTINUOUS, rows_1h=None, rows_1d=None)
     with engine.connect() as conn:
         pending = conn.execute(sql_text("common/aggregate_dirty_pending"), {"table_name": DIRTY_TABLE}).all()
     if not pending:

@@ -4,6 +4,7 @@ The settings (segment by series, order by time descending) are declared once by 
 sql/timescaledb/columnstore_settings.sql; this job converts every chunk of a configured table whose whole
 range is older than the policy's age, one chunk per transaction, and reports chunks done and bytes
 before/after. Apache-only TimescaleDB and plain PostgreSQL have no columnstore: the job says so and succeeds.
+`plan_compression` lists the chunks a run would convert, read-only, for `market-warehouse maintenance plan`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from resources import clock
 from resources.backend import Capabilities, detect
-from resources.maintenance.pieces import list_pieces
+from resources.maintenance.pieces import Piece, list_pieces, piece_sizes
 from resources.maintenance.policy import ALL_INTERVALS, MaintenancePolicy
 from resources.sqlfiles import sql_text
 
@@ -80,6 +82,56 @@ class CompressionResult:
         return out
 
 
+@dataclass(frozen=True)
+class PlannedCompression:
+    """A chunk a run would convert, with its size now (before conversion)."""
+
+    table: str
+    piece: str
+    start: datetime
+    end: datetime
+    bytes: int | None
+
+    def record(self) -> dict[str, object]:
+        return {
+            "table": self.table,
+            "piece": self.piece,
+            "range_start": self.start.isoformat(),
+            "range_end": self.end.isoformat(),
+            "bytes": self.bytes,
+        }
+
+
+@dataclass
+class CompressionPlan:
+    status: str
+    cutoff: datetime | None = None
+    chunks: list[PlannedCompression] = field(default_factory=list)
+    not_configured: list[str] = field(default_factory=list)  # listed tables without columnstore settings
+
+
+def plan_compression(
+    conn: sa.Connection, caps: Capabilities, policy: MaintenancePolicy, now: datetime
+) -> CompressionPlan:
+    """The chunks `compress_chunks(now=now)` would convert, changing nothing."""
+    if not caps.compression:
+        return CompressionPlan(status=unavailable(caps))
+    plan = CompressionPlan(status="planned", cutoff=now - policy.compress_after)
+    enabled = _enabled(conn)
+    for table in policy.compress_tables:
+        if not enabled.get(table):
+            plan.not_configured.append(table)
+            continue
+        chunks, _ = _to_convert(list_pieces(conn, caps, table), policy, table, now, plan.cutoff)
+        if chunks:
+            sizes = piece_sizes(conn, caps, table)
+            plan.chunks += [
+                PlannedCompression(table, p.name, p.start, p.end, sizes.get((p.schema, p.name)))
+                for p in chunks
+            ]
+    return plan
+
+
 def compress_chunks(
     engine: sa.Engine,
     policy: MaintenancePolicy,
@@ -93,13 +145,10 @@ def compress_chunks(
     if not caps.compression:
         return CompressionResult(status=unavailable(caps))
     began = time.perf_counter()
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     result = CompressionResult(status="done", cutoff=now - policy.compress_after)
     with engine.connect() as conn:
-        enabled = {
-            r["table_name"]: r["compression_enabled"]
-            for r in conn.execute(sql_text("timescaledb/compression_enabled")).mappings()
-        }
+        enabled = _enabled(conn)
     for table in policy.compress_tables:
         outcome = TableCompression(table)
         result.tables.append(outcome)
@@ -111,6 +160,25 @@ def compress_chunks(
     return result
 
 
+def _enabled(conn: sa.Connection) -> dict[str, bool]:
+    return {
+        r["table_name"]: r["compression_enabled"]
+        for r in conn.execute(sql_text("timescaledb/compression_enabled")).mappings()
+    }
+
+
+def _to_convert(
+    pieces: list[Piece], policy: MaintenancePolicy, table: str, now: datetime, cutoff: datetime
+) -> tuple[list[Piece], int]:
+    """The chunks a run converts, and how many old ones it skips because retention drops them anyway."""
+    retention = policy.retention.get(table, {})
+    # A table expiring as a whole (not per interval) drops these chunks in the same nightly run.
+    expires = now - retention[ALL_INTERVALS] if ALL_INTERVALS in retention else None
+    old = [p for p in pieces if not p.compressed and p.expired(cutoff)]
+    convert = [p for p in old if expires is None or not p.expired(expires)]
+    return convert, len(old) - len(convert)
+
+
 def _compress_table(
     engine: sa.Engine,
     caps: Capabilities,
@@ -120,21 +188,15 @@ def _compress_table(
     cutoff: datetime,
     outcome: TableCompression,
 ) -> None:
-    retention = policy.retention.get(table, {})
-    # A table expiring as a whole (not per interval) drops these chunks in the same nightly run.
-    expires = now - retention[ALL_INTERVALS] if ALL_INTERVALS in retention else None
     with engine.connect() as conn:
-        pieces = list_pieces(conn, caps, table)
+        pieces, outcome.skipped_expiring = _to_convert(
+            list_pieces(conn, caps, table), policy, table, now, cutoff
+        )
     converted: set[tuple[str, str]] = set()
     convert = (
         "timescaledb/convert_to_columnstore" if columnstore_api(caps) else "timescaledb/compress_chunk_legacy"
     )
     for piece in pieces:
-        if piece.compressed or not piece.expired(cutoff):
-            continue
-        if expires is not None and piece.expired(expires):
-            outcome.skipped_expiring += 1
-            continue
         try:
             with engine.begin() as conn:
                 conn.execute(sql_text("common/set_lock_timeout"), {"timeout": LOCK_TIMEOUT})

@@ -58,6 +58,16 @@ def list_pieces(conn: sa.Connection, caps: Capabilities, table: str) -> list[Pie
     ]
 
 
+def piece_sizes(conn: sa.Connection, caps: Capabilities, table: str) -> dict[tuple[str, str], int]:
+    """Bytes on disk per piece of `table`, keyed by (schema, name); a compressed chunk counts both parts.
+
+    Read apart from `list_pieces` because only the plan and retention's records need it.
+    """
+    name = "timescaledb/chunk_sizes" if caps.hypertables else "postgres/partition_sizes"
+    rows = conn.execute(sql_text(name), {"table_name": table}).mappings()
+    return {(row["schema_name"], row["relation_name"]): int(row["total_bytes"] or 0) for row in rows}
+
+
 def composed(conn: sa.Connection, name: str, **identifiers: str | tuple[str, ...]) -> str:
     """`sql/<name>.sql` with its `{placeholders}` replaced by quoted identifiers (psycopg2.sql).
 

@@ -1,5 +1,9 @@
 """How long data lives and when it is compressed: the `maintenance:` section of the universe file.
 
+Default: **everything is kept**. Retention applies only to the tables (and, for ohlcv, the candle
+intervals) a user lists; nothing is ever dropped because of a built-in default, so a migrated history
+survives any number of nightly runs. An example to copy into your universe file:
+
 ```yaml
 maintenance:
   compression:
@@ -8,12 +12,12 @@ maintenance:
   retention:                   # whole chunks / partitions older than this are dropped; unlisted: forever
     ohlcv: {1m: 90d}           # per candle interval; other intervals (and the 1h/1d aggregates) forever
     market_trades: 30d
-    orderbook_snapshots: 30d
 ```
 
 Durations use the project's interval notation (`resources.intervals`: '90d', '12h', '4w'); `forever` or
 null keeps data. The aggregates `ohlcv_1h` / `ohlcv_1d` are never expired: they are what remains of old
-candles. Errors name the file and the key.
+candles. Errors name the file and the key. `market-warehouse maintenance plan` shows what a policy would
+drop before the nightly job does it.
 """
 
 from __future__ import annotations
@@ -56,26 +60,24 @@ class MaintenancePolicy:
     def describe(self) -> dict[str, str]:
         """Flat, readable form for run metadata: {'ohlcv[1m]': '90d', 'compress_after': '7d'}."""
         out: dict[str, str] = {}
+        if not self.retention:
+            out["retention"] = "none configured: everything is kept"
         for table, rules in sorted(self.retention.items()):
             for interval, age in sorted(rules.items()):
                 key = table if interval == ALL_INTERVALS else f"{table}[{interval}]"
-                out[key] = _days(age)
-        out["compress_after"] = _days(self.compress_after)
+                out[key] = format_age(age)
+        out["compress_after"] = format_age(self.compress_after)
         return out
 
 
-def _days(delta: timedelta) -> str:
+def format_age(delta: timedelta) -> str:
+    """A duration as days for people and metadata: 90 days -> "90d", 12 hours -> "0.5d"."""
     return f"{delta.total_seconds() / 86400:g}d"
 
 
-DEFAULT_POLICY = MaintenancePolicy(
-    retention={
-        "ohlcv": {"1m": timedelta(days=90)},
-        "market_trades": {ALL_INTERVALS: timedelta(days=30)},
-        "orderbook_snapshots": {ALL_INTERVALS: timedelta(days=30)},
-    },
-    compress_after=timedelta(days=7),
-)
+# No retention: deleting data must be a decision of the user, never a default (issue 11: a default
+# `ohlcv: {1m: 90d}` dropped a freshly migrated 2017 history on the first night, silently).
+DEFAULT_POLICY = MaintenancePolicy(retention={}, compress_after=timedelta(days=7))
 
 
 def load_policy(path: str | Path | None = None) -> MaintenancePolicy:
@@ -87,7 +89,10 @@ def load_policy(path: str | Path | None = None) -> MaintenancePolicy:
 
 
 def parse_policy(raw: Any, where: str = "maintenance") -> MaintenancePolicy:
-    """Validate a parsed `maintenance:` mapping; missing sections keep `DEFAULT_POLICY`'s values."""
+    """Validate a parsed `maintenance:` mapping; missing sections keep `DEFAULT_POLICY`'s values.
+
+    Retention is exactly what the mapping lists (`DEFAULT_POLICY` has none): an unlisted table is kept.
+    """
     if raw is None:
         return DEFAULT_POLICY
     if not isinstance(raw, Mapping):

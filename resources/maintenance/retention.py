@@ -9,18 +9,25 @@ rest forever). An expired ohlcv piece is dropped whole only when every row in it
 only the expired intervals' rows are deleted from it (the 1h/1d candles stay). Before anything leaves
 ohlcv the aggregates are refreshed, and a piece that still holds dirty (not yet aggregated) hours — a
 load committed meanwhile — is kept and reported, so raw candles never leave before their 1h/1d buckets.
+
+Nothing expires unless the policy lists it (the default policy has no retention). Every drop or delete is
+recorded in `system_events` in the transaction that does it (source 'maintenance', component
+'retention'): table, piece, intervals, time range, rows counted just before, bytes of a dropped piece.
+`plan_retention` makes the same decisions read-only, for `market-warehouse maintenance plan`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from resources import clock
 from resources.backend import Capabilities, detect
 from resources.maintenance.aggregates import (
     SOURCE_INTERVAL,
@@ -29,9 +36,11 @@ from resources.maintenance.aggregates import (
     refresh_aggregates,
 )
 from resources.maintenance.compression import LOCK_NOT_AVAILABLE, LOCK_TIMEOUT
-from resources.maintenance.pieces import Piece, list_pieces
-from resources.maintenance.policy import ALL_INTERVALS, MaintenancePolicy
+from resources.maintenance.pieces import Piece, composed, list_pieces, piece_sizes
+from resources.maintenance.policy import ALL_INTERVALS, MaintenancePolicy, format_age
+from resources.models import TIMESERIES
 from resources.sqlfiles import sql_text
+from resources.warehouse.queries import log_event
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +49,62 @@ ROWS_DELETED = "rows deleted"
 KEPT_DIRTY = "kept: hours not yet aggregated"
 BUSY = "busy (lock timeout), retried next run"
 
+EVENT_SOURCE = "maintenance"
+EVENT_COMPONENT = "retention"
+EVENT_TYPES = {DROPPED: "retention_drop", ROWS_DELETED: "retention_delete"}
+
+Rules = Mapping[str, timedelta]
+Sizes = Callable[[sa.Connection], dict[tuple[str, str], int]]
+
 
 @dataclass(frozen=True)
 class PieceAction:
+    """What retention did (or, in a plan, will do) to one chunk or partition.
+
+    `rows`: rows dropped or deleted, counted just before (dirty hours for KEPT_DIRTY); `bytes`: size of a
+    dropped piece (None for a delete of rows, whose space is reclaimed by vacuum, not at once).
+    """
+
     table: str
     piece: str
     start: datetime
     end: datetime
     action: str
-    rows: int | None = None  # rows deleted, or dirty hours for KEPT_DIRTY
-    intervals: tuple[str, ...] = ()
+    rows: int | None = None
+    intervals: tuple[str, ...] = ()  # expired candle intervals of ohlcv; () when the whole table expires
+    bytes: int | None = None
+    rows_by_interval: Mapping[str, int] = field(default_factory=dict)  # ohlcv only
+    schema: str = ""
+
+    def record(self) -> dict[str, object]:
+        """Flat, JSON-ready form (metadata tables, `maintenance plan --json`, system_events details)."""
+        return {
+            "table": self.table,
+            "piece": f"{self.schema}.{self.piece}" if self.schema else self.piece,
+            "action": self.action,
+            "intervals": ", ".join(self.intervals) or "all",
+            "range_start": self.start.isoformat(),
+            "range_end": self.end.isoformat(),
+            "rows": self.rows,
+            "rows_by_interval": dict(self.rows_by_interval),
+            "bytes": self.bytes,
+        }
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """The decision for one piece whose range has expired: drop it whole, or delete some intervals' rows."""
+
+    piece: Piece
+    action: str  # DROPPED or ROWS_DELETED
+    intervals: tuple[str, ...]
+    guarded: bool  # holds raw 1m candles: never leaves while their hours are not aggregated
+
+    def outcome(self, action: str, rows: int | None = None, **extra: object) -> PieceAction:
+        p = self.piece
+        return PieceAction(
+            p.table, p.name, p.start, p.end, action, rows, self.intervals, schema=p.schema, **extra
+        )
 
 
 @dataclass
@@ -62,11 +117,18 @@ class RetentionResult:
     def of(self, action: str, table: str | None = None) -> list[PieceAction]:
         return [a for a in self.actions if a.action == action and (table is None or a.table == table)]
 
+    @property
+    def removed(self) -> list[PieceAction]:
+        """The pieces dropped and the deletes of rows, in the order they happened."""
+        return [a for a in self.actions if a.action in (DROPPED, ROWS_DELETED)]
+
     def metadata(self) -> dict[str, object]:
         out: dict[str, object] = {
             "now": self.now.isoformat(),
             "pieces_dropped": len(self.of(DROPPED)),
             "pieces_trimmed": len(self.of(ROWS_DELETED)),
+            "rows_removed": sum(a.rows or 0 for a in self.removed),
+            "bytes_dropped": sum(a.bytes or 0 for a in self.of(DROPPED)),
             "rows_deleted": sum(a.rows or 0 for a in self.of(ROWS_DELETED)),
             "pieces_kept_dirty": len(self.of(KEPT_DIRTY)),
             "pieces_busy": len(self.of(BUSY)),
@@ -75,10 +137,75 @@ class RetentionResult:
         if self.refresh is not None:
             out["refreshed_dirty_hours"] = self.refresh.dirty_hours
         for action in self.actions:
-            key = f"{action.table}/{action.piece}"
-            detail = action.action if action.rows is None else f"{action.action} ({action.rows})"
-            out[key] = f"{detail}: [{action.start.isoformat()}, {action.end.isoformat()})"
+            if action.action in (KEPT_DIRTY, BUSY):
+                out[f"{action.table}/{action.piece}"] = (
+                    f"{action.action}: [{action.start.isoformat()}, {action.end.isoformat()})"
+                )
         return out
+
+
+def decide(conn: sa.Connection, table: str, rules: Rules, piece: Piece, now: datetime) -> Expiry | None:
+    """What retention does to `piece` at `now` under `rules` (None: nothing has expired in it).
+
+    One function for the nightly job and the plan, so the plan cannot promise what the job does not do.
+    """
+    if piece.is_default:
+        return None
+    everything = ALL_INTERVALS in rules and piece.expired(now - rules[ALL_INTERVALS])
+    expired = tuple(
+        sorted(iv for iv, age in rules.items() if iv != ALL_INTERVALS and piece.expired(now - age))
+    )
+    if not everything and not expired:
+        return None
+    guarded = table == "ohlcv" and (everything or SOURCE_INTERVAL in expired)
+    trim = table == "ohlcv" and not everything and _rows_kept(conn, piece, expired)
+    return Expiry(piece, ROWS_DELETED if trim else DROPPED, () if everything else expired, guarded)
+
+
+def count_rows(conn: sa.Connection, expiry: Expiry) -> tuple[int, dict[str, int]]:
+    """Rows `expiry` removes (and, for ohlcv, how many per interval), counted exactly by time range on the
+    table, so a partition the same run is about to create out of DEFAULT is counted too."""
+    piece = expiry.piece
+    params = {"start": piece.start, "end": piece.end}
+    if piece.table == "ohlcv":
+        params["intervals"] = list(expiry.intervals) if expiry.action == ROWS_DELETED else None
+        rows = conn.execute(sql_text("common/ohlcv_rows_by_interval"), params).all()
+        by_interval = {interval: n for interval, n in rows}
+        return sum(by_interval.values()), by_interval
+    spec = TIMESERIES[piece.table]
+    stmt = composed(conn, "common/rows_in_range", table=spec.table, time_column=spec.time_column)
+    return conn.execute(sa.text(stmt), params).scalar_one(), {}
+
+
+def plan_retention(
+    conn: sa.Connection,
+    caps: Capabilities,
+    policy: MaintenancePolicy,
+    now: datetime,
+    created: Sequence[Piece] = (),
+) -> list[PieceAction]:
+    """What `apply_retention(now=now)` would drop or delete, with rows and bytes, without changing anything.
+
+    `created`: partitions the same run creates first (plain PostgreSQL: out of DEFAULT, or ahead); they are
+    judged like the others, their bytes unknown yet. Pieces holding hours not yet aggregated are listed
+    too: the nightly run refreshes them first.
+    """
+    planned: list[PieceAction] = []
+    for table, rules in sorted(policy.retention.items()):
+        sizes = _sizes_once(caps, table)
+        future = [p for p in created if p.table == table]
+        for piece in sorted(list_pieces(conn, caps, table) + future, key=_oldest_first):
+            expiry = decide(conn, table, rules, piece, now)
+            if expiry is None:
+                continue
+            rows, by_interval = count_rows(conn, expiry)
+            if expiry.action == ROWS_DELETED:
+                if rows:
+                    planned.append(expiry.outcome(ROWS_DELETED, rows, rows_by_interval=by_interval))
+                continue
+            size = sizes(conn).get((piece.schema, piece.name))
+            planned.append(expiry.outcome(DROPPED, rows, bytes=size, rows_by_interval=by_interval))
+    return planned
 
 
 def apply_retention(
@@ -87,70 +214,121 @@ def apply_retention(
     now: datetime | None = None,
     caps: Capabilities | None = None,
     refresh_first: bool = True,
+    run_id: str | None = None,
 ) -> RetentionResult:
-    """Drop (or trim) every expired piece of the tables with a retention in `policy`.
+    """Drop (or trim) every expired piece of the tables with a retention in `policy`; nothing without one.
 
     `refresh_first=False` skips the refresh: pieces holding dirty hours are then kept and reported.
+    `run_id` (the Dagster run) goes into each system_events record.
     """
     if caps is None:
         with engine.connect() as conn:
             caps = detect(conn)
     began = time.perf_counter()
-    result = RetentionResult(now=now or datetime.now(UTC))
+    result = RetentionResult(now=now or clock.now())
     if refresh_first and "ohlcv" in policy.retention:
         result.refresh = refresh_aggregates(engine, caps)
     for table, rules in sorted(policy.retention.items()):
         with engine.connect() as conn:
             pieces = [p for p in list_pieces(conn, caps, table) if not p.is_default]
+        sizes = _sizes_once(caps, table)
         for piece in pieces:
-            action = _expire(engine, caps, table, rules, piece, result.now)
+            action = _expire(engine, caps, rules, piece, result.now, sizes, run_id)
             if action is not None:
                 result.actions.append(action)
     result.seconds = time.perf_counter() - began
     return result
 
 
+def _oldest_first(piece: Piece) -> tuple[bool, datetime]:
+    return (piece.start is not None, piece.start or datetime.min.replace(tzinfo=UTC))
+
+
+def _sizes_once(caps: Capabilities, table: str) -> Sizes:
+    """Piece sizes of `table`, read on first need only (most nights nothing expires) and then reused."""
+    cache: dict[tuple[str, str], int] | None = None
+
+    def sizes(conn: sa.Connection) -> dict[tuple[str, str], int]:
+        nonlocal cache
+        if cache is None:
+            cache = piece_sizes(conn, caps, table)
+        return cache
+
+    return sizes
+
+
 def _expire(
-    engine: sa.Engine, caps: Capabilities, table: str, rules: dict, piece: Piece, now: datetime
+    engine: sa.Engine,
+    caps: Capabilities,
+    rules: Rules,
+    piece: Piece,
+    now: datetime,
+    sizes: Sizes,
+    run_id: str | None,
 ) -> PieceAction | None:
-    everything = ALL_INTERVALS in rules and piece.expired(now - rules[ALL_INTERVALS])
-    expired = tuple(
-        sorted(iv for iv, age in rules.items() if iv != ALL_INTERVALS and piece.expired(now - age))
-    )
-    if not everything and not expired:
-        return None
-
-    def act(action: str, rows: int | None = None) -> PieceAction:
-        return PieceAction(table, piece.name, piece.start, piece.end, action, rows, expired)
-
-    guard = table == "ohlcv" and (everything or SOURCE_INTERVAL in expired)
+    table = piece.table
     try:
         with engine.connect() as conn, conn.begin() as tx:
             conn.execute(sql_text("common/set_lock_timeout"), {"timeout": LOCK_TIMEOUT})
-            if guard and (dirty := pending_buckets(conn, piece.start, piece.end)):
+            expiry = decide(conn, table, rules, piece, now)
+            if expiry is None:
+                return None
+            if expiry.guarded and (dirty := pending_buckets(conn, piece.start, piece.end)):
                 log.warning("%s keeps %s: %d hours not yet aggregated", table, piece.name, dirty)
-                return act(KEPT_DIRTY, dirty)
-            outcome = act(DROPPED)
-            if table == "ohlcv" and not everything and _rows_kept(conn, piece, expired):
-                deleted = conn.execute(
-                    sql_text("common/ohlcv_delete_intervals"),
-                    {"start": piece.start, "end": piece.end, "expired": list(expired)},
-                ).rowcount
-                outcome = act(ROWS_DELETED, deleted) if deleted else None
+                return expiry.outcome(KEPT_DIRTY, dirty)
+            rows, by_interval = count_rows(conn, expiry)
+            if expiry.action == ROWS_DELETED:
+                if not rows:
+                    return None
+                params = {"start": piece.start, "end": piece.end, "expired": list(expiry.intervals)}
+                deleted = conn.execute(sql_text("common/ohlcv_delete_intervals"), params).rowcount
+                outcome = expiry.outcome(ROWS_DELETED, deleted, rows_by_interval=by_interval)
             else:
-                _drop(conn, caps, piece)
+                size = sizes(conn).get((piece.schema, piece.name))
+                if not _drop(conn, caps, piece):
+                    return None  # already gone (a concurrent run): nothing to record
+                outcome = expiry.outcome(DROPPED, rows, bytes=size, rows_by_interval=by_interval)
             # The drop (or delete) waited for any load still writing into the piece; such a load recorded
             # its hours in the dirty log in the same transaction, so it is visible now: undo, keep the piece.
-            if guard and (dirty := pending_buckets(conn, piece.start, piece.end)):
+            if expiry.guarded and (dirty := pending_buckets(conn, piece.start, piece.end)):
                 tx.rollback()
                 log.warning("%s keeps %s: a load added %d dirty hours meanwhile", table, piece.name, dirty)
-                return act(KEPT_DIRTY, dirty)
+                return expiry.outcome(KEPT_DIRTY, dirty)
+            _record(conn, outcome, rules, now, run_id)
             return outcome
     except OperationalError as exc:
         if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
             raise
         log.warning("%s: %s is busy (lock timeout), left for the next run", table, piece.name)
-        return act(BUSY)
+        return PieceAction(table, piece.name, piece.start, piece.end, BUSY, schema=piece.schema)
+
+
+def _record(
+    conn: sa.Connection, outcome: PieceAction, rules: Rules, now: datetime, run_id: str | None
+) -> None:
+    """One system_events row for a drop or delete, in its transaction: it exists if and only if it happened."""
+    what = "all intervals" if not outcome.intervals else ", ".join(outcome.intervals)
+    verb = "dropped" if outcome.action == DROPPED else "deleted"
+    message = (
+        f"retention {verb} {outcome.rows:,} rows of {outcome.table} ({what}) in "
+        f"[{outcome.start.isoformat()}, {outcome.end.isoformat()}): {outcome.schema}.{outcome.piece}"
+    )
+    details = {
+        **outcome.record(),
+        "retention": {interval: format_age(age) for interval, age in sorted(rules.items())},
+        "now": now.isoformat(),
+        "run_id": run_id,
+    }
+    log_event(
+        conn,
+        "info",
+        EVENT_SOURCE,
+        EVENT_TYPES[outcome.action],
+        message,
+        component=EVENT_COMPONENT,
+        details=details,
+    )
+    log.info("%s", message)
 
 
 def _rows_kept(conn: sa.Connection, piece: Piece, expired: tuple[str, ...]) -> bool:
@@ -159,11 +337,13 @@ def _rows_kept(conn: sa.Connection, piece: Piece, expired: tuple[str, ...]) -> b
     return bool(conn.execute(sql_text("common/ohlcv_rows_kept"), params).scalar_one())
 
 
-def _drop(conn: sa.Connection, caps: Capabilities, piece: Piece) -> None:
+def _drop(conn: sa.Connection, caps: Capabilities, piece: Piece) -> bool:
+    """Drop the piece; False when TimescaleDB found no chunk in its range any more."""
     if caps.native_partitions:
         conn.execute(sql_text("postgres/drop_partition"), {"partition": piece.qualified})
-    else:
-        conn.execute(
-            sql_text("timescaledb/drop_chunk"),
-            {"table_name": piece.table, "range_start": piece.start, "range_end": piece.end},
-        )
+        return True
+    dropped = conn.execute(
+        sql_text("timescaledb/drop_chunk"),
+        {"table_name": piece.table, "range_start": piece.start, "range_end": piece.end},
+    ).scalar_one()
+    return bool(dropped)

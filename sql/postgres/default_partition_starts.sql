@@ -1,3 +1,7 @@
--- Start of the partition each row of a DEFAULT partition belongs in (identifiers composed by
--- resources/maintenance/partitions.py): one partition is created per value, and its rows move into it.
-SELECT DISTINCT mw_partition_start({time_column}, CAST(:every AS interval)) AS start FROM {piece} ORDER BY 1
+-- Start of the partition each row of a DEFAULT partition belongs in, with its number of rows (identifiers
+-- composed by resources/maintenance/partitions.py): one partition is created per start, and its rows move
+-- into it.
+SELECT mw_partition_start({time_column}, CAST(:every AS interval)) AS start, count(*) AS row_count
+FROM {piece}
+GROUP BY 1
+ORDER BY 1
