@@ -109,6 +109,33 @@ def demo(days: int, history_days: int, universe: str | None, quiet: bool) -> Non
         sys.exit(1)
 
 
+@cli.group()
+def maintenance() -> None:
+    """Warehouse maintenance (the `nightly_maintenance` job's steps)."""
+
+
+@maintenance.command("plan")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (every entry).")
+@click.option("--universe", type=click.Path(exists=True, dir_okay=False), help="Universe YAML (MW_UNIVERSE).")
+def maintenance_plan(as_json: bool, universe: str | None) -> None:
+    """What the next nightly_maintenance would create, refresh, compress and drop; changes nothing."""
+    from resources.database import redact, warehouse_engine
+    from resources.maintenance.plan import plan_maintenance
+    from resources.maintenance.policy import load_policy
+
+    policy = load_policy(universe)
+    engine = warehouse_engine()
+    try:
+        plan = plan_maintenance(engine, policy)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps({"database": redact(engine.url), **plan.as_dict()}, indent=2))
+        return
+    click.echo(f"database: {redact(engine.url)}")
+    click.echo(plan.text())
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3000, show_default=True, type=int)

@@ -46,6 +46,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from pipelines.maintenance import POLICY_OPS
 from pipelines.partitions import DAILY
 from pipelines.retries import root_error
 from resources.database import redact, warehouse_engine
@@ -616,7 +617,7 @@ def run_demo(options: DemoOptions | None = None, echo: Echo = print) -> DemoRepo
             _materialize_window(defs, instance, report, echo, progress)
             echo("nightly maintenance (partitions, aggregates, compression, retention, stats):")
             policy = {"config": {"universe": options.universe}}
-            ops = {op: policy for op in ("compress_chunks", "apply_retention")} if options.universe else None
+            ops = {op: policy for op in POLICY_OPS} if options.universe else None
             _execute(defs.resolve_job_def("nightly_maintenance"), instance, report, echo, ops=ops)
         collect(engine, report)
     finally:
