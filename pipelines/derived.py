@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from pipelines.partitions import DAILY, SINGLE_RUN_BACKFILL, WAREHOUSE_POOL
 from pipelines.table_metadata import table_schema
+from resources import clock
 from resources.analytics import accuracy, backtest, features, forecasting, lineage, risk, strategy
 from resources.analytics.backtest import Series
 from resources.dagster_resources import WarehouseResource
@@ -492,7 +493,7 @@ def forecast_accuracy_asset(
     outcomes, row_count, scores_all = [], 0, []
     for day, nxt, key in _days(context):
         with engine.begin() as conn:
-            filled = accuracy.fill_actuals(conn, day, nxt, datetime.now(UTC))
+            filled = accuracy.fill_actuals(conn, day, nxt, clock.now())
             model_ids = accuracy.runs_with_targets_in(conn, day, nxt)
             scores = accuracy.score_runs(conn, model_ids)
             changed = accuracy.store_scores(conn, scores)

@@ -201,6 +201,8 @@ historical_files_job = dg.define_asset_job(
 
 def folder_state(folder: Path, *, settle_seconds: float, now: float | None = None) -> tuple[str, int, int]:
     """(digest of the settled files' (path, size, mtime), settled count, files still being written)."""
+    # The system clock, not resources.clock: st_mtime is stamped by it (a pinned clock would see files
+    # from the future, or settled files as still being written).
     now = time.time() if now is None else now
     settled, busy = [], 0
     for path in landed_files(folder):

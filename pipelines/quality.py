@@ -47,6 +47,8 @@ class QuarantineFractionConfig(dg.Config):
 def _run_start(context: dg.AssetCheckExecutionContext) -> datetime:
     stats = context.instance.get_run_stats(context.run.run_id)
     started = stats.start_time or stats.launch_time
+    # The system clock, not resources.clock: the bound is compared with `ingested_at`, which the database
+    # stamps with its own now(), and with Dagster's run start.
     return datetime.fromtimestamp(started, UTC) if started else datetime.now(UTC)
 
 

@@ -6,10 +6,11 @@ by whole chunks or partitions, and queries by time prune to the relevant pieces.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 
+from resources import clock
 from resources.backend import Capabilities
 from resources.models.base import TimeseriesSpec
 from resources.sqlfiles import run_script, sql_text
@@ -49,7 +50,7 @@ def prepare_table(conn: sa.Connection, caps: Capabilities, spec: TimeseriesSpec,
         )
         return
     conn.execute(sql_text("postgres/ensure_default_partition"), {"table_name": spec.table})
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     ensure_partitions(
         conn, caps, spec, now - spec.chunk_interval, now + PARTITIONS_AHEAD * spec.chunk_interval
     )

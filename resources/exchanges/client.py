@@ -23,6 +23,7 @@ import ccxt
 import numpy as np
 import pandas as pd
 
+from resources import clock
 from resources.exchanges.calendars import floor_time, utc
 from resources.exchanges.synthetic import SyntheticExchange
 from resources.exchanges.universe import ExchangeConfig, MetricSeries
@@ -163,7 +164,7 @@ def _retry_after(exchange: Any) -> float | None:
 
 
 def _now(now: datetime | None) -> pd.Timestamp:
-    return utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
+    return utc(now if now is not None else clock.now())
 
 
 def paginate_by_time(

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
+from resources import clock
 from resources.exchanges.calendars import floor_time, utc
 from resources.exchanges.coverage import CandleGaps, candle_gaps
 from resources.exchanges.universe import Universe
@@ -73,7 +74,7 @@ def gap_report(
     exchanges: set[str] | None = None,
 ) -> GapReport:
     """Gaps of every candle series in `[start, end)`; candles not closed and settled by `now` are not due."""
-    now_ts = utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
+    now_ts = utc(now if now is not None else clock.now())
     start_ts, end_ts = utc(start), utc(end)
     found = []
     with engine.connect() as conn:
@@ -90,6 +91,6 @@ def gap_report(
 
 def lookback_window(days: int, now: datetime | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The last `days` whole UTC days plus today so far."""
-    now_ts = utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
+    now_ts = utc(now if now is not None else clock.now())
     end = now_ts
     return floor_time(now_ts, "1d") - pd.Timedelta(timedelta(days=days)), end

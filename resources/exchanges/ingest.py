@@ -22,6 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from resources import clock
 from resources.exchanges.calendars import expected_bars, floor_time, utc
 from resources.exchanges.client import (
     Backoff,
@@ -75,7 +76,7 @@ class LoadContext:
     backoff: Backoff = field(default_factory=Backoff)
 
     def current_time(self) -> pd.Timestamp:
-        return utc(self.now) if self.now is not None else pd.Timestamp.now(tz="UTC")
+        return utc(self.now if self.now is not None else clock.now())
 
 
 @dataclass(frozen=True)

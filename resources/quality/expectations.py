@@ -17,11 +17,12 @@ import functools
 import logging
 import os
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
+from resources import clock
 from resources.quality.jsonsafe import records
 from resources.quality.rules import Rule
 from resources.quality.split import evaluate
@@ -109,7 +110,7 @@ def build_suite(dataset: str, rules: list[Rule], frame: pd.DataFrame, *, now: da
     import great_expectations.expectations as gxe
 
     _context()
-    now_ts = pd.Timestamp(now or datetime.now(UTC)).tz_convert("UTC")
+    now_ts = pd.Timestamp(now or clock.now()).tz_convert("UTC")
     suite = gx.ExpectationSuite(name=f"{dataset}_suite")
     derived: dict[str, pd.Series] = {}
     for rule in rules:

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from psycopg2 import sql as pgsql
 
+from resources import clock
 from resources.quality.jsonsafe import json_safe
 from resources.quality.split import close_times, interval_seconds
 from resources.sqlfiles import sql_text
@@ -192,7 +193,7 @@ def score_frame(
     config = config or ScoreConfig()
     spec = SCORED[dataset]
     keys = list(spec.series)
-    now_ts = pd.Timestamp(now or datetime.now(UTC)).tz_convert("UTC")
+    now_ts = pd.Timestamp(now or clock.now()).tz_convert("UTC")
     if good.empty:
         empty = pd.DataFrame(columns=ANOMALY_COLUMNS)
         return Scored(good.assign(quality_score=pd.Series(dtype="float64"), is_anomaly=False), empty, empty)

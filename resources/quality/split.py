@@ -15,13 +15,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from resources import clock
 from resources.intervals import parse_interval
 from resources.models import Base
 from resources.quality.rules import CUSTOM_CHECKS, Rule
@@ -513,7 +514,7 @@ def split_frame(
 
     Bookkeeping is positional (numpy) so a batch of a million rows costs the rules, not the indexing.
     """
-    now_ts = pd.Timestamp(now or datetime.now(UTC)).tz_convert("UTC")
+    now_ts = pd.Timestamp(now or clock.now()).tz_convert("UTC")
     typed, unparseable_s, parse_msg = coerce(dataset, frame)
     index = frame.index
     n = len(frame)

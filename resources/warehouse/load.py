@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import sqlalchemy as sa
 
+from resources import clock
 from resources.quality.quarantine import write_quarantine
 from resources.quality.rules import Rule, load_rules, sync_rules_to_db
 from resources.quality.scores import SCORED, ScoreConfig, load_history, score_frame, write_anomalies
@@ -141,7 +142,7 @@ def load_batch(
     (used when releasing rows that are already in quarantine)."""
     from resources.warehouse.upsert import AuditContext, lock_range, upsert_frame
 
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     split = split_frame(dataset, batch, rules, now=now)
     if quarantine and len(split.rejected):
         write_quarantine(
@@ -219,7 +220,7 @@ def load_frame(
     _ensure_rules_synced(engine)
     with engine.connect() as conn:
         rules = load_rules(conn, dataset)
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     for start in range(0, len(frame), max(1, batch_rows)):
         batch = frame.iloc[start : start + batch_rows]
         with engine.begin() as conn:

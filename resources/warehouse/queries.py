@@ -29,6 +29,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from resources import clock
 from resources.intervals import interval_to_timedelta, validate_interval
 from resources.maintenance.aggregates import aggregate_query
 from resources.models import (
@@ -95,7 +96,7 @@ def _bounds(start: datetime | None, end: datetime | None) -> tuple[datetime, dat
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def _money(value: Decimal | int | float | str | None) -> Decimal | None:
