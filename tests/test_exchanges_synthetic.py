@@ -10,6 +10,7 @@ import pytest
 
 from resources.exchanges.client import fetch_ohlcv_range, fetch_trades_range
 from resources.exchanges.synthetic import SyntheticExchange
+from tests.sessions import DAY_MS, HOUR_MS, MINUTE_MS, Sessions, expected_lefts
 
 NOW = datetime(2024, 3, 8, 12, 0, tzinfo=UTC)
 
@@ -150,3 +151,103 @@ def test_metric_history_is_on_its_grid():
     assert all(abs(f["fundingRate"]) < 0.01 for f in funding)
     assert len(oi) == 24 and all(o["openInterestAmount"] > 0 for o in oi)
     assert funding == ex.fetch_funding_rate_history("BTC/USDT:USDT", since=since, limit=6)
+
+
+# --- every day of a year, on both calendars, with the project clock pinned ---------------------------------
+
+
+def _check_candles(rows: list[list], step_ms: int, now_ms: int) -> None:
+    times = [r[0] for r in rows]
+    assert times == sorted(set(times)) and all(t % step_ms == 0 for t in times)
+    assert all(t <= now_ms for t in times)
+    assert all(t + step_ms <= now_ms for t in times[:-1])  # only the last one may still be open
+    for _, o, h, low, c, v, *_ in rows:
+        assert low <= min(o, c) <= max(o, c) <= h and v > 0
+
+
+def _check_instant(ex: SyntheticExchange, sessions: Sessions, symbol: str, now_ms: int) -> None:
+    calendar = ex.calendar
+    assert ex.milliseconds() == now_ms  # the exchange reads the project's clock
+    since_m, since_h = now_ms - 3 * HOUR_MS, now_ms - 3 * DAY_MS
+    minutes = ex.fetch_ohlcv(symbol, "1m", since=since_m, limit=1000)
+    hours = ex.fetch_ohlcv(symbol, "1h", since=since_h, limit=1000)
+    days = ex.fetch_ohlcv(symbol, "1d", since=now_ms - 10 * DAY_MS, limit=100)
+    latest = ex.fetch_ohlcv(symbol, "1h", limit=5)
+    for rows, step in ((minutes, MINUTE_MS), (hours, HOUR_MS), (days, DAY_MS), (latest, HOUR_MS)):
+        _check_candles(rows, step, now_ms)
+    assert [r[0] for r in minutes] == expected_lefts(calendar, sessions, MINUTE_MS, since_m, now_ms)
+    assert [r[0] for r in hours] == expected_lefts(calendar, sessions, HOUR_MS, since_h, now_ms)
+    assert [r[0] for r in latest] == expected_lefts(
+        calendar, sessions, HOUR_MS, now_ms - 20 * DAY_MS, now_ms
+    )[-5:]
+    if calendar == "24/7":
+        assert len(days) == 10 or len(days) == 11
+    else:
+        assert all(pd.Timestamp(r[0], unit="ms").date() in sessions.dates for r in days)
+
+    trades = ex.fetch_trades(symbol, since=now_ms - HOUR_MS, limit=1000)
+    stamps = np.array([t["timestamp"] for t in trades], dtype=np.int64)
+    assert len(trades) < 1000 and (np.diff(stamps) >= 0).all()
+    assert ((stamps >= now_ms - HOUR_MS) & (stamps <= now_ms)).all()
+    if calendar != "24/7":
+        assert sessions.holding(stamps).all()
+    by_minute = {r[0]: r for r in minutes}
+    for trade in trades:  # every trade lies inside its minute candle's range
+        candle = by_minute[trade["timestamp"] // MINUTE_MS * MINUTE_MS]
+        assert candle[3] <= trade["price"] <= candle[2]
+
+    book = ex.fetch_order_book(symbol, 5)
+    bids, asks = np.array(book["bids"]), np.array(book["asks"])
+    assert book["timestamp"] == now_ms and bids[0, 0] < asks[0, 0]
+    assert (np.diff(bids[:, 0]) < 0).all() and (np.diff(asks[:, 0]) > 0).all()
+    ticker = ex.fetch_ticker(symbol)
+    assert ticker["timestamp"] == now_ms and (ticker["bid"], ticker["ask"]) == (bids[0, 0], asks[0, 0])
+    open_now = calendar == "24/7" or sessions.holding(np.array([now_ms]))[0]
+    if trades:  # the last price is the tape's last trade
+        assert ticker["last"] == trades[-1]["price"]
+        assert ticker["low"] <= ticker["last"] <= ticker["high"]
+    elif not open_now:  # closed: the last session minute's close, and no volume unless traded in 24 h
+        last_minute = ex.fetch_ohlcv(symbol, "1m", limit=1)[-1]
+        assert last_minute[0] + MINUTE_MS <= now_ms and ticker["last"] == last_minute[4]
+
+
+@pytest.mark.parametrize("calendar", ["24/7", "XNYS"])
+def test_every_day_of_2026_every_public_method_with_the_clock_pinned(calendar):
+    from resources import clock
+
+    symbol = "BTC/USDT" if calendar == "24/7" else "SPY/USD"
+    perp = "BTC/USDT:USDT"
+    ex = SyntheticExchange(seed=3, symbols=(symbol, perp), calendar=calendar)  # no clock: the project's
+    sessions = Sessions("2025-12-01", "2027-01-31")
+    rng = np.random.default_rng(2026)
+    checked = 0
+    in_session = 0
+    for day in pd.date_range("2026-01-01", "2026-12-31", tz="UTC"):
+        # One instant per day, anywhere in it (the ms too): sessions, nights, weekends and holidays alike.
+        now_ms = int(day.value // 1_000_000) + int(rng.integers(0, DAY_MS))
+        with clock.frozen(pd.Timestamp(now_ms, unit="ms", tz="UTC").to_pydatetime()):
+            _check_instant(ex, sessions, symbol, now_ms)
+            if calendar == "24/7":
+                funding = ex.fetch_funding_rate_history(perp, limit=3)
+                interest = ex.fetch_open_interest_history(perp, "1h", limit=5)
+                assert [f["timestamp"] % (8 * HOUR_MS) for f in funding] == [0, 0, 0]
+                assert now_ms - 8 * HOUR_MS < funding[-1]["timestamp"] <= now_ms
+                assert now_ms - HOUR_MS < interest[-1]["timestamp"] <= now_ms and len(interest) == 5
+        checked += 1
+        in_session += bool(sessions.holding(np.array([now_ms]))[0])
+    assert checked == 365
+    assert 40 < in_session < 140  # the draw lands inside sessions too (about 1 instant in 4 on weekdays)
+
+
+def test_trades_and_ticker_on_a_closed_market_day():
+    """The crash of issue 11: a span holding no session minute (a Saturday) made `_in_session` index an
+    empty array."""
+    ex = exchange(seed=11, calendar="XNYS", symbols=("SPY/USD",), now=ts("2026-11-29 00:05"))
+    saturday = int(pd.Timestamp("2026-11-28", tz="UTC").value // 10**6)
+
+    assert ex.trades_between("SPY/USD", saturday, saturday + DAY_MS).empty
+    assert ex.fetch_trades("SPY/USD", since=saturday) == []
+    ticker = ex.fetch_ticker("SPY/USD")
+    friday = candles(ex, "SPY/USD", "1h", ts("2026-11-27"), ts("2026-11-28"))
+    assert ticker["baseVolume"] == 0 and ticker["last"] == friday["close"].iloc[-1]
+    assert friday["time"].iloc[-1] == pd.Timestamp("2026-11-27 17:00", tz="UTC")  # half day: 13:00 ET close

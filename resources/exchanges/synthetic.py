@@ -28,7 +28,14 @@ import ccxt
 import numpy as np
 import pandas as pd
 
-from resources.exchanges.calendars import TWENTY_FOUR_SEVEN, expected_bars, floor_time, trading_spans
+from resources.clock import now as clock_now
+from resources.exchanges.calendars import (
+    TWENTY_FOUR_SEVEN,
+    expected_bars,
+    floor_time,
+    last_trading_instant,
+    trading_spans,
+)
 from resources.intervals import interval_to_timedelta
 
 ORIGIN = pd.Timestamp("2015-01-01", tz="UTC")
@@ -100,7 +107,7 @@ class SyntheticExchange:
     ):
         self.seed = int(seed)
         self.calendar = calendar
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or clock_now  # the project's clock unless the caller pins its own
         self.symbols = tuple(symbols)
         self.markets: dict[str, dict[str, Any]] | None = None
         self._day = lru_cache(maxsize=64)(self._make_day)
@@ -140,10 +147,11 @@ class SyntheticExchange:
         step = pd.Timedelta(interval_to_timedelta(timeframe))
         now = self._now()
         latest = since is None
-        lo = floor_time(now, timeframe) - step * limit if latest else _ts(since)
+        lo = self._latest_start(timeframe, limit, now) if latest else _ts(since)
         rows: list[list[float]] = []
         while (latest or len(rows) < limit) and lo <= now:
-            hi = min(lo + step * (limit - len(rows) + 1), now + step)
+            # The latest candles in one pass (`_latest_start` bounds them); a page from `since` in windows.
+            hi = now + step if latest else min(lo + step * (limit - len(rows) + 1), now + step)
             bars = expected_bars(self.calendar, timeframe, lo, hi)
             bars = bars[bars.left <= now]
             rows.extend(self._aggregate(symbol, bars, now))
@@ -296,6 +304,19 @@ class SyntheticExchange:
         return rows
 
     # --- vectorised helpers (also used by tests and the benchmark) -----------------------------------------
+
+    def _latest_start(self, timeframe: str, limit: int, now: pd.Timestamp) -> pd.Timestamp:
+        """Where the latest `limit` candles begin: `limit` steps back on 24/7; on a calendar, far enough back
+        to hold `limit` session candles (past weekends and holidays), as an exchange answers without `since`."""
+        step = pd.Timedelta(interval_to_timedelta(timeframe))
+        span = step * limit
+        while True:
+            lo = max(floor_time(now, timeframe) - span, ORIGIN)
+            if self.calendar == TWENTY_FOUR_SEVEN or lo == ORIGIN:
+                return lo
+            if len(expected_bars(self.calendar, timeframe, lo, now + pd.Timedelta(1))) >= limit:
+                return lo
+            span *= 2
 
     def trades_between(self, symbol: str, start_ms: int, end_ms: int) -> pd.DataFrame:
         """Trades with `start_ms <= timestamp < end_ms` (and not after now), oldest first."""
@@ -472,8 +493,13 @@ class SyntheticExchange:
         return trading_spans(self.calendar, bars)
 
     def _price_at(self, symbol: str, at_ms: int) -> float:
-        """Last trade price at or before `at_ms` (the day's open before its first trade)."""
+        """Last trade price at or before `at_ms` (the day's open before its first trade); outside a session
+        of an equity calendar, the last price of the session before (the path goes on underneath, but no
+        trade happens there)."""
         model = self._model(symbol)
+        last = last_trading_instant(self.calendar, _ts(at_ms))
+        if last is not None and last < _ts(at_ms):
+            at_ms = int(last.value // 1_000_000) - 1  # the close is exclusive: the last trade before it
         day = at_ms // DAY_MS - self._origin_day()
         data = self._day(model, day)
         index = int(np.searchsorted(data.trade_ms, at_ms - (at_ms // DAY_MS) * DAY_MS, side="right")) - 1
@@ -486,8 +512,12 @@ class SyntheticExchange:
         end = pd.Timestamp(int(stamps.max()), unit="ms", tz="UTC").ceil("1D") + pd.Timedelta(days=1)
         minutes = expected_bars(self.calendar, "1m", start, end)
         starts = minutes.left.as_unit("ms").asi8
+        if len(starts) == 0:  # no session minute in the span (a weekend, a holiday)
+            return np.zeros(len(stamps), dtype=bool)
         index = np.searchsorted(starts, stamps, side="right") - 1
-        return (index >= 0) & (stamps < np.where(index >= 0, starts[index], 0) + MINUTE_MS)
+        # The session minute each stamp falls in, if any; indices are clipped before indexing because
+        # np.where evaluates both branches.
+        return (index >= 0) & (stamps < starts[np.maximum(index, 0)] + MINUTE_MS)
 
     def _grid(self, step_ms: int, since: int | None, limit: int) -> list[int]:
         now_ms = self.milliseconds()
