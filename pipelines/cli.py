@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 
 import click
 
@@ -99,12 +100,22 @@ def db_info(as_json: bool) -> None:
 @click.option("--days", default=3, show_default=True, type=click.IntRange(1, 60), help="Complete UTC days.")
 @click.option("--history-days", default=7, show_default=True, type=click.IntRange(1, 365))
 @click.option("--universe", type=click.Path(exists=True, dir_okay=False), help="Universe YAML (MW_UNIVERSE).")
+@click.option(
+    "--end",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Last UTC day of the window; the demo runs as if at 00:05 UTC the day after. [default: yesterday]",
+)
 @click.option("--quiet", is_flag=True, help="No per-step progress lines, only the summary.")
-def demo(days: int, history_days: int, universe: str | None, quiet: bool) -> None:
+def demo(days: int, history_days: int, universe: str | None, end: datetime | None, quiet: bool) -> None:
     """Land sample files, materialize the whole graph for the last days offline, run maintenance, summarise."""
-    from pipelines.demo import DemoOptions, run_demo
+    from pipelines.demo import DemoOptions, demo_window, run_demo
 
-    options = DemoOptions(days=days, history_days=history_days, universe=universe, quiet=quiet)
+    end_day = end.date() if end else None
+    try:
+        demo_window(days, end_day)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--end") from None
+    options = DemoOptions(days=days, history_days=history_days, universe=universe, end=end_day, quiet=quiet)
     if not run_demo(options, echo=click.echo).success:
         sys.exit(1)
 

@@ -7,14 +7,20 @@ What it does, in order:
    demo window, from the same deterministic synthetic exchange the pulls use, in four layouts (Binance
    klines arrays, records with ISO times, pandas `split` orient, gzip NDJSON), plus one truncated file and
    a few bad rows so that the summary shows what failure and quarantine look like;
-3. materializes the graph for the last `days` complete UTC days: the sources (landed files and every
-   market-data asset, with their checks) as ONE run over the partition range (the assets' single-run
-   backfill policy), then the derived assets, aggregates and stats as a second run over the same range,
-   then the nightly maintenance job. Two runs, not one, because the second one's selection depends on what
+3. materializes the graph for `days` complete UTC days ending with `end` (`--end`, default yesterday):
+   the sources (landed files and every market-data asset, with their checks) as ONE run over the
+   partition range (the assets' single-run backfill policy), then the derived assets, aggregates and
+   stats as a second run over the same range, then the nightly maintenance job. Two runs, not one, because the second one's selection depends on what
    the first one wrote (see `stale_downstream`);
 4. prints a line per step and check while it runs (a Dagster logger turning events into lines; Dagster's
    own console logger is silenced), then a summary: rows per table, quarantined rows by rule, failed
    files, asset check results, backend capabilities, where to look next.
+
+The whole demo runs under a pinned clock (`resources.clock.frozen`, so `MW_NOW` too): the instant
+`DEMO_CLOCK_AFTER_END` after the start of `end`, i.e. `end` + 1 day 00:05 UTC. Every "now" (the sample
+files, the synthetic exchanges, which candles are closed and settled, the data-quality rules, retention)
+is that instant, and Dagster's partitions end there, so `demo --end 2026-11-29` writes the same rows
+whatever day it is run on, and any window (weekends, holidays, DST changes) can be replayed.
 
 The runs go to the project's Dagster instance (run and event storage in the `dagster` database of the
 same server, as `market-warehouse ui` uses), so the UI shows the demo's runs, materializations, check
@@ -47,8 +53,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.maintenance import POLICY_OPS
-from pipelines.partitions import DAILY
+from pipelines.partitions import DAILY, partitions_at_clock
 from pipelines.retries import root_error
+from resources import clock
 from resources.database import redact, warehouse_engine
 from resources.models import Base
 from resources.schema import upgrade
@@ -61,14 +68,18 @@ AGGREGATE_TABLES = ("ohlcv_1h", "ohlcv_1d")
 GRAPH_JOB = "demo_graph"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# The demo runs 5 minutes into the day after its window: every candle of the last day is closed and past
+# the default `settle` (2m), so the coverage ledger records the window as answered, and the day after has
+# barely begun (its few minutes are not in the window and not pulled).
+DEMO_CLOCK_AFTER_END = timedelta(days=1, minutes=5)
 
 
 @dataclass
 class DemoOptions:
-    days: int = 3  # complete UTC days before today
+    days: int = 3  # complete UTC days of the window
     history_days: int = 7  # landed files cover this many days before the window
     universe: str | None = None  # universe YAML (default: MW_UNIVERSE, else the shipped synthetic one)
-    today: date | None = None  # the window ends before this UTC day (default: today)
+    end: date | None = None  # the window's last UTC day (default: yesterday by the clock)
     quiet: bool = False  # no per-step progress lines
 
 
@@ -120,12 +131,21 @@ class DemoReport:
 # --------------------------------------------------------------------------------------------------------
 
 
-def demo_window(days: int, today: date | None = None) -> tuple[str, str]:
-    """First and last partition key of the last `days` complete UTC days."""
+def demo_window(days: int, end: date | None = None) -> tuple[str, str]:
+    """First and last partition key of the `days` UTC days ending with `end` (default: yesterday by the
+    clock, the last complete day)."""
     if days < 1:
         raise ValueError("days must be at least 1")
-    today = today or datetime.now(UTC).date()
-    return (today - timedelta(days=days)).isoformat(), (today - timedelta(days=1)).isoformat()
+    end = end or clock.today() - timedelta(days=1)
+    first = end - timedelta(days=days - 1)
+    if first < DAILY.start.date():
+        raise ValueError(f"the window starts {first}, before the first partition {DAILY.start.date()}")
+    return first.isoformat(), end.isoformat()
+
+
+def demo_instant(window_end: str) -> datetime:
+    """The instant the demo runs at: `DEMO_CLOCK_AFTER_END` after the start of the window's last day."""
+    return datetime.fromisoformat(window_end).replace(tzinfo=UTC) + DEMO_CLOCK_AFTER_END
 
 
 def _candles(exchange, symbol: str, interval: str, start: pd.Timestamp, end: pd.Timestamp) -> list[list]:
@@ -595,14 +615,23 @@ def print_summary(report: DemoReport, echo: Echo) -> None:
 
 
 def run_demo(options: DemoOptions | None = None, echo: Echo = print) -> DemoReport:
-    """Migrate, land sample files, materialize the graph for the window, run maintenance, summarize."""
+    """Migrate, land sample files, materialize the graph for the window, run maintenance, summarize; all
+    under the clock pinned just after the window (see the module docstring)."""
     options = options or DemoOptions()
+    window = demo_window(options.days, options.end)
+    with clock.frozen(demo_instant(window[1])) as instant, partitions_at_clock():
+        return _run_at(options, window, instant, echo)
+
+
+def _run_at(options: DemoOptions, window: tuple[str, str], instant: datetime, echo: Echo) -> DemoReport:
     started = time.perf_counter()
     settings = load_settings()
-    window = demo_window(options.days, options.today)
     report = DemoReport(window=window)
     engine = warehouse_engine(settings)
     try:
+        echo(
+            f"clock:     pinned at {instant:%Y-%m-%d %H:%M} UTC, after the window {window[0]} .. {window[1]}"
+        )
         echo(f"warehouse: {redact(engine.url)}")
         upgrade(engine)
         files = sample_files(options.universe, window[0], options.history_days)

@@ -4,8 +4,10 @@ row (read from the tables' xmin, not from what the demo says about itself)."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -147,3 +149,64 @@ def test_demo_fills_the_graph_and_a_rerun_writes_nothing(demo_env):
     assert set(written) <= BOOKKEEPING, written
     assert written.get("ingest_files", 0) <= 1  # the broken file, retried and failing again
     assert second.seconds < first.seconds
+
+
+WEEKEND_UNIVERSE = """
+exchanges:
+  synthetic:
+    driver: synthetic
+    seed: 3
+    symbols: [BTC/USDT]
+    intervals: [1m, 1h]
+    orderbook_depth: 5
+    snapshot_every: 6h
+  synthetic_nyse:
+    driver: synthetic
+    seed: 11
+    calendar: XNYS
+    symbols: [SPY/USD]
+    intervals: [1h, 1d]
+    orderbook_depth: 5
+    snapshot_every: 6h
+"""
+
+
+def test_demo_with_end_on_a_weekend_runs_as_of_the_day_after(demo_env, safe_tmp):
+    """Issue 11: the demo failed whenever its window held a Saturday (the synthetic NYSE had no session
+    minute to look up). With `--end` the window and the clock are fixed, whatever today is."""
+    from datetime import date
+
+    from resources import clock
+
+    _, _, engine = demo_env
+    universe = safe_tmp / "weekend.yaml"
+    universe.write_text(textwrap.dedent(WEEKEND_UNIVERSE))
+    options = DemoOptions(days=2, history_days=1, universe=str(universe), end=date(2026, 11, 29), quiet=True)
+    lines: list[str] = []
+    report = run_demo(options, echo=lines.append)
+    output = "\n".join(lines)
+
+    assert report.success, output
+    assert report.window == ("2026-11-28", "2026-11-29")
+    assert "clock:     pinned at 2026-11-30 00:05 UTC" in output
+    assert clock.ENV_VAR not in os.environ  # the pin ends with the demo
+    with engine.connect() as conn:
+        rows = dict(
+            conn.execute(
+                sa.text(
+                    "select exchange || ' ' || interval, count(*) from ohlcv "
+                    "where time >= '2026-11-28' group by 1"
+                )
+            ).all()
+        )
+        latest = conn.execute(sa.text("select max(time) from ohlcv")).scalar_one()
+        nyse_trades = conn.execute(
+            sa.text("select count(*) from market_trades where exchange = 'synthetic_nyse'")
+        ).scalar_one()
+        nyse_books = conn.execute(
+            sa.text("select count(*) from orderbook_snapshots where exchange = 'synthetic_nyse'")
+        ).scalar_one()
+    # A weekend: the crypto exchange has every candle, the NYSE none (and no trade), as of Monday 00:05.
+    assert rows == {"synthetic 1m": 2 * 1440, "synthetic 1h": 2 * 24}
+    assert latest == pd.Timestamp("2026-11-29 23:59", tz="UTC")
+    assert nyse_trades == 0 and nyse_books == 2 * 4  # quotes still shown (Friday's close), every 6 h
