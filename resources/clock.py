@@ -46,8 +46,9 @@ def system_now() -> datetime:
 
 def now() -> datetime:
     """The current instant, tz-aware UTC: the installed clock, else `MW_NOW`, else the system clock."""
-    if _installed:
-        return _as_utc(_installed[-1](), "the installed clock")
+    installed = _installed[-1:]  # one slice, so a block ending in another thread cannot race the lookup
+    if installed:
+        return _as_utc(installed[0](), "the installed clock")
     pinned = os.environ.get(ENV_VAR)
     if pinned:
         return parse_instant(pinned)
