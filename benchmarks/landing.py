@@ -1,10 +1,12 @@
-"""Benchmark of the landing-folder load: parsing each layout, and the whole folder load, against baselines.
+"""Benchmark of the landing-folder load: parsing each format and layout, and the whole folder load, against
+baselines.
 
-    python benchmarks/landing.py                  # 100,000 candles per file, 4 layouts
+    python benchmarks/landing.py                  # 100,000 candles per file, 9 files
     python benchmarks/landing.py --rows 20000 --no-load
 
-Parsing is compared with the least any reader must do: `orjson.loads` (after gunzip) + `pd.DataFrame` of
-the rows, without typing, validation or naming. The folder load (parse + ledger + validation + quarantine +
+Parsing is compared with the least any reader must do: for JSON `orjson.loads` (after gunzip) +
+`pd.DataFrame` of the rows; for CSV, Parquet and Feather pyarrow's own reader + `to_pandas` (CSV with
+types inferred); no typing, validation or naming. `parse_file` reads in batches of 50,000 rows. The folder load (parse + ledger + validation + quarantine +
 upsert) is compared with `load_frame` of the same frames already parsed, in a scratch database on the
 configured server (embedded by default), dropped afterwards unless --keep. Every figure is measured in this
 process, in this run.
@@ -14,14 +16,20 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import shutil
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -55,8 +63,44 @@ def _records(n: int) -> list[dict]:
     ]  # fmt: skip
 
 
+def _freqtrade_frame(n: int) -> pd.DataFrame:
+    """freqtrade's candle columns: date (timestamp[ns, UTC]), open, high, low, close, volume."""
+    klines = _klines(n)
+    return pd.DataFrame(
+        {
+            "date": pd.to_datetime([r[0] for r in klines], unit="ms", utc=True).astype("datetime64[ns, UTC]"),
+            **{
+                name: [float(r[i]) for r in klines]
+                for i, name in enumerate(("open", "high", "low", "close"), 1)
+            },
+            "volume": 12.5,
+        }
+    )
+
+
+def _columnar(frame: pd.DataFrame, kind: str) -> bytes:
+    sink = io.BytesIO()
+    if kind == "parquet":
+        frame.to_parquet(sink, index=False)
+    else:
+        frame.to_feather(sink, compression="lz4", compression_level=9)  # as freqtrade writes it
+    return sink.getvalue()
+
+
+def _klines_csv(n: int) -> bytes:
+    return ("\n".join(",".join(map(str, row)) for row in _klines(n)) + "\n").encode()
+
+
+def _zip(name: str, data: bytes) -> bytes:
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, data)
+    return sink.getvalue()
+
+
 def write_files(root: Path, rows: int) -> dict[str, Path]:
-    """One file per layout, each its own symbol so that every row is new to the warehouse."""
+    """One file per format or layout, each its own symbol so that every row is new to the warehouse."""
+    frame = _freqtrade_frame(rows)
     files = {
         "binance-klines": (root / "binance" / "BTC_USDT-1m.json", orjson.dumps(_klines(rows))),
         "records (ISO times)": (root / "binance" / "ETH_USDT-1m.json", orjson.dumps(_records(rows))),
@@ -65,6 +109,14 @@ def write_files(root: Path, rows: int) -> dict[str, Path]:
             b"\n".join(orjson.dumps(r) for r in _records(rows)),
         ),
         "gzip klines": (root / "binance" / "ADA_USDT-1m.json.gz", gzip.compress(orjson.dumps(_klines(rows)))),
+        "parquet (freqtrade)": (root / "binance" / "DOT_USDT-1m.parquet", _columnar(frame, "parquet")),
+        "feather (freqtrade, lz4)": (root / "binance" / "XRP_USDT-1m.feather", _columnar(frame, "feather")),
+        "csv with header": (root / "binance" / "LTC_USDT-1m.csv", frame.to_csv(index=False).encode()),
+        "csv klines in zip (Binance Vision)": (
+            root / "binance" / "BNBUSDT-1m-2024-01.zip",
+            _zip("BNBUSDT-1m-2024-01.csv", _klines_csv(rows)),
+        ),
+        "csv klines, gzip": (root / "binance" / "TRX_USDT-1m.csv.gz", gzip.compress(_klines_csv(rows))),
     }
     for path, data in files.values():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,12 +125,28 @@ def write_files(root: Path, rows: int) -> dict[str, Path]:
 
 
 def baseline_read(path: Path) -> pd.DataFrame:
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return pq.read_table(path).to_pandas()
+    if name.endswith(".feather"):
+        return feather.read_table(path).to_pandas()
+    if name.endswith(".zip"):  # the benchmark's zip and gzip CSVs are header-less klines
+        with zipfile.ZipFile(path) as archive, archive.open(archive.namelist()[0]) as member:
+            return _csv_baseline(member, header=False)
+    if ".csv" in name:
+        stream = pa.input_stream(str(path), compression="detect")
+        return _csv_baseline(stream, header=not name.endswith(".gz"))
     data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     if path.suffix == ".ndjson":
         return pd.DataFrame([orjson.loads(line) for line in data.splitlines() if line.strip()])
     return pd.DataFrame(orjson.loads(data))
+
+
+def _csv_baseline(stream, *, header: bool) -> pd.DataFrame:
+    options = pa_csv.ReadOptions(autogenerate_column_names=not header)
+    return pa_csv.read_csv(stream, read_options=options).to_pandas()
 
 
 def timed(fn, repeat: int = 3):

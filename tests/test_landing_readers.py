@@ -1,8 +1,10 @@
-"""The reader registry: every registered reader has a sample file here, detection picks exactly that
-reader, and the file reads into the same canonical candles whatever the family. No database."""
+"""The reader registries: every registered reader (file formats, JSON layouts) has a sample file here,
+detection picks exactly that reader, and the file reads into the same canonical candles whatever the
+family. No database."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 
@@ -10,8 +12,8 @@ import pandas as pd
 import pytest
 
 from resources.files.layouts import CANONICAL, parse_file
-from resources.files.readers import LAYOUTS, Reader, Registry
-from resources.files.readers.containers import read_bytes
+from resources.files.readers import FORMATS, LAYOUTS, Reader, Registry
+from resources.files.readers.containers import open_sources, read_bytes
 from resources.files.readers.json_document import load_document
 
 T0 = pd.Timestamp("2024-01-01T00:00:00Z")
@@ -78,6 +80,7 @@ SAMPLES: dict[str, tuple[Callable[[], bytes], int]] = {
 
 def test_every_registered_reader_has_a_sample():
     assert sorted(SAMPLES) == sorted(LAYOUTS)
+    assert sorted(FORMAT_SAMPLES) == sorted(FORMATS)
 
 
 @pytest.mark.parametrize("name", list(LAYOUTS))
@@ -133,3 +136,44 @@ def test_registry_names_are_unique_and_lookups_say_what_is_known():
     assert registry.detect(1) is registry["one"] and registry.detect(2) is None
     with pytest.raises(KeyError, match="no test reader named 'two' \\(known: one\\)"):
         registry["two"]
+
+
+def _csv() -> bytes:
+    frame = _frame().reset_index()
+    return frame.assign(time=_ms(_frame())).to_csv(index=False).encode()
+
+
+def _parquet() -> bytes:
+    sink = io.BytesIO()
+    _frame().reset_index().to_parquet(sink, index=False)
+    return sink.getvalue()
+
+
+def _feather() -> bytes:
+    sink = io.BytesIO()
+    _frame().reset_index().to_feather(sink)
+    return sink.getvalue()
+
+
+# Format name -> (file name, content). Adding a format means adding its sample here.
+FORMAT_SAMPLES: dict[str, tuple[str, Callable[[], bytes]]] = {
+    "json": ("BTC_USDT-1m.json", _records),
+    "csv": ("BTC_USDT-1m.csv", _csv),
+    "parquet": ("BTC_USDT-1m.parquet", _parquet),
+    "feather": ("BTC_USDT-1m.feather", _feather),
+}
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_format_detection_picks_exactly_the_format_of_the_sample(tmp_path, name):
+    file_name, content = FORMAT_SAMPLES[name]
+    path = tmp_path / "binance" / file_name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content())
+    (source,) = open_sources(path, f"binance/{file_name}")
+    assert FORMATS.detecting(source) == [name]
+    parsed = parse_file(path, relative_to=tmp_path)
+    assert parsed.format == name and parsed.rejected.empty
+    assert list(parsed.frame["time"]) == list(_frame().index)
+    assert list(parsed.frame["close"]) == list(_frame()["close"])
+    assert (parsed.frame["symbol"] == "BTC/USDT").all() and (parsed.frame["interval"] == "1m").all()

@@ -1,4 +1,5 @@
-"""Landed files (historical JSON dumps): layout detection, parsing, the file ledger and folder loading.
+"""Landed files (historical candle dumps: JSON, CSV, Parquet, Feather; plain, gzipped or zipped): format and
+layout detection, reading in batches, the file ledger and folder loading.
 
 Plain Python: usable from a script without Dagster. `landing.load_landing_folder` is the entry point.
 """

@@ -69,6 +69,12 @@ def ohlc_count(names: Iterable[Any]) -> int:
     return sum(1 for n in names if field_of(n) in _OHLC)
 
 
+def looks_like_trades(names: Iterable[Any]) -> bool:
+    """Rows of single trades (a price and an amount), not candles: freqtrade, Binance and Tardis trades."""
+    folded = {fold(n) for n in names}
+    return "price" in folded and bool(folded & {"amount", "qty", "quantity", "size"})
+
+
 def map_fields(columns: list[Any]) -> tuple[dict[str, Any], list[str]]:
     """Canonical field -> source column by alias priority; plus the names left unused."""
     by_alias: dict[str, Any] = {}

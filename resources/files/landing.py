@@ -1,20 +1,24 @@
-"""Load every file of a landing folder into `ohlcv`, each file on its own.
+"""Load every file of a landing folder into `ohlcv`, each file on its own, batch by batch.
 
-One bad file never stops the others: it is recorded in the ledger as failed with a reason naming the file
+Files are JSON, CSV, Parquet or Feather, plain, gzipped or zipped (`resources.files.layouts.read_file`
+tells them apart and reads them in batches of `batch_rows`, so a file larger than memory loads). One bad
+file never stops the others: it is recorded in the ledger as failed with a reason naming the file
 (and the row or field when that is the problem) and left in place for someone to fix. Rows that cannot be
 read are quarantined with their reason (`quarantine.source` = `file:<path>`); rows that can are validated,
-quarantined or upserted by `resources.warehouse.load.load_frame`. Per file and in total:
-fetched = inserted + updated + unchanged + quarantined.
+quarantined or upserted by `resources.warehouse.load.load_frame`, one batch at a time. Per file and in
+total: fetched = inserted + updated + unchanged + quarantined; a file failing in a later batch keeps (and
+counts) the batches stored before, and its error says so.
 
 Database connection failures are not a property of a file: they propagate and end the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +28,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from resources.files import LandingFileError, ledger
-from resources.files.layouts import ParsedFile, parse_file
+from resources.files.layouts import ParsedFile, read_file
+from resources.files.readers.containers import SIDECAR_SUFFIXES
 from resources.quality.quarantine import write_quarantine
 from resources.quality.split import SplitResult, StructuralError
 from resources.warehouse.load import LoadResult, load_frame
@@ -152,7 +157,8 @@ class FolderReport:
 
 
 def landed_files(folder: Path) -> list[Path]:
-    """Regular files under `folder`, sorted; hidden files and partial downloads are not landed data.
+    """Regular files under `folder`, sorted, whatever their format (the readers tell it); hidden files,
+    partial downloads and checksum sidecars are not landed data.
 
     Writers should land a file under a temporary or hidden name and rename it when complete.
     """
@@ -161,7 +167,7 @@ def landed_files(folder: Path) -> list[Path]:
         relative = path.relative_to(folder)
         if any(part.startswith(".") for part in relative.parts):
             continue
-        if path.name.lower().endswith(_IGNORED_SUFFIXES) or not path.is_file():
+        if path.name.lower().endswith(_IGNORED_SUFFIXES + SIDECAR_SUFFIXES) or not path.is_file():
             continue
         found.append(path)
     return sorted(found)
@@ -233,7 +239,12 @@ def load_file(
     batch_rows: int = 50_000,
     now: datetime | None = None,
 ) -> FileReport:
-    """Load one file unless its current version is already in the ledger; never raises for its content."""
+    """Load one file unless its current version is already in the ledger; never raises for its content.
+
+    The file is read and written batch by batch (`read_file`), so its size is not bounded by memory. A
+    problem found in a later batch fails the file after the earlier batches were stored: they stay (the
+    next load of the fixed file upserts over them), the report counts them and says so.
+    """
     started = time.perf_counter()
     relative = path.relative_to(folder).as_posix()
     try:
@@ -245,63 +256,147 @@ def load_file(
     if ledger.is_current(latest, print_):
         report.layout, report.time_unit = latest.layout, latest.time_unit
         return report
+    progress = _Progress(report)
+    batches = read_file(path, relative_to=folder, default_timezone=default_timezone, batch_rows=batch_rows)
+    target = _Target(engine, run_id=run_id, source=f"file:{relative}", batch_rows=batch_rows, now=now)
     try:
-        parsed = parse_file(path, relative_to=folder, default_timezone=default_timezone)
+        with contextlib.closing(batches):  # a failure stops reading: the file and its archive are closed now
+            while (parsed := _next_batch(batches, relative)) is not None:
+                progress.describe(parsed)
+                if not parsed.empty:
+                    progress.count(parsed, _load_batch(target, parsed, relative))
+    except _FileFailure as failure:
+        progress.finish()
+        return _fail(engine, report, print_, run_id, progress.explained(failure.reason), started)
+    progress.finish()
+    report.status = "empty" if report.fetched == 0 else "partial" if report.quarantined else "loaded"
+    _record(engine, report, print_, run_id, status=report.status)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+class _FileFailure(Exception):
+    """A problem of the file's content (or of its rows in the warehouse): the file fails, others go on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a file's batches go."""
+
+    engine: sa.Engine
+    run_id: str | None
+    source: str
+    batch_rows: int
+    now: datetime | None
+
+
+def _next_batch(batches: Iterator[ParsedFile], relative: str) -> ParsedFile | None:
+    """The file's next batch, None at its end; a reading problem as `_FileFailure`."""
+    try:
+        return next(batches, None)
     except LandingFileError as exc:
-        return _fail(engine, report, print_, run_id, str(exc), started)
+        raise _FileFailure(str(exc)) from None
     except Exception as exc:  # a file we do not understand must not stop the others
         log.exception("unexpected error reading %s", relative)
-        return _fail(engine, report, print_, run_id, f"unexpected {type(exc).__name__}: {exc}", started)
-    _describe(report, parsed)
-    if parsed.empty:
-        report.status = "empty"
-        _record(engine, report, print_, run_id, status="empty")
-        report.seconds = time.perf_counter() - started
-        return report
-    source = f"file:{relative}"
+        raise _FileFailure(f"unexpected {type(exc).__name__}: {exc}") from None
+
+
+def _load_batch(target: _Target, parsed: ParsedFile, relative: str) -> LoadResult:
+    """Quarantine the batch's unreadable rows, load the others."""
     try:
-        _quarantine_unreadable(engine, parsed, run_id=run_id, source=source, batch_rows=batch_rows)
-        result = load_frame(
-            engine, DATASET, parsed.frame, run_id=run_id, source=source, batch_rows=batch_rows, now=now
+        _quarantine_unreadable(target, parsed)
+        return load_frame(
+            target.engine,
+            DATASET,
+            parsed.frame,
+            run_id=target.run_id,
+            source=target.source,
+            batch_rows=target.batch_rows,
+            now=target.now,
         )
     except _INFRASTRUCTURE:
         raise
     except (StructuralError, ValueError, sa.exc.DBAPIError) as exc:  # ValueError: UpsertInputError
         # The file's rows break a table constraint: a data problem, recorded against the file.
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return _fail(engine, report, print_, run_id, f"rows rejected by the warehouse: {reason}", started)
+        raise _FileFailure(f"rows rejected by the warehouse: {reason}") from None
     except Exception as exc:
         log.exception("unexpected error loading %s", relative)
-        return _fail(engine, report, print_, run_id, f"unexpected {type(exc).__name__}: {exc}", started)
-    _account(report, parsed, result)
-    report.status = "partial" if report.quarantined else "loaded"
-    _record(engine, report, print_, run_id, status=report.status)
-    report.seconds = time.perf_counter() - started
-    return report
+        raise _FileFailure(f"unexpected {type(exc).__name__}: {exc}") from None
 
 
-def _describe(report: FileReport, parsed: ParsedFile) -> None:
-    report.layout = parsed.description
-    report.time_unit = parsed.time_unit
-    report.warnings = list(parsed.warnings)
-    frame = parsed.frame
-    if len(frame):
-        report.exchange = _joined(frame["exchange"])
-        report.symbol = _joined(frame["symbol"])
-        report.interval = _joined(frame["interval"])
+def _joined(values: Iterable[Any]) -> str | None:
+    return ",".join(sorted(str(v) for v in values)) or None
 
 
-def _joined(values: pd.Series) -> str:
-    return ",".join(sorted(str(v) for v in values.dropna().unique()))
+class _Progress:
+    """A file's report, batch by batch: counts add up, descriptions and warnings are kept once each."""
+
+    def __init__(self, report: FileReport) -> None:
+        self.report = report
+        self.layouts: dict[str, None] = {}  # ordered set: descriptions of the batches with rows
+        self.empty_layout: str | None = None
+        self.series: dict[str, set] = {"exchange": set(), "symbol": set(), "interval": set()}
+        self.reasons: Counter = Counter()
+        self.kept_with_warning: Counter = Counter()
+
+    def describe(self, parsed: ParsedFile) -> None:
+        """What the batch was read as, before it is loaded (a failed load still says what was read)."""
+        report = self.report
+        if parsed.empty:
+            self.empty_layout = self.empty_layout or parsed.description
+            return
+        self.layouts.setdefault(parsed.description)
+        report.time_unit = report.time_unit or parsed.time_unit
+        report.warnings.extend(w for w in parsed.warnings if w not in report.warnings)
+        for name, values in self.series.items():
+            values.update(parsed.frame[name].dropna().unique())
+
+    def count(self, parsed: ParsedFile, result: LoadResult) -> None:
+        report = self.report
+        self.reasons.update(parsed.rejected_rule.astype(str).tolist())
+        self.reasons.update(result.quarantine_reasons)
+        self.kept_with_warning.update(result.warnings)
+        report.fetched += parsed.rows
+        report.inserted += result.inserted
+        report.updated += result.updated
+        report.unchanged += result.unchanged
+        report.quarantined += len(parsed.rejected) + result.quarantined
+        low, high = result.min_time, result.max_time
+        if low is None and len(parsed.frame):
+            low = parsed.frame["time"].min().to_pydatetime()
+            high = parsed.frame["time"].max().to_pydatetime()
+        if low is not None:
+            report.min_time = min(low, report.min_time) if report.min_time else low
+            report.max_time = max(high, report.max_time) if report.max_time else high
+
+    def finish(self) -> None:
+        report = self.report
+        report.layout = ",".join(self.layouts) or self.empty_layout
+        report.exchange, report.symbol, report.interval = (_joined(v) for v in self.series.values())
+        report.quarantine_reasons = dict(sorted(self.reasons.items()))
+        for rule, count in self.kept_with_warning.items():
+            report.warnings.append(f"{count} row(s) kept with warning {rule!r} (lower quality score)")
+
+    def explained(self, reason: str) -> str:
+        """A failure's reason, with what earlier batches of the file already stored."""
+        if self.report.fetched == 0:
+            return reason
+        return (
+            f"{reason} (the file's first {self.report.fetched} rows were loaded before this and stay; "
+            "loading the fixed file upserts over them)"
+        )
 
 
-def _quarantine_unreadable(
-    engine: sa.Engine, parsed: ParsedFile, *, run_id: str | None, source: str, batch_rows: int
-) -> None:
+def _quarantine_unreadable(target: _Target, parsed: ParsedFile) -> None:
     """Rows the parser could not read go to quarantine with its precise reason, one transaction per batch."""
     rejected = parsed.rejected
-    for start in range(0, len(rejected), max(1, batch_rows)):
-        batch = rejected.iloc[start : start + batch_rows]
+    for start in range(0, len(rejected), max(1, target.batch_rows)):
+        batch = rejected.iloc[start : start + target.batch_rows]
         split = SplitResult(
             good=parsed.frame.iloc[0:0],
             rejected=batch.reset_index(drop=True),
@@ -309,23 +404,10 @@ def _quarantine_unreadable(
             rejected_message=parsed.rejected_message.reindex(batch.index).reset_index(drop=True),
             warnings=pd.Series(dtype="int64"),
         )
-        with engine.begin() as conn:
-            write_quarantine(conn, DATASET, split, run_id=run_id, partition_key=None, source=source)
-
-
-def _account(report: FileReport, parsed: ParsedFile, result: LoadResult) -> None:
-    reasons = Counter(parsed.rejected_rule.astype(str).tolist())
-    reasons.update(result.quarantine_reasons)
-    report.fetched = parsed.rows
-    report.inserted, report.updated, report.unchanged = result.inserted, result.updated, result.unchanged
-    report.quarantined = len(parsed.rejected) + result.quarantined
-    report.quarantine_reasons = dict(sorted(reasons.items()))
-    report.min_time, report.max_time = result.min_time, result.max_time
-    if report.min_time is None and len(parsed.frame):
-        report.min_time = parsed.frame["time"].min().to_pydatetime()
-        report.max_time = parsed.frame["time"].max().to_pydatetime()
-    for rule, count in result.warnings.items():
-        report.warnings.append(f"{count} row(s) kept with warning {rule!r} (lower quality score)")
+        with target.engine.begin() as conn:
+            write_quarantine(
+                conn, DATASET, split, run_id=target.run_id, partition_key=None, source=target.source
+            )
 
 
 def _fail(

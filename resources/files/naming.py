@@ -7,6 +7,9 @@ Conventions understood (relative to the landing folder):
 - Hive-style parts name any field explicitly: `exchange=nasdaq/symbol=AAPL/interval=1d/part-0.json`.
 Date tokens (`2024-01`, `20240101`) and folder words such as `spot`, `klines`, `monthly` are ignored.
 
+A path that says futures (a `futures/` folder, a freqtrade candle type such as `-1h-mark`) is reported in
+`PathNames.derivative`: such files need the instruments model to be stored under the right instrument.
+
 An interval, from the path or the file, is checked against the median spacing of the candles: a file named
 `-1h` holding minute candles is refused rather than stored under the wrong key.
 """
@@ -34,7 +37,14 @@ _STOP_WORDS = {
     "ohlcv", "ohlc", "candles", "candle", "bars", "data", "history", "historical", "daily", "monthly",
     "weekly", "hourly", "json", "ndjson", "jsonl", "gz", "export", "exports", "dump", "landing", "part",
 }  # fmt: skip
-_FILE_SUFFIXES = {".json", ".ndjson", ".jsonl", ".gz", ".gzip", ".txt"}
+_FILE_SUFFIXES = {
+    ".json", ".ndjson", ".jsonl", ".gz", ".gzip", ".txt", ".csv", ".tsv", ".psv", ".tab", ".zip", ".parquet",
+    ".pq", ".feather", ".fea", ".arrow", ".arrows", ".ipc", ".h5", ".hdf5",
+}  # fmt: skip
+# Derivatives told by a path: a folder 'futures' (freqtrade's <exchange>/futures/, Binance Vision's
+# data/futures/um|cm/), or a freqtrade candle type after the timeframe (PAIR-1h-mark.feather).
+_FUTURES_FOLDER = "futures"
+_FREQTRADE_CANDLE_TYPE = re.compile(r"-\d+[A-Za-z]{1,2}-(futures|mark|index|premiumIndex|funding_rate)$")
 _INTERVAL_TOKEN = re.compile(
     r"^(?P<n>[1-9][0-9]*)(?P<unit>s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?|"
     r"M|mo|mons?|months?|y|years?)$",
@@ -63,6 +73,7 @@ class PathNames:
     symbol: str | None = None
     interval: str | None = None
     warnings: list[str] = field(default_factory=list)
+    derivative: str | None = None  # why the path says the file holds futures data, if it does
 
 
 @functools.cache
@@ -129,7 +140,7 @@ def names_from_path(relative_path: str) -> PathNames:
     stem = path.name
     while PurePosixPath(stem).suffix.lower() in _FILE_SUFFIXES:
         stem = stem[: -len(PurePosixPath(stem).suffix)]
-    names = PathNames()
+    names = PathNames(derivative=_derivative(path, stem))
     explicit: dict[str, str] = {}
     folder_tokens: list[list[str]] = []
     for part in [*path.parent.parts, stem]:
@@ -169,6 +180,13 @@ def names_from_path(relative_path: str) -> PathNames:
     return names
 
 
+def _derivative(path: PurePosixPath, stem: str) -> str | None:
+    if any(part.lower() == _FUTURES_FOLDER for part in path.parent.parts):
+        return f"the folder '{_FUTURES_FOLDER}/'"
+    match = _FREQTRADE_CANDLE_TYPE.search(stem)
+    return f"freqtrade candle type '{match.group(1)}'" if match else None
+
+
 def _symbol_from_tokens(tokens: list[str]) -> str | None:
     """A pair (two tokens, or one splitting on a quote currency) or an upper-case ticker such as AAPL.
 
@@ -198,7 +216,9 @@ def describe_spacing(seconds: float) -> str:
 
 def median_spacing_seconds(times: pd.Series) -> float | None:
     """Median gap between consecutive distinct times, in seconds; None with fewer than two times."""
-    values = np.unique(times.dropna().to_numpy(dtype="datetime64[us]").astype("int64"))
+    values = times.dropna().to_numpy(dtype="datetime64[us]").astype("int64")
+    if values.size < 2 or not (np.diff(values) > 0).all():  # sorted and distinct already: the usual file
+        values = np.unique(values)
     if values.size < 2:
         return None
     return float(np.median(np.diff(values))) / 1e6

@@ -1,10 +1,11 @@
-"""Timestamps in landed files: epoch numbers in s / ms / µs / ns, or ISO 8601 strings.
+"""Timestamps in landed files: epoch numbers in s / ms / µs / ns, ISO 8601 strings, or typed timestamps.
 
 Exports rarely say which unit they use, so the unit is told apart by magnitude, once per file (the median
-value decides) and reported. A row whose value has another magnitude than the file's unit is rejected rather
+value of the file, or of its first batch when it is read in batches, decides) and reported. A row whose value has another magnitude than the file's unit is rejected rather
 than silently read in the wrong unit: one stray value in seconds inside a millisecond file would otherwise
 become a candle in January 1970. Naive ISO strings (no `Z` or offset) are an error unless the source
-declares its zone, because guessing UTC for local exchange times shifts every candle.
+declares its zone, because guessing UTC for local exchange times shifts every candle; the same holds for
+Parquet/Arrow timestamps without a zone. Their unit is reported as 'timestamp'.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ _DATE_TIME = r"\d{4}-?\d{2}-?\d{2}(?:[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?
 _ZONE = r"[ \t]*(?:[Zz]|[+-]\d{2}(?::?\d{2})?|UTC|GMT)"
 _ISO = f"^{_DATE_TIME}(?:{_ZONE})?$"
 _ISO_ZONED = f"^{_DATE_TIME}{_ZONE}$"
-_NUMBER = r"^[ \t]*[+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?[ \t]*$"
+NUMBER_PATTERN = r"^[ \t]*[+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?[ \t]*$"
 
 
 @dataclass
@@ -59,29 +60,35 @@ def epoch_unit(magnitude: float) -> str:
     return EPOCH_UNITS[int(np.searchsorted(_BOUNDS, abs(magnitude), side="right"))]
 
 
-def parse_times(values: pd.Series, *, field_name: str, timezone: str | None = None) -> ParsedTimes:
-    """Parse one column of times; numbers (or numeric strings) as epochs, other strings as ISO 8601.
+def parse_times(
+    values: pd.Series, *, field_name: str, timezone: str | None = None, unit: str | None = None
+) -> ParsedTimes:
+    """Parse one column of times; numbers (or numeric strings) as epochs, other strings as ISO 8601,
+    typed timestamps (Parquet, Arrow) as they are.
 
-    Raises `LandingFileError` only for problems of the whole column (naive ISO times and no declared zone);
-    single bad values are returned in `rejected` so the row can be quarantined.
+    `unit` is the epoch unit already found in the file's earlier rows (a file read in batches has one
+    unit, told by its first batch). Raises `LandingFileError` only for problems of the whole column (naive
+    times and no declared zone); single bad values are returned in `rejected` so the row can be quarantined.
     """
     present = values.notna()
     if not present.any():
         raise LandingFileError(f"field {field_name!r} has no values")
+    if values.dtype.kind == "M":
+        return _typed_times(values, present, field_name, timezone)
     if values.dtype.kind in "iuf":
-        return _parse_epochs(values.astype("float64"), present, field_name)
+        return _parse_epochs(values.astype("float64"), present, field_name, unit)
     if values.dtype.kind == "b":
         raise LandingFileError(f"field {field_name!r} holds booleans, not times")
     if values.dtype == object:
         kinds = values.map(type)
         text = values.where(kinds.isin([str])).astype("str")
-        numeric = text.str.match(_NUMBER, na=False) | kinds.isin([int, float])
+        numeric = text.str.match(NUMBER_PATTERN, na=False) | kinds.isin([int, float])
     else:  # a string column
         text = values
-        numeric = text.str.match(_NUMBER, na=False)
+        numeric = text.str.match(NUMBER_PATTERN, na=False)
     if numeric.sum() * 2 >= present.sum():
         numbers = pd.to_numeric(values.where(numeric), errors="coerce")
-        parsed = _parse_epochs(numbers.astype("float64"), numbers.notna(), field_name)
+        parsed = _parse_epochs(numbers.astype("float64"), numbers.notna(), field_name, unit)
         for label in values.index[present & numbers.isna()]:
             parsed.rejected[label] = (
                 "unparseable_time",
@@ -91,12 +98,15 @@ def parse_times(values: pd.Series, *, field_name: str, timezone: str | None = No
     return _parse_iso(values, text, present, field_name, timezone)
 
 
-def _parse_epochs(numbers: pd.Series, present: pd.Series, field_name: str) -> ParsedTimes:
+def _parse_epochs(
+    numbers: pd.Series, present: pd.Series, field_name: str, unit: str | None = None
+) -> ParsedTimes:
     finite = present & np.isfinite(numbers.fillna(0.0))
     magnitudes = numbers[finite].abs()
     if magnitudes.empty:
         raise LandingFileError(f"field {field_name!r} has no finite epoch numbers")
-    unit = epoch_unit(float(magnitudes.median()))
+    if unit not in EPOCH_UNITS:
+        unit = epoch_unit(float(magnitudes.median()))
     classes = pd.Series(
         np.searchsorted(_BOUNDS, numbers.abs().fillna(0.0), side="right"), index=numbers.index
     )
@@ -186,3 +196,27 @@ def _parse_iso(
         )
     times.loc[outside] = pd.NaT
     return ParsedTimes(times=times, unit="iso", rejected=rejected)
+
+
+def _typed_times(values: pd.Series, present: pd.Series, field_name: str, timezone: str | None) -> ParsedTimes:
+    """A timestamp column: with a zone, converted to UTC; without one, in the declared zone (like naive
+    ISO strings: a Parquet timestamp not adjusted to UTC is a local wall-clock time)."""
+    if values.dt.tz is None:
+        if timezone is None:
+            raise LandingFileError(
+                f"field {field_name!r} holds timestamps without a zone (e.g. {values[present].iloc[0]}); "
+                "write them with a zone (e.g. UTC), or declare the zone (the landing folder's default "
+                "time zone)"
+            )
+        values = values.dt.tz_localize(validate_timezone(timezone), ambiguous="NaT", nonexistent="NaT")
+    times = values.dt.tz_convert("UTC")
+    rejected: dict = {}
+    for label in values.index[present & times.isna()]:
+        rejected[label] = ("unparseable_time", f"{field_name}={values[label]} is not a time in {timezone}")
+    outside = times.notna() & ((times < EARLIEST) | (times >= LATEST))
+    for label in values.index[outside]:
+        rejected[label] = (
+            "timestamp_out_of_range",
+            f"{field_name}={_show(str(times[label]))} is outside {EARLIEST.year}..{LATEST.year}",
+        )
+    return ParsedTimes(times=times.where(~outside), unit="timestamp", rejected=rejected)

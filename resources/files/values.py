@@ -108,10 +108,16 @@ META_NORMALIZERS: dict[str, Callable[[Any], str]] = {
 
 @dataclass
 class MetaColumn:
-    """One meta field per row (the file's value where a row has none) and where the fallback came from."""
+    """One meta field per row (the file's value where a row has none) and where the fallback came from.
+
+    `uniform` is True when no row has a value of its own: every row then holds the fallback, which lets
+    the common single-series file skip per-row work (grouping, sorting, null checks on text columns).
+    """
 
     values: pd.Series
     origin: str
+    fallback: str | None = None
+    uniform: bool = False
 
 
 def resolve_meta(
@@ -133,8 +139,10 @@ def resolve_meta(
     if path is not None:
         _agree_with_path(name, per_row, file_value, path)
     fallback, origin = _fallback(name, file_value, path, hint, fn)
-    column = per_row if per_row is not None else pd.Series(None, index=index, dtype=object)
-    return MetaColumn(column.where(column.notna(), fallback), origin), bad
+    if per_row is None:
+        column = pd.Series(np.full(len(index), fallback, dtype=object), index=index, dtype=object)
+        return MetaColumn(column, origin, fallback, uniform=True), bad
+    return MetaColumn(per_row.where(per_row.notna(), fallback), origin, fallback), bad
 
 
 def _agree_with_path(name: str, per_row: pd.Series | None, file_value: str | None, path: str) -> None:

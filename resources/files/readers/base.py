@@ -1,20 +1,27 @@
-"""What every reader hands on, the reader interface and the name -> reader registry.
+"""What every reader hands on, the reader interfaces and the name -> reader registry.
 
-A reader knows one family of files (a JSON layout; in time CSV, Parquet, Arrow): it says whether a value
-is of its family (`detect`) and reads it into a `RawTable`, the rows as found with a mapping of canonical
-field -> column. Everything after that (typing numbers and times, rejecting rows, resolving the exchange,
-symbol and interval, checking the interval) is shared, in `resources.files.canonical`, so adding a family
-is one class here plus its test, as freqtrade adds a data handler behind `IDataHandler`.
+Two levels, each a small class per family behind one interface, as freqtrade's data handlers sit behind
+`IDataHandler`:
+- a `FormatReader` knows one file format (JSON, CSV, Parquet, Arrow/Feather): it says whether a content
+  stream is of its format (`detect`, on the name and first bytes) and reads it into `RawTable`s, in
+  bounded batches where the format allows;
+- a `Reader` knows one JSON layout family (records, pandas orients, arrays, NDJSON): JSON needs a second
+  level because one format holds many shapes of rows.
+A `RawTable` is the rows as found with a mapping of canonical field -> column. Everything after that
+(typing numbers and times, rejecting rows, resolving the exchange, symbol and interval, checking the
+interval) is shared, in `resources.files.canonical`, so adding a family is one class plus its test.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
 import pandas as pd
+
+from resources.files.readers.containers import Source
 
 
 @dataclass
@@ -29,6 +36,8 @@ class RawTable:
     symbol_hint: str | None = None  # a key the rows were found under (Kraken: the pair)
     rejected: list[tuple[int, str, str, Any]] = field(default_factory=list)  # (row, rule, message, raw)
     warnings: list[str] = field(default_factory=list)
+    format: str = "json"  # the FormatReader that read it
+    location: str | None = None  # the zip member the rows come from, named in row messages
 
     def note_unused(self, unused: list[str]) -> None:
         """Say which source fields are not loaded: a surprising reading is then visible in the report."""
@@ -58,8 +67,8 @@ class ReadContext:
         return table
 
 
-class Reader(ABC):
-    """One family of layouts: `detect` must be cheap and say yes to its family only."""
+class Detector(ABC):
+    """A family of inputs with a name: `detect` must be cheap and say yes to its family only."""
 
     name: ClassVar[str]
 
@@ -67,12 +76,28 @@ class Reader(ABC):
     def detect(self, value: Any) -> bool:
         """True when `value` is of this reader's family."""
 
+
+class Reader(Detector):
+    """One family of JSON layouts."""
+
     @abstractmethod
     def read(self, value: Any, context: ReadContext) -> RawTable | None:
         """The raw table of `value` (None when it holds no rows); `LandingFileError` when unreadable."""
 
 
-R = TypeVar("R", bound=Reader)
+class FormatReader(Detector):
+    """One file format: `detect` sees a `Source` (its name and first bytes), `tables` reads it."""
+
+    @abstractmethod
+    def detect(self, value: Source) -> bool:
+        """True when the content stream is of this format."""
+
+    @abstractmethod
+    def tables(self, source: Source, *, batch_rows: int) -> Iterator[RawTable]:
+        """The rows of the stream, at most about `batch_rows` per table, numbered across the stream."""
+
+
+R = TypeVar("R", bound=Detector)
 
 
 class Registry(Generic[R]):
@@ -108,3 +133,21 @@ class Registry(Generic[R]):
     def detecting(self, value: Any) -> list[str]:
         """Every reader that says yes to `value`: a well-formed registry has at most one."""
         return [name for name, r in self._readers.items() if r.detect(value)]
+
+
+FORMATS: Registry[FormatReader] = Registry("file format")
+
+T = TypeVar("T")
+
+
+def with_last(items: Iterable[T]) -> Iterator[tuple[T, bool]]:
+    """Each item with whether it is the last one (looking one item ahead)."""
+    iterator = iter(items)
+    try:
+        current = next(iterator)
+    except StopIteration:
+        return
+    for following in iterator:
+        yield current, False
+        current = following
+    yield current, True

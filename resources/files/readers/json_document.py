@@ -13,9 +13,7 @@ from typing import Any
 import orjson
 
 from resources.files import LandingFileError
-
-_OTHER_MAGIC = {b"PK\x03\x04": "a zip archive", b"BZh": "a bzip2 file", b"\xfd7zXZ": "an xz file"}
-_BOM = b"\xef\xbb\xbf"
+from resources.files.readers.containers import BOM
 
 
 @dataclass
@@ -37,16 +35,9 @@ def _split_lines(data: bytes) -> list[tuple[int, bytes]]:
     return [(n, line) for n, line in enumerate(data.split(b"\n"), start=1) if line.strip()]
 
 
-def _refuse_other_formats(data: bytes) -> None:
-    for magic, what in _OTHER_MAGIC.items():
-        if data.startswith(magic):
-            raise LandingFileError(f"not JSON: the file is {what}")
-
-
 def load_document(data: bytes) -> Any:
     """The JSON value of `data`, `NdjsonLines` for NDJSON, None for no content; `LandingFileError` else."""
-    _refuse_other_formats(data)
-    data = data.removeprefix(_BOM)
+    data = data.removeprefix(BOM)
     if not data.strip():
         return None
     try:
