@@ -327,7 +327,8 @@ def _trades_feather() -> bytes:
             zipped({"inner.zip": zipped({"a.csv": b"x"})}),
             "inner.zip is itself a zip archive",
         ),
-        ("XRP_ETH-trades.feather", _trades_feather(), "rows are trades, not candles"),
+        ("XRP_ETH-1m.feather", _trades_feather(), "rows are trades, not candles"),  # told by the columns
+        ("XRP_ETH-trades.json", b'[[1570752011620, "1", null, "sell", 0.0014, 23.0, 0.03]]', "a trades file"),
         ("BTC_USDT-1m.json", csv_text(candles()), "the content looks like CSV: name the file .csv"),
         (
             "BTC_USDT-1m.csv",

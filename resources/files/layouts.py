@@ -45,12 +45,17 @@ def _relative(path: Path, relative_to: Path | None) -> str:
     return path.relative_to(relative_to).as_posix() if relative_to is not None else path.name
 
 
-def _refuse_derivatives(names: PathNames, relative: str) -> None:
+def _refuse_what_is_not_spot_candles(names: PathNames, relative: str) -> None:
     """Futures candles stored as spot would be wrong silently: they wait for the instruments model, which
-    maps a file to its instrument (perpetual, dated future, mark/index price)."""
+    maps a file to its instrument (perpetual, dated future, mark/index price). Trades files (freqtrade's
+    JSON trades are bare arrays, which would otherwise be misread as candles) wait for the trades loader."""
     if names.derivative is not None:
         raise LandingFileError(
             f"{relative}: futures data ({names.derivative}) needs the instruments model; not loaded"
+        )
+    if names.trades:
+        raise LandingFileError(
+            f"{relative}: a trades file (freqtrade's <PAIR>-trades name): only candle files are loaded"
         )
 
 
@@ -79,7 +84,7 @@ def read_file(
     batches already read are worth (the landing loader has stored them, and says so).
     """
     relative = _relative(path, relative_to)
-    _refuse_derivatives(names_from_path(relative), relative)
+    _refuse_what_is_not_spot_candles(names_from_path(relative), relative)
     state = FileState()
     produced = False
     for source in open_sources(path, relative):

@@ -9,6 +9,7 @@ Date tokens (`2024-01`, `20240101`) and folder words such as `spot`, `klines`, `
 
 A path that says futures (a `futures/` folder, a freqtrade candle type such as `-1h-mark`) is reported in
 `PathNames.derivative`: such files need the instruments model to be stored under the right instrument.
+A freqtrade trades file (`<PAIR>-trades.<ext>`) is reported in `PathNames.trades`.
 
 An interval, from the path or the file, is checked against the median spacing of the candles: a file named
 `-1h` holding minute candles is refused rather than stored under the wrong key.
@@ -74,6 +75,7 @@ class PathNames:
     interval: str | None = None
     warnings: list[str] = field(default_factory=list)
     derivative: str | None = None  # why the path says the file holds futures data, if it does
+    trades: bool = False  # freqtrade's trades file name, <PAIR>-trades.<ext>: single trades, not candles
 
 
 @functools.cache
@@ -140,7 +142,7 @@ def names_from_path(relative_path: str) -> PathNames:
     stem = path.name
     while PurePosixPath(stem).suffix.lower() in _FILE_SUFFIXES:
         stem = stem[: -len(PurePosixPath(stem).suffix)]
-    names = PathNames(derivative=_derivative(path, stem))
+    names = PathNames(derivative=_derivative(path, stem), trades=stem.lower().endswith("-trades"))
     explicit: dict[str, str] = {}
     folder_tokens: list[list[str]] = []
     for part in [*path.parent.parts, stem]:
