@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,8 @@ import sqlalchemy as sa
 from psycopg2 import sql as pgsql
 
 from resources import clock
+from resources.columns import kind_of
+from resources.models import Base
 from resources.quality.jsonsafe import json_safe
 from resources.quality.split import close_times, interval_seconds
 from resources.sqlfiles import sql_text
@@ -56,6 +58,9 @@ class SeriesSpec:
     history_sql: str
     value_columns: tuple[str, ...]
     interval_column: str | None
+    # The other compared columns the history returns with the stored versions of the batch's range, so
+    # that rows equal to their stored version need not be sent to the upsert (`upsert_frame(stored=...)`).
+    stored_columns: tuple[str, ...] = ()
 
 
 SCORED: dict[str, SeriesSpec] = {
@@ -64,12 +69,14 @@ SCORED: dict[str, SeriesSpec] = {
         "common/quality_ohlcv_history",
         ("open", "high", "low", "close", "volume", "quote_volume", "trades_count", "vwap"),
         "interval",
+        ("quality_score", "is_anomaly", "source"),
     ),
     "timeseries_data": SeriesSpec(
         ("source_id",),
         "common/quality_timeseries_history",
         ("value", "open", "high", "low", "close", "volume"),
         None,
+        ("quality_score", "is_anomaly"),
     ),
 }
 
@@ -82,71 +89,148 @@ def _price(dataset: str, frame: pd.DataFrame) -> pd.Series:
     return close
 
 
+# The warm-up read is first bounded to this many times the span of `window + 1` rows before the batch (one
+# nominal interval per row, or the batch's own spacing for series without an interval), so it reads only
+# the partitions near the batch; series left short of warm-up rows there (new series, long gaps) are read
+# again without the bound, so the result is exactly the unbounded read's.
+_WARMUP_SLACK = 2
+_NO_BOUND = datetime(1, 1, 1, tzinfo=UTC)  # inside the timestamptz range, unlike datetime.min's year 1 naive
+
+
 def load_history(conn: sa.Connection, dataset: str, frame: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
     """Stored rows of the batch's series: warm-up before the batch (`in_range` false) and stored versions
-    of the batch's range (`in_range` true)."""
+    of the batch's range (`in_range` true), with the compared columns of `SeriesSpec.stored_columns`,
+    `series` (the row's series as a position in `series_bounds(dataset, frame)`) and `stored_nan` (a
+    stored float is NaN rather than NULL: such a row is never taken as unchanged)."""
     spec = SCORED[dataset]
-    keys = list(spec.series)
-    bounds = frame.groupby(keys, sort=False, dropna=False)["time"].agg(["min", "max"]).reset_index()
+    bounds = series_bounds(dataset, frame)
+    history = _copy_query(conn, dataset, history_statement(conn, dataset, bounds, config))
+    if _warmup_from(spec, bounds, config) > _NO_BOUND:
+        series, in_range = history["series"].to_numpy(), history["in_range"].to_numpy()
+        warm = np.bincount(series[~in_range], minlength=len(bounds))
+        short = np.flatnonzero(warm < config.window + 1)
+        if len(short):  # their warm-up again, without the first bound (their stored versions are read)
+            query = history_statement(
+                conn, dataset, bounds.iloc[short], config, warmup_from=_NO_BOUND, with_range=False
+            )
+            again = _copy_query(conn, dataset, query)
+            again["series"] = short[again["series"].to_numpy()]
+            keep = in_range | ~np.isin(series, short)
+            history = pd.concat([history.loc[keep], again], ignore_index=True)
+    return _typed_history(history, spec, bounds)
+
+
+def series_bounds(dataset: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Per series of the batch: its key, first and last time and row count."""
+    keys = list(SCORED[dataset].series)
+    return frame.groupby(keys, sort=False, dropna=False)["time"].agg(["min", "max", "count"]).reset_index()
+
+
+def _warmup_from(spec: SeriesSpec, bounds: pd.DataFrame, config: ScoreConfig) -> datetime:
+    """A first-guess lower time bound of the warm-up rows of every series of the batch (see above)."""
+    if spec.interval_column:
+        step = max((_seconds(v) for v in bounds[spec.interval_column].unique()), default=np.nan)
+    else:  # the batch's own spacing, the widest of its series
+        several = bounds[bounds["count"] > 1]
+        spans = (several["max"] - several["min"]).dt.total_seconds() / (several["count"] - 1)
+        step = float(spans.max()) if len(spans) else np.nan
+    if not np.isfinite(step) or step <= 0:
+        return _NO_BOUND
+    try:
+        lower = bounds["min"].min().to_pydatetime() - timedelta(
+            seconds=step * (config.window + 1) * _WARMUP_SLACK
+        )
+    except OverflowError:
+        return _NO_BOUND
+    return max(lower, _NO_BOUND)
+
+
+def history_statement(
+    conn: sa.Connection,
+    dataset: str,
+    bounds: pd.DataFrame,
+    config: ScoreConfig,
+    *,
+    warmup_from: datetime | None = None,
+    with_range: bool = True,
+) -> str:
+    """The history query of the series in `bounds` (`series_bounds`) as one literal statement: COPY takes
+    no parameters, and literal bounds let the planner prune partitions (chunks). `warmup_from` defaults
+    to the first guess of `_warmup_from`; `with_range=False` reads the warm-up only."""
+    spec = SCORED[dataset]
+    if warmup_from is None:
+        warmup_from = _warmup_from(spec, bounds, config)
     params: dict[str, object] = {
         "warmup": config.window + 1,
         "starts": [t.to_pydatetime() for t in bounds["min"]],
         "ends": [t.to_pydatetime() for t in bounds["max"]],
+        "warmup_from": warmup_from,
+        "last_start": bounds["min"].max().to_pydatetime(),
+        "range_from": bounds["min"].min().to_pydatetime(),
+        "range_to": bounds["max"].max().to_pydatetime(),
+        "with_range": with_range,
     }
     if dataset == "ohlcv":
         params |= {k + "s": bounds[k].astype(str).tolist() for k in ("exchange", "symbol", "interval")}
     else:
         params["source_ids"] = [int(v) for v in bounds["source_id"]]
-    history = _copy_query(conn, sql_text(spec.history_sql), params, keys, spec.value_columns)
+    compiled = sql_text(spec.history_sql).compile(dialect=conn.dialect)
+    with conn.connection.dbapi_connection.cursor() as cursor:
+        return cursor.mogrify(str(compiled), compiled.construct_params(params)).decode()
+
+
+def _typed_history(history: pd.DataFrame, spec: SeriesSpec, bounds: pd.DataFrame) -> pd.DataFrame:
+    series = history["series"].to_numpy()
+    for key in spec.series:  # the batch's own values and dtype
+        history[key] = bounds[key].iloc[series].array
     history["time"] = pd.to_datetime(history.pop("time_us"), unit="us", utc=True)
     history["ingested_at"] = pd.to_datetime(history.pop("ingested_us"), unit="us", utc=True)
-    if isinstance(frame["time"].dtype, pd.DatetimeTZDtype):
-        history["time"] = history["time"].dt.as_unit(frame["time"].dtype.unit)
+    if isinstance(bounds["min"].dtype, pd.DatetimeTZDtype):
+        history["time"] = history["time"].dt.as_unit(bounds["min"].dtype.unit)
     for col in spec.value_columns:
-        history[col] = pd.to_numeric(history[col], errors="coerce").astype("float64")
-    history["in_range"] = history["in_range"].astype(bool)
-    for col in keys:
-        if col in frame:
-            history[col] = history[col].astype(frame[col].dtype)
+        history[col] = history[col].astype("float64")
     return history
 
 
-def _copy_query(
-    conn: sa.Connection,
-    stmt: sa.TextClause,
-    params: dict,
-    text_columns: list[str],
-    float_columns: tuple[str, ...],
-) -> pd.DataFrame:
-    """Run `stmt` through COPY ... TO STDOUT (CSV) and parse it with pyarrow.
+def _copy_query(conn: sa.Connection, dataset: str, query: str) -> pd.DataFrame:
+    """Run the literal history `query` through COPY ... TO STDOUT (CSV) and parse it with pyarrow.
 
     Row-by-row fetching through the driver builds a Python datetime per value and costs seconds per 100k
-    rows; COPY with epoch-microsecond columns and pyarrow's CSV reader costs milliseconds.
+    rows; COPY with epoch-microsecond columns and pyarrow's CSV reader costs milliseconds. Integers are
+    read as int64 (exact), other numbers as float64 (a float4 prints the shortest text that reads back
+    to the same float4).
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
     from pyarrow import csv
 
-    compiled = stmt.compile(dialect=conn.dialect)
+    spec = SCORED[dataset]
+    table_columns = Base.metadata.tables[dataset].c
+    types = {"series": pa.int64(), "time_us": pa.int64(), "ingested_us": pa.int64(), "in_range": pa.bool_()}
+    for name in (*spec.value_columns, *spec.stored_columns):
+        kind = kind_of(table_columns[name])
+        types[name] = {"text": pa.string(), "bool": pa.bool_()}.get(
+            kind, pa.int64() if kind.startswith("int") else pa.float64()
+        )
     raw = conn.connection.dbapi_connection
     buffer = io.BytesIO()
     with raw.cursor() as cursor:
-        query = cursor.mogrify(str(compiled), compiled.construct_params(params)).decode()
         copy = pgsql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(pgsql.SQL(query))
         cursor.copy_expert(copy.as_string(raw), buffer)
     buffer.seek(0)
-    types = {c: pa.string() for c in text_columns if c != "source_id"}
-    types |= {c: pa.float64() for c in float_columns}
-    types |= {
-        "time_us": pa.int64(),
-        "ingested_us": pa.int64(),
-        "in_range": pa.bool_(),
-        "source_id": pa.int64(),
-    }
     table = csv.read_csv(
         buffer,
         convert_options=csv.ConvertOptions(column_types=types, true_values=["t"], false_values=["f"]),
     )
-    return table.to_pandas()
+    nan = np.zeros(table.num_rows, dtype=bool)
+    for name, type_ in types.items():
+        if type_ == pa.float64():
+            nan |= pc.fill_null(pc.is_nan(table[name]), False).to_numpy(zero_copy_only=False)
+    frame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get)
+    for name in ("series", "time_us", "ingested_us", "in_range"):
+        frame[name] = frame[name].to_numpy(dtype="int64" if name != "in_range" else bool)
+    frame["stored_nan"] = nan
+    return frame
 
 
 def rolling_z(values: pd.Series, gid: np.ndarray, config: ScoreConfig) -> pd.Series:
@@ -168,6 +252,22 @@ def _series_ids(good: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, pd.Dat
     first = np.unique(gid, return_index=True)[1]
     table = good.iloc[first][keys].reset_index(drop=True).assign(_gid=gid[first])
     return gid, table
+
+
+def _history_gids(history: pd.DataFrame, keys: list[str], id_table: pd.DataFrame) -> np.ndarray:
+    """The batch's series id (`_series_ids`) of each history row, -1 for a series the batch lacks. Rows
+    of `load_history` name their series by position (`series`): only one row per series is matched by key."""
+    if not len(history):
+        return np.zeros(0, dtype=np.int64)
+    if "series" in history:
+        series = history["series"].to_numpy()
+    else:  # a history frame built elsewhere (tests): number its series here
+        series = history.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(series, return_index=True)[1]
+    named = history.iloc[first][keys].assign(_series=series[first]).merge(id_table, on=keys, how="left")
+    lookup = np.full(int(series.max()) + 1, -1, dtype=np.int64)
+    lookup[named["_series"].to_numpy()] = named["_gid"].fillna(-1).to_numpy(dtype=np.int64)
+    return lookup[series]
 
 
 @dataclass
@@ -208,22 +308,24 @@ def score_frame(
             "_row": np.arange(len(good)),
         }
     )
-    if len(history):
-        past = history.loc[~history["in_range"]]
-        stored = history.loc[history["in_range"]]
-    else:
-        past = stored = pd.DataFrame(columns=[*keys, "time", "in_range", "ingested_at"])
-    # Stored rows inside the batch's range that the batch does not carry still neighbour it.
-    if len(stored):
-        flags = stored[[*keys, "time"]].merge(good[[*keys, "time"]], how="left", indicator=True)["_merge"]
-        extra = stored.loc[(flags == "left_only").to_numpy()]
-    else:
-        extra = stored
-    if len(past) or len(extra):
-        context = pd.concat([past, extra], ignore_index=True).merge(id_table, on=keys, how="inner")
+    in_range = history["in_range"].to_numpy(dtype=bool) if len(history) else np.zeros(0, dtype=bool)
+    hist_gid = _history_gids(history, keys, id_table)
+    stored = history.loc[in_range]
+    # Each good row's stored version (position in `stored`, -1 when new), and the stored rows inside the
+    # batch's range that the batch does not carry: they still neighbour it.
+    stored_key = pd.MultiIndex.from_arrays([hist_gid[in_range], _micros(stored["time"])])
+    good_key = pd.MultiIndex.from_arrays([gid, _micros(good["time"])])
+    position = stored_key.get_indexer(good_key) if len(stored) else np.full(len(good), -1)
+    carried = good_key.get_indexer(stored_key) >= 0 if len(stored) else np.zeros(0, dtype=bool)
+    context_rows = np.flatnonzero(hist_gid >= 0)
+    context_rows = context_rows[~in_range[context_rows]]
+    extra = np.flatnonzero(in_range)[~carried & (hist_gid[in_range] >= 0)]
+    context_rows = np.concatenate([context_rows, extra])
+    if len(context_rows):
+        context = history.iloc[context_rows]
         context = pd.DataFrame(
             {
-                "_gid": context["_gid"].to_numpy(),
+                "_gid": hist_gid[context_rows],
                 "time": pd.to_datetime(context["time"], utc=True).array,
                 "price": _price(dataset, context).to_numpy(),
                 "volume": context["volume"].to_numpy(dtype="float64"),
@@ -256,7 +358,7 @@ def score_frame(
     components = pd.DataFrame(
         {
             "completeness": _completeness(good, spec, gid),
-            "timeliness": _timeliness(good, stored, spec, now_ts),
+            "timeliness": _timeliness(good, stored, position, spec, now_ts),
             "consistency": (1 - (z_ret_b.abs() - 3) / 3).clip(0, 1).fillna(1.0),
             "rules": (1 - 0.5 * warnings.reindex(good.index).fillna(0)).clip(0, 1),
         },
@@ -315,30 +417,29 @@ def _completeness(good: pd.DataFrame, spec: SeriesSpec, gid: np.ndarray) -> pd.S
 TIMELINESS_LEVELS = ((1.0, 1.0), (10.0, 0.75), (100.0, 0.5), (1000.0, 0.25))
 
 
-def _timeliness(good: pd.DataFrame, stored: pd.DataFrame, spec: SeriesSpec, now: pd.Timestamp) -> pd.Series:
+def _timeliness(
+    good: pd.DataFrame, stored: pd.DataFrame, position: np.ndarray, spec: SeriesSpec, now: pd.Timestamp
+) -> pd.Series:
     """Level of the delay between the candle's close and when this version of the row arrived.
 
-    The arrival is the stored `ingested_at` when the stored row carries the same values (a re-run),
-    else the frame's `ingested_at` when the source says when it fetched, else now.
+    The arrival is the stored `ingested_at` when the stored row (`stored.iloc[position]`, -1: none)
+    carries the same values (a re-run), else the frame's `ingested_at` when the source says when it
+    fetched, else now.
     """
-    keys = [*spec.series, "time"]
     now_us = now.value // 1_000  # Timestamp.value is nanoseconds whatever the unit
     if "ingested_at" in good:
         arrival = _micros(good["ingested_at"].fillna(now))
     else:
         arrival = np.full(len(good), now_us, dtype="int64")
-    if len(stored):
-        cols = [c for c in spec.value_columns if c in good]
-        left = good[keys + cols].assign(_pos=np.arange(len(good)))
-        joined = left.merge(stored[keys + cols + ["ingested_at"]], on=keys, how="inner", suffixes=("", "_db"))
-        if len(joined):
-            same = np.ones(len(joined), dtype=bool)
-            for c in cols:
-                a = joined[c].to_numpy(dtype="float64", na_value=np.nan)
-                b = joined[c + "_db"].to_numpy(dtype="float64", na_value=np.nan)
-                same &= (a == b) | (np.isnan(a) & np.isnan(b))
-            kept = joined.loc[same]
-            arrival[kept["_pos"].to_numpy()] = _micros(kept["ingested_at"])
+    known = np.flatnonzero(position >= 0)
+    if len(known):
+        same = np.ones(len(known), dtype=bool)
+        rows = stored.iloc[position[known]]
+        for c in (c for c in spec.value_columns if c in good):
+            a = good[c].to_numpy(dtype="float64", na_value=np.nan)[known]
+            b = rows[c].to_numpy(dtype="float64", na_value=np.nan)
+            same &= (a == b) | (np.isnan(a) & np.isnan(b))
+        arrival[known[same]] = _micros(rows["ingested_at"])[same]
     if spec.interval_column and spec.interval_column in good:
         closes = close_times(good["time"], good[spec.interval_column])
         codes, uniques = pd.factorize(good[spec.interval_column])

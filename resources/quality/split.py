@@ -20,15 +20,14 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from resources import clock
+from resources.columns import UnusableColumn, kind_of, parse
 from resources.intervals import parse_interval
 from resources.models import Base
 from resources.quality.rules import CUSTOM_CHECKS, Rule
 
 PARSEABLE = "parseable"
-_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -69,136 +68,9 @@ def key_columns(dataset: str) -> list[str]:
     return [c.name for c in table.primary_key.columns if c.identity is None]
 
 
-def _category(column: sa.Column) -> str:
-    t = column.type
-    if isinstance(t, postgresql.JSONB | sa.JSON):
-        return "json"
-    if isinstance(t, sa.DateTime):
-        return "time"
-    if isinstance(t, sa.Date):
-        return "date"
-    if isinstance(t, sa.Boolean):
-        return "bool"
-    if isinstance(t, sa.Integer):
-        return "int"
-    if isinstance(t, sa.Float):
-        return "float"
-    if isinstance(t, sa.Numeric):
-        return "decimal"
-    return "text"
-
-
-def _fail_text(raw: pd.Series, bad: pd.Series, why: str) -> pd.Series:
-    return (raw.name + "=" + raw[bad].astype(str).str.slice(0, 60) + f" ({why})").reindex(raw.index)
-
-
-def _to_utc(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
-    if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        return raw.dt.tz_convert("UTC"), pd.Series(False, index=raw.index), pd.Series(dtype=object)
-    if pd.api.types.is_datetime64_dtype(raw.dtype):
-        raise StructuralError(
-            f"column {raw.name!r} holds naive timestamps: declare the source's time zone (UTC expected)"
-        )
-    present = raw.notna()
-    naive = pd.Series(False, index=raw.index)
-    if present.any():
-        values = raw[present]
-        is_str = values.map(lambda v: isinstance(v, str))
-        strings = values[is_str]
-        naive.loc[strings.index] = ~strings.str.strip().str.contains(_TZ_SUFFIX)
-        others = values[~is_str]
-        if len(others):
-            naive.loc[others.index] = others.map(
-                lambda v: not isinstance(v, datetime) or v.tzinfo is None or pd.isna(v)
-            )
-    parsed = pd.to_datetime(raw.where(~naive), utc=True, errors="coerce", format="ISO8601")
-    bad = present & (parsed.isna() | naive)
-    why = pd.Series("unparseable timestamp", index=raw.index).where(~naive, "timestamp without time zone")
-    text = (raw.name + "=" + raw[bad].astype(str).str.slice(0, 60) + " (" + why[bad] + ")").reindex(raw.index)
-    return parsed, bad, text
-
-
-def _to_float(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
-    if pd.api.types.is_bool_dtype(raw.dtype):
-        raise StructuralError(f"column {raw.name!r} is boolean where a number is expected")
-    if pd.api.types.is_numeric_dtype(raw.dtype):
-        values = raw.astype("float64")
-        bad = pd.Series(~np.isfinite(values.to_numpy()) & values.notna().to_numpy(), index=raw.index)
-    else:
-        values = pd.to_numeric(raw, errors="coerce").astype("float64")
-        finite = np.isfinite(values.to_numpy())
-        bad = pd.Series(raw.notna().to_numpy() & ~finite, index=raw.index)
-    if bad.any():
-        values = values.where(~bad)
-    return values, bad, _fail_text(raw, bad, "not a finite number") if bad.any() else pd.Series(dtype=object)
-
-
-def _to_int(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
-    values = pd.to_numeric(raw, errors="coerce") if not pd.api.types.is_numeric_dtype(raw.dtype) else raw
-    values = values.astype("float64")
-    arr = values.to_numpy()
-    ok = np.isfinite(arr) & (np.floor(arr) == arr)
-    bad = pd.Series(raw.notna().to_numpy() & ~ok, index=raw.index)
-    out = values.where(pd.Series(ok, index=raw.index)).astype("Int64")
-    return out, bad, _fail_text(raw, bad, "not an integer") if bad.any() else pd.Series(dtype=object)
-
-
-# 1 == True and 0 == False as dict keys, so integer flags map too.
-_BOOLS = {
-    True: True,
-    False: False,
-    "true": True,
-    "false": False,
-    "t": True,
-    "f": False,
-    "1": True,
-    "0": False,
-}
-
-
-def _to_bool(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
-    if pd.api.types.is_bool_dtype(raw.dtype):
-        return raw.astype("boolean"), pd.Series(False, index=raw.index), pd.Series(dtype=object)
-    mapped = raw.map(lambda v: _BOOLS.get(v.lower() if isinstance(v, str) else v) if pd.notna(v) else None)
-    bad = raw.notna() & mapped.isna()
-    return mapped.astype("boolean"), bad, _fail_text(raw, bad, "not a boolean") if bad.any() else pd.Series()
-
-
-def _to_text(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
-    if pd.api.types.is_string_dtype(raw.dtype) and not pd.api.types.is_object_dtype(raw.dtype):
-        return raw, pd.Series(False, index=raw.index), pd.Series(dtype=object)
-    present = raw.notna()
-    out = raw.astype(object).where(present, None)
-    if present.any():
-        out[present] = raw[present].map(str)
-    return out, pd.Series(False, index=raw.index), pd.Series(dtype=object)
-
-
-def _to_decimal(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Exact money columns: check parseability, keep the given values (no float rounding)."""
-    _, bad, text = _to_float(raw)
-    return raw, bad, text
-
-
-def _to_date(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
-    parsed = pd.to_datetime(raw, errors="coerce")
-    bad = raw.notna() & parsed.isna()
-    return parsed.dt.date, bad, _fail_text(raw, bad, "not a date") if bad.any() else pd.Series(dtype=object)
-
-
-_CONVERTERS = {
-    "time": _to_utc,
-    "float": _to_float,
-    "int": _to_int,
-    "bool": _to_bool,
-    "text": _to_text,
-    "decimal": _to_decimal,
-    "date": _to_date,
-}
-
-
 def coerce(dataset: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
-    """Type every column as its warehouse column; returns typed frame, unparseable mask, messages."""
+    """Type every column as its warehouse column (`resources.columns.parse`: typed for storage, so the
+    upsert has nothing left to convert); returns typed frame, unparseable mask, messages."""
     table = table_of(dataset)
     unknown = [c for c in frame.columns if c not in table.c]
     if unknown:
@@ -210,11 +82,10 @@ def coerce(dataset: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, 
     bad = pd.Series(False, index=frame.index)
     messages: list[pd.Series] = []
     for name in frame.columns:
-        category = _category(table.c[name])
-        if category == "json":
-            typed[name] = frame[name]
-            continue
-        values, col_bad, text = _CONVERTERS[category](frame[name])
+        try:
+            values, col_bad, text = parse(frame[name], kind_of(table.c[name], default="text"))
+        except UnusableColumn as exc:
+            raise StructuralError(str(exc)) from None
         typed[name] = values
         if col_bad.any():
             bad |= col_bad

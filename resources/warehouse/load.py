@@ -158,15 +158,16 @@ def load_batch(
     inserted = updated = unchanged = 0
     min_time = max_time = None
     if len(good):
-        found = None
+        found = stored = None
         if dataset in SCORED:
             config = score_config or ScoreConfig()
             lock_range(conn, dataset, good[_time_column(dataset)])  # before reading: see lock_range
             history = load_history(conn, dataset, good, config)
             scored = score_frame(dataset, good, split.warnings, history, now=now, config=config)
             good, found = scored.frame, scored.anomalies
+            stored = history.loc[history["in_range"]]  # read under the range's locks: still current
         audit = None if dataset in UNAUDITED else AuditContext(run_id or "load_frame", "upsert")
-        result = upsert_frame(conn, dataset, good, audit=audit)
+        result = upsert_frame(conn, dataset, good, audit=audit, stored=stored)
         inserted, updated, unchanged = result.inserted, result.updated, result.unchanged
         min_time, max_time = result.min_time, result.max_time
         if min_time is None and (tcol := _time_column(dataset)) and tcol in good:

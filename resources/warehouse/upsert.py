@@ -23,13 +23,10 @@ writer that bypasses the locks (its batch fails whole).
 from __future__ import annotations
 
 import io
-import json
-import math
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -39,9 +36,9 @@ from pgpq import ArrowToPostgresBinaryEncoder
 from pgpq import encoders as pgpq_encoders
 from pgpq import schema as pgpq_schema
 from psycopg2 import sql as pgsql
-from sqlalchemy.dialects.postgresql import JSON, JSONB
 
 from resources.backend import Capabilities, detect
+from resources.columns import BadValues, arrow_type, kind_of, numeric_bounds, to_storage
 from resources.models import TIMESERIES, Base
 from resources.models.base import TimeseriesSpec
 from resources.partitioning import ensure_partitions
@@ -161,8 +158,8 @@ class _Column:
     nullable: bool
     required: bool  # must be in every frame: part of the key, or NOT NULL without a default
     compared: bool  # takes part in IS DISTINCT FROM
-    precision: int | None = None
-    scale: int | None = None
+    precision: int = 38  # numeric only (`numeric_bounds`)
+    scale: int = 10
 
 
 @dataclass(frozen=True)
@@ -172,33 +169,6 @@ class _Table:
     columns: dict[str, _Column]  # in table order
     key: tuple[str, ...]
     ingest: tuple[str, ...]
-
-
-def _kind(column: sa.Column) -> str:
-    type_ = column.type
-    if isinstance(type_, JSONB | JSON):
-        return "jsonb"
-    if isinstance(type_, sa.DateTime):
-        if not type_.timezone:
-            raise TypeError(f"{column.table.name}.{column.name} is a timestamp without time zone")
-        return "timestamp"
-    if isinstance(type_, sa.REAL):
-        return "float4"
-    if isinstance(type_, sa.Float):
-        return "float8"
-    if isinstance(type_, sa.Numeric):
-        return "numeric"
-    if isinstance(type_, sa.SmallInteger):
-        return "int2"
-    if isinstance(type_, sa.BigInteger):
-        return "int8"
-    if isinstance(type_, sa.Integer):
-        return "int4"
-    if isinstance(type_, sa.Boolean):
-        return "bool"
-    if isinstance(type_, sa.String):
-        return "text"
-    raise TypeError(f"{column.table.name}.{column.name}: column type {type_!r} is not supported by upsert")
 
 
 _TABLES: dict[str, _Table] = {}
@@ -216,7 +186,7 @@ def _table_meta(name: str) -> _Table:
     key = tuple(c.name for c in table.primary_key.columns)
     columns = {}
     for col in table.columns:
-        kind = _kind(col)
+        kind = kind_of(col)
         has_default = col.server_default is not None or col.identity is not None
         columns[col.name] = _Column(
             name=col.name,
@@ -224,8 +194,11 @@ def _table_meta(name: str) -> _Table:
             nullable=bool(col.nullable) and col.name not in key,
             required=col.name in key or (not col.nullable and not has_default),
             compared=col.name not in key and col.name not in INGEST_COLUMNS and col.identity is None,
-            precision=getattr(col.type, "precision", None) if kind == "numeric" else None,
-            scale=getattr(col.type, "scale", None) if kind == "numeric" else None,
+            **(
+                dict(zip(("precision", "scale"), numeric_bounds(col), strict=True))
+                if kind == "numeric"
+                else {}
+            ),
         )
     ingest = tuple(c for c in columns if c in INGEST_COLUMNS)
     meta = _Table(name, spec, columns, key, ingest)
@@ -235,216 +208,6 @@ def _table_meta(name: str) -> _Table:
 
 # --------------------------------------------------------------------------------------------------------
 # Validation: every rule is checked before anything is written
-
-
-class _Bad(Exception):
-    def __init__(self, rule: str, mask):
-        super().__init__(rule)
-        self.rule = rule
-        self.mask = np.asarray(mask, dtype=bool)
-
-
-def _is_na(value) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float | np.floating) and math.isnan(value)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float | Decimal | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
-
-
-def _object_mask(values: np.ndarray, bad) -> np.ndarray:
-    return np.fromiter((not _is_na(v) and bad(v) for v in values), dtype=bool, count=len(values))
-
-
-def _not_null(s: pd.Series) -> np.ndarray:
-    return s.notna().to_numpy()
-
-
-def _to_timestamp(s: pd.Series, col: _Column) -> pd.Series:
-    dtype = s.dtype
-    if isinstance(dtype, pd.DatetimeTZDtype):
-        out = s if str(dtype.tz) == "UTC" else s.dt.tz_convert("UTC")
-    elif pd.api.types.is_datetime64_dtype(dtype):
-        raise _Bad(
-            "naive timestamps (no time zone); localize them first, e.g. .dt.tz_localize('UTC')", _not_null(s)
-        )
-    elif pd.api.types.is_object_dtype(dtype):
-        values = s.to_numpy()
-        wrong = _object_mask(values, lambda v: not isinstance(v, datetime))
-        if wrong.any():
-            raise _Bad("values that are not datetimes in a timestamp column", wrong)
-        naive = _object_mask(values, lambda v: v.tzinfo is None)
-        if naive.any():
-            raise _Bad("naive timestamps (no time zone); give them a zone (UTC)", naive)
-        out = pd.to_datetime(s, utc=True)
-    else:
-        raise _Bad(f"dtype {dtype} where tz-aware timestamps are expected", _not_null(s))
-    return out.dt.as_unit("us")  # PostgreSQL keeps microseconds
-
-
-def _to_float(s: pd.Series, col: _Column) -> pd.Series:
-    np_dtype = np.float32 if col.kind == "float4" else np.float64
-    dtype = s.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        raise _Bad("booleans where numbers are expected", _not_null(s))
-    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
-        return pd.Series(s.to_numpy(dtype=np_dtype, na_value=np.nan), index=s.index, name=s.name)
-    if pd.api.types.is_object_dtype(dtype):
-        values = s.to_numpy()
-        wrong = _object_mask(values, lambda v: not _is_number(v))
-        if wrong.any():
-            raise _Bad("non-numeric values where numbers are expected", wrong)
-        numbers = np.array([np.nan if _is_na(v) else float(v) for v in values], dtype=np_dtype)
-        return pd.Series(numbers, index=s.index, name=s.name)
-    raise _Bad(f"dtype {dtype} where numbers are expected", _not_null(s))
-
-
-_INT_DTYPES = {"int8": ("Int64", np.int64), "int4": ("Int32", np.int32), "int2": ("Int16", np.int16)}
-
-
-def _to_int(s: pd.Series, col: _Column) -> pd.Series:
-    nullable, np_dtype = _INT_DTYPES[col.kind]
-    info = np.iinfo(np_dtype)
-    dtype = s.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        raise _Bad("booleans where integers are expected", _not_null(s))
-    if pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_float_dtype(dtype):
-        numbers = (
-            s.to_numpy(dtype=np.float64, na_value=np.nan) if pd.api.types.is_float_dtype(dtype) else None
-        )
-        if numbers is not None:
-            fractional = ~np.isnan(numbers) & (numbers != np.floor(numbers))
-            if fractional.any():
-                raise _Bad("non-integral values where integers are expected", fractional)
-        as_int = s.astype("Int64") if numbers is None else pd.Series(numbers, index=s.index).astype("Int64")
-        values = as_int.to_numpy(dtype=np.float64, na_value=np.nan)
-        out_of_range = ~np.isnan(values) & ((values < info.min) | (values > info.max))
-        if out_of_range.any():
-            raise _Bad(f"values outside the range of {col.kind}", out_of_range)
-        return as_int.astype(nullable).rename(s.name)
-    if pd.api.types.is_object_dtype(dtype):
-        values = s.to_numpy()
-        wrong = _object_mask(
-            values, lambda v: not _is_number(v) or not math.isfinite(float(v)) or float(v) != int(v)
-        )
-        if wrong.any():
-            raise _Bad("values that are not integers where integers are expected", wrong)
-        out_of_range = _object_mask(values, lambda v: not info.min <= int(v) <= info.max)
-        if out_of_range.any():
-            raise _Bad(f"values outside the range of {col.kind}", out_of_range)
-        ints = [None if _is_na(v) else int(v) for v in values]
-        return pd.Series(pd.array(ints, dtype=nullable), index=s.index, name=s.name)
-    raise _Bad(f"dtype {dtype} where integers are expected", _not_null(s))
-
-
-def _to_bool(s: pd.Series, col: _Column) -> pd.Series:
-    dtype = s.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        return s.astype("boolean")
-    if pd.api.types.is_object_dtype(dtype):
-        wrong = _object_mask(s.to_numpy(), lambda v: not isinstance(v, bool | np.bool_))
-        if wrong.any():
-            raise _Bad("values that are not booleans in a boolean column", wrong)
-        return s.astype("boolean")
-    raise _Bad(f"dtype {dtype} where booleans are expected", _not_null(s))
-
-
-def _to_text(s: pd.Series, col: _Column) -> pd.Series:
-    dtype = s.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        s = s.astype(object).where(s.notna(), None)
-        dtype = s.dtype
-    if isinstance(dtype, pd.StringDtype):
-        return s
-    if pd.api.types.is_object_dtype(dtype):
-        if pd.api.types.infer_dtype(s, skipna=True) not in {"string", "empty"}:
-            raise _Bad("values that are not strings in a text column", _object_mask(s.to_numpy(), _not_str))
-        return s
-    raise _Bad(f"dtype {dtype} where strings are expected", _not_null(s))
-
-
-def _not_str(value) -> bool:
-    return not isinstance(value, str)
-
-
-def _json_default(value):
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _to_jsonb(s: pd.Series, col: _Column) -> pd.Series:
-    """Python objects (dict, list, scalars) as JSON text; NaN and Infinity are not JSON and are refused."""
-    values = s.to_numpy(dtype=object)
-    out = np.empty(len(values), dtype=object)
-    wrong = np.zeros(len(values), dtype=bool)
-    for i, value in enumerate(values):
-        if not isinstance(value, dict | list) and _is_na(value):
-            out[i] = None
-            continue
-        try:
-            out[i] = json.dumps(value, allow_nan=False, separators=(",", ":"), default=_json_default)
-        except (TypeError, ValueError):
-            wrong[i] = True
-    if wrong.any():
-        raise _Bad("values that cannot be stored as JSON (NaN, Infinity or unsupported types)", wrong)
-    return pd.Series(out, index=s.index, name=s.name, dtype=object)
-
-
-def _to_numeric(s: pd.Series, col: _Column) -> pd.Series:
-    """Exact decimals, rounded to the column's scale the way PostgreSQL rounds numeric (half away from 0)."""
-    scale = col.scale if col.scale is not None else 10
-    precision = col.precision or 38
-    quantum = Decimal(1).scaleb(-scale)
-    limit = Decimal(10) ** (precision - scale)
-    values = s.to_numpy(dtype=object)
-    out = np.empty(len(values), dtype=object)
-    wrong = np.zeros(len(values), dtype=bool)
-    for i, value in enumerate(values):
-        if _is_na(value):
-            out[i] = None
-            continue
-        if not _is_number(value):
-            wrong[i] = True
-            continue
-        try:
-            number = (
-                value
-                if isinstance(value, Decimal)
-                else Decimal(repr(float(value)) if isinstance(value, float | np.floating) else int(value))
-            )
-            number = number.quantize(quantum, rounding=ROUND_HALF_UP)
-        except (InvalidOperation, ValueError):
-            wrong[i] = True
-            continue
-        if not number.is_finite() or abs(number) >= limit:
-            wrong[i] = True
-        out[i] = number
-    if wrong.any():
-        raise _Bad(f"values that are not finite numbers within numeric({precision},{scale})", wrong)
-    return pd.Series(out, index=s.index, name=s.name, dtype=object)
-
-
-_CONVERTERS = {
-    "timestamp": _to_timestamp,
-    "float8": _to_float,
-    "float4": _to_float,
-    "int8": _to_int,
-    "int4": _to_int,
-    "int2": _to_int,
-    "bool": _to_bool,
-    "text": _to_text,
-    "jsonb": _to_jsonb,
-    "numeric": _to_numeric,
-}
 
 
 def _describe(
@@ -507,8 +270,8 @@ def validate_frame(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         if name not in frame.columns:
             continue
         try:
-            series = _CONVERTERS[col.kind](frame[name], col)
-        except _Bad as bad:
+            series = to_storage(frame[name], col.kind, col.precision, col.scale)
+        except BadValues as bad:
             raise _reject(meta, frame, [name], bad.rule, bad.mask) from None
         if not col.nullable:
             nulls = series.isna().to_numpy()
@@ -551,29 +314,13 @@ def _collapse_duplicates(meta: _Table, frame: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------------
 # Serialization: Arrow → PostgreSQL binary COPY (pgpq)
 
-_ARROW_TYPES = {
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "float8": pa.float64(),
-    "float4": pa.float32(),
-    "int8": pa.int64(),
-    "int4": pa.int32(),
-    "int2": pa.int16(),
-    "bool": pa.bool_(),
-    "text": pa.large_string(),
-    "jsonb": pa.large_string(),
-}
-
-
-def _arrow_type(col: _Column) -> pa.DataType:
-    if col.kind == "numeric":
-        return pa.decimal128(col.precision or 38, col.scale if col.scale is not None else 10)
-    return _ARROW_TYPES[col.kind]
-
 
 def _binary_copy_payload(meta: _Table, frame: pd.DataFrame) -> bytes:
     """The frame as one PostgreSQL binary COPY stream whose field types match the target's exactly."""
     cols = [meta.columns[c] for c in frame.columns]
-    schema = pa.schema([pa.field(c.name, _arrow_type(c), nullable=True) for c in cols])
+    schema = pa.schema(
+        [pa.field(c.name, arrow_type(c.kind, c.precision, c.scale), nullable=True) for c in cols]
+    )
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     encoders = {}
     for col, field in zip(cols, schema, strict=True):
@@ -659,6 +406,7 @@ def _merge_statement(meta: _Table, columns: list[str], strategy: str, audit: boo
             "upsert_audit",
             stage=_STAGE,
             target=target,
+            time_column=time_column,
             target_compare=_names(compared, "t"),
             stage_compare=_names(compared, "s"),
             **joins,
@@ -794,6 +542,36 @@ def _upsert_validated(
     return _write(conn, meta, _prepare(meta, frame), audit, strategy=strategy, direct=direct)
 
 
+def _stage(conn: sa.Connection, meta: _Table, batch: _Batch) -> None:
+    """The batch COPYed into the transaction's temp staging table, which the merge statement reads."""
+    dbapi = conn.connection.dbapi_connection
+    target = pgsql.Identifier(meta.name)
+    conn.exec_driver_sql(_compose("upsert_staging_create", stage=_STAGE, target=target).as_string(dbapi))
+    columns = _names(batch.frame.columns)
+    _copy(conn, _compose("upsert_staging_copy", stage=_STAGE, columns=columns), batch.payload)
+
+
+def _merge_params(meta: _Table, batch: _Batch, audit: AuditContext | None) -> dict[str, object]:
+    """Parameters of `_merge_statement`. psycopg2 interpolates them client-side, so the batch's time range
+    reaches the server as constants and the planner prunes partitions (chunks) to the batch's."""
+    columns = list(batch.frame.columns)
+    params: dict[str, object] = {
+        "table_name": meta.name,
+        "min_time": batch.min_time,
+        "max_time": batch.max_time,
+        "offered": len(batch.frame),
+    }
+    if audit is not None:
+        params |= {
+            "changed_by": audit.changed_by,
+            "reason": audit.reason,
+            "non_key_columns": [c for c in meta.columns if c not in meta.key],
+            "not_offered_columns": [c for c in meta.columns if c not in columns],
+            "compare_columns": [c for c in columns if meta.columns[c].compared],
+        }
+    return params
+
+
 def _write(
     conn: sa.Connection,
     meta: _Table,
@@ -825,23 +603,9 @@ def _write(
             _record_dirty_hours(conn, meta, batch.micros)
         return UpsertResult(meta.name, rows, rows, 0, 0, 1, batch.min_time, batch.max_time)
 
-    conn.exec_driver_sql(_compose("upsert_staging_create", stage=_STAGE, target=target).as_string(dbapi))
-    _copy(conn, _compose("upsert_staging_copy", stage=_STAGE, columns=_names(columns)), batch.payload)
-    params = {
-        "table_name": meta.name,
-        "min_time": batch.min_time,
-        "max_time": batch.max_time,
-        "offered": rows,
-    }
-    if audit is not None:
-        params |= {
-            "changed_by": audit.changed_by,
-            "reason": audit.reason,
-            "non_key_columns": [c for c in meta.columns if c not in meta.key],
-            "not_offered_columns": [c for c in meta.columns if c not in columns],
-            "compare_columns": [c for c in columns if meta.columns[c].compared],
-        }
+    _stage(conn, meta, batch)
     statement = _merge_statement(meta, columns, strategy, audit is not None)
+    params = _merge_params(meta, batch, audit)
     inserted, updated = (int(n) for n in conn.exec_driver_sql(statement.as_string(dbapi), params).one())
     conn.exec_driver_sql(_compose("upsert_staging_drop", stage=_STAGE).as_string(dbapi))
     return UpsertResult(
@@ -911,17 +675,98 @@ def lock_range(conn: sa.Connection, table: str, times: pd.Series) -> None:
 
 
 def upsert_frame(
-    conn: sa.Connection, table: str, frame: pd.DataFrame, *, audit: AuditContext | None = None
+    conn: sa.Connection,
+    table: str,
+    frame: pd.DataFrame,
+    *,
+    audit: AuditContext | None = None,
+    stored: pd.DataFrame | None = None,
 ) -> UpsertResult:
     """Upsert `frame` as ONE batch inside the caller's transaction (commit is the caller's).
 
     Being in the caller's transaction lets a loader quarantine rejected rows, update its ledgers and store
     the good rows atomically. Takes the advisory locks, creates missing native partitions, raises the
     TimescaleDB decompression limit for this transaction, COPYs into staging, upserts, records dirty windows.
+
+    `stored`: stored versions of (some of) the frame's rows — key and compared columns, plus an optional
+    `stored_nan` flag — read in this transaction after taking the range's locks (`lock_range`), as
+    `load_frame` does for its quality scores. Rows equal to their stored version are counted unchanged
+    without being sent: a re-load of unchanged data then costs no staging, merge or audit join.
     """
     meta = _table_meta(table)
-    valid = _load_order(meta, validate_frame(table, frame))
-    return _with_collapsed(_upsert_validated(conn, meta, valid, audit), len(frame))
+    valid = validate_frame(table, frame)
+    everything = valid
+    if stored is not None and len(stored) and len(valid):
+        valid = valid[~unchanged_rows(meta, valid, stored)]
+    result = _upsert_validated(conn, meta, _load_order(meta, valid), audit)
+    if len(everything) != len(valid):  # the batch's range, as if every row had been offered
+        times = everything[meta.spec.time_column]
+        result = replace(result, min_time=times.min().to_pydatetime(), max_time=times.max().to_pydatetime())
+    return _with_collapsed(result, len(frame))
+
+
+_EXACT_FLOAT_INT = 2**53  # integers beyond this are not compared through float64
+
+
+def unchanged_rows(meta: _Table, frame: pd.DataFrame, stored: pd.DataFrame) -> np.ndarray:
+    """Rows of the validated `frame` whose stored row has the same value in every compared column the
+    frame offers: what the merge statement's `IS DISTINCT FROM` would find unchanged (NULL equals NULL).
+
+    Rows it cannot decide exactly — no stored row, a compared column `stored` lacks, JSON or numeric
+    columns, a stored NaN (PostgreSQL tells it from NULL, the frame does not), integers beyond 2**53 —
+    are reported changed and left to the server.
+    """
+    same = np.zeros(len(frame), dtype=bool)
+    compared = [c for c in frame.columns if meta.columns[c].compared]
+    if any(c not in stored.columns or meta.columns[c].kind in ("jsonb", "numeric") for c in compared):
+        return same
+    position = _stored_positions(meta, frame, stored)
+    same = position >= 0
+    if "stored_nan" in stored:
+        same &= ~stored["stored_nan"].to_numpy(dtype=bool)[np.maximum(position, 0)]
+    for name in compared:
+        if not same.any():
+            break
+        same &= _not_distinct(meta.columns[name], frame[name], stored[name].iloc[np.maximum(position, 0)])
+    return same
+
+
+def _stored_positions(meta: _Table, frame: pd.DataFrame, stored: pd.DataFrame) -> np.ndarray:
+    """Position in `stored` of each frame row's key, -1 where there is none (the key must be unique)."""
+    codes = []
+    for name in meta.key:
+        if meta.columns[name].kind == "timestamp":
+            left = _to_micros(frame[name])
+            right = _to_micros(pd.to_datetime(stored[name], utc=True))
+        else:
+            both, _ = pd.factorize(pd.concat([frame[name], stored[name].astype(frame[name].dtype)]))
+            left, right = both[: len(frame)], both[len(frame) :]
+        codes.append((left, right))
+    wanted = pd.MultiIndex.from_arrays([left for left, _ in codes])
+    have = pd.MultiIndex.from_arrays([right for _, right in codes])
+    return have.get_indexer(wanted)
+
+
+def _not_distinct(col: _Column, offered: pd.Series, stored: pd.Series) -> np.ndarray:
+    """`offered IS NOT DISTINCT FROM stored`, value by value (`stored` aligned to `offered`)."""
+    if col.kind in ("float8", "float4", "int8", "int4", "int2"):
+        a = offered.to_numpy(dtype=np.float64, na_value=np.nan)
+        b = stored.to_numpy(dtype=np.float64, na_value=np.nan)
+        if col.kind == "float4":  # the stored float4 read back as float64; the offered value as written
+            b = b.astype(np.float32).astype(np.float64)
+        equal = (a == b) | (np.isnan(a) & np.isnan(b))
+        if col.kind.startswith("int"):
+            equal &= ~(np.abs(a) > _EXACT_FLOAT_INT)
+        return equal
+    if col.kind == "timestamp":
+        a, b = offered.isna().to_numpy(), stored.isna().to_numpy()
+        values = _to_micros(offered.fillna(pd.Timestamp(0, tz="UTC"))) == _to_micros(
+            pd.to_datetime(stored, utc=True).fillna(pd.Timestamp(0, tz="UTC"))
+        )
+        return (a & b) | (~a & ~b & values)
+    a_na, b_na = offered.isna().to_numpy(), stored.isna().to_numpy()
+    values = offered.to_numpy(dtype=object) == stored.to_numpy(dtype=object)
+    return (a_na & b_na) | (~a_na & ~b_na & values)
 
 
 def upsert_dataframe(
