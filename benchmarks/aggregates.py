@@ -29,12 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resources.backend import detect  # noqa: E402
 from resources.database import create_engine, drop_database, ensure_database, redact, server_url  # noqa: E402
-from resources.maintenance.aggregates import aggregate_query, floor_to, refresh_aggregates  # noqa: E402
+from resources.maintenance.aggregates import floor_to, refresh_aggregates  # noqa: E402
 from resources.maintenance.partitions import manage_partitions  # noqa: E402
 from resources.maintenance.stats import collect_stats  # noqa: E402
 from resources.schema import upgrade  # noqa: E402
 from resources.sqlfiles import sql_text  # noqa: E402
 from resources.warehouse import upsert_dataframe  # noqa: E402
+from resources.warehouse.aggregates import aggregate_query  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

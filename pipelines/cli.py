@@ -57,7 +57,7 @@ def db() -> None:
 def db_info(as_json: bool) -> None:
     """Backend, versions, capabilities and, per table, its kind, row estimate and size."""
     from resources.database import redact, warehouse_engine
-    from resources.dbinfo import database_info
+    from resources.maintenance.stats import database_info
 
     engine = warehouse_engine()
     try:

@@ -89,7 +89,8 @@ def quarantine_release(
 ) -> None:
     """Re-validate and upsert quarantined rows IDS (after applying --set corrections to each)."""
     from resources.database import warehouse_engine
-    from resources.quality.quarantine import correct, release
+    from resources.quality.quarantine import correct
+    from resources.warehouse.release import release
 
     who = _who(by)
     changes = _parse_assignments(assignments)
@@ -128,7 +129,7 @@ def archive() -> None:
 def archive_restore(ids, table, key_parts, by, reason) -> None:
     """Write archived versions back (by archive IDS, or --table and --key)."""
     from resources.database import warehouse_engine
-    from resources.quality.archive import restore
+    from resources.warehouse.restore import restore
 
     if bool(ids) == bool(table):
         raise click.UsageError("give archive IDS, or --table with --key")

@@ -6,8 +6,9 @@ import textwrap
 
 import pytest
 
-from resources.exchanges.universe import DEFAULT_UNIVERSE, load_universe
+from resources.exchanges.universe import load_universe
 from resources.settings import ConfigurationError
+from resources.universe_file import DEFAULT_UNIVERSE
 
 
 def write(tmp_path, text: str):

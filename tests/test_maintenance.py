@@ -18,13 +18,14 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from resources.backend import Capabilities, detect
-from resources.maintenance import aggregates, compression, partitions, retention, stats
+from resources.maintenance import compression, partitions, retention, stats
 from resources.maintenance.aggregates import DAY, HOUR, floor_to, refresh_aggregates, windows
 from resources.maintenance.pieces import list_pieces
 from resources.maintenance.policy import ALL_INTERVALS, DEFAULT_POLICY, MaintenancePolicy, parse_policy
 from resources.partitioning import PARTITIONS_AHEAD
 from resources.settings import ConfigurationError
 from resources.warehouse import upsert_dataframe
+from resources.warehouse.aggregates import aggregate_query, aggregate_table_for
 
 NOW = floor_to(datetime.now(UTC), HOUR)
 POLICY = MaintenancePolicy(
@@ -238,9 +239,9 @@ def test_refresh_recomputes_only_the_touched_buckets(any_engine):
 def test_aggregate_query_serves_get_ohlcv_shape(any_engine):
     seed_recent(any_engine)
     refresh_aggregates(any_engine)
-    assert aggregates.aggregate_table_for("1h") == "ohlcv_1h"
-    assert aggregates.aggregate_table_for("1d") == "ohlcv_1d"
-    assert aggregates.aggregate_table_for("5m") is None and aggregates.aggregate_query("5m") is None
+    assert aggregate_table_for("1h") == "ohlcv_1h"
+    assert aggregate_table_for("1d") == "ohlcv_1d"
+    assert aggregate_table_for("5m") is None and aggregate_query("5m") is None
     params = {
         "exchange": "testex",
         "symbol": "BTC/USDT",
@@ -250,7 +251,7 @@ def test_aggregate_query_serves_get_ohlcv_shape(any_engine):
         "limit": 5,
     }
     with any_engine.connect() as conn:
-        rows = conn.execute(aggregates.aggregate_query("1h"), params).mappings().all()
+        rows = conn.execute(aggregate_query("1h"), params).mappings().all()
         raw_columns = list(conn.execute(sa.text("SELECT * FROM ohlcv LIMIT 0")).keys())
     hourly, _ = expected_rollups(any_engine)
     first = hourly[hourly["symbol"] == "BTC/USDT"].head(5)
@@ -584,7 +585,7 @@ def test_nightly_maintenance_runs_every_step_in_order(db_url, safe_tmp):
     from pipelines.maintenance import defs as maintenance_defs
     from resources.dagster_resources import WarehouseResource
     from resources.database import create_engine
-    from resources.exchanges.universe import universe_path
+    from resources.universe_file import universe_path
 
     universe = yaml.safe_load(universe_path(None).read_text())
     universe["maintenance"] = {"retention": {"ohlcv": {"1m": "90d"}, "market_trades": "30d"}}

@@ -27,13 +27,13 @@ from sqlalchemy.engine import URL
 
 from resources import clock
 from resources.database import create_engine
-from resources.exchanges.universe import universe_path
 from resources.files.landing import load_landing_folder
 from resources.maintenance import retention
 from resources.maintenance.aggregates import DAY, HOUR, floor_to
 from resources.maintenance.plan import plan_maintenance, read_only
 from resources.maintenance.policy import DEFAULT_POLICY, load_policy
 from resources.models import TIMESERIES
+from resources.universe_file import universe_path
 from resources.warehouse import upsert_dataframe
 from tests.test_maintenance import candles, caps_of, count, pieces_of, trades
 

@@ -328,7 +328,7 @@ def test_quarantine_row_data_is_valid_json_for_odd_values(engine):
 
 def test_load_and_restore_on_every_backend(any_engine):
     """The same split, quarantine, scores, upsert and restore on PostgreSQL and both TimescaleDB flavours."""
-    from resources.quality.archive import restore
+    from resources.warehouse.restore import restore
 
     frame = candles(30)
     frame.loc[[4, 9], "volume"] = -1.0

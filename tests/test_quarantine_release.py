@@ -10,8 +10,9 @@ from click.testing import CliRunner
 from quality_data import NOW, candles, count, table
 
 from pipelines.cli import cli
-from resources.quality.quarantine import correct, list_quarantine, release
+from resources.quality.quarantine import correct, list_quarantine
 from resources.warehouse.load import load_frame
+from resources.warehouse.release import release
 
 
 def _load_with_bad_rows(engine):

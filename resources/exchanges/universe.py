@@ -1,7 +1,8 @@
 """The universe of market data to pull: exchanges × symbols × intervals, from a YAML file.
 
 The file is `MW_UNIVERSE` when set, else the small demo universe shipped next to this module (offline
-synthetic exchanges only). Errors name the file and the key so a typo is found without reading code.
+synthetic exchanges only); `resources.universe_file` finds and reads it. Errors name the file and the key
+so a typo is found without reading code.
 Keys this module does not know are kept (`Universe.settings`, `ExchangeConfig.extra`) so other parts of
 the project (retention, compression) can add their own settings to the same file.
 """
@@ -15,13 +16,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from resources.intervals import IntervalError, interval_to_timedelta, validate_interval
 from resources.settings import ConfigurationError
-
-DEFAULT_UNIVERSE = Path(__file__).with_name("universe.yaml")
-UNIVERSE_ENV = "MW_UNIVERSE"
+from resources.universe_file import file_version, read_document, universe_path
 
 SYNTHETIC = "synthetic"
 TWENTY_FOUR_SEVEN = "24/7"
@@ -118,27 +115,15 @@ class Universe:
                     yield config, symbol, interval
 
 
-def universe_path(path: str | os.PathLike | None = None) -> Path:
-    """The file to read: an explicit path, else `MW_UNIVERSE`, else the shipped demo universe."""
-    chosen = path or os.environ.get(UNIVERSE_ENV) or DEFAULT_UNIVERSE
-    return Path(chosen).expanduser().resolve()
-
-
 def load_universe(path: str | os.PathLike | None = None) -> Universe:
     resolved = universe_path(path)
-    return _load(resolved, resolved.stat().st_mtime_ns if resolved.is_file() else 0)
+    return _load(resolved, file_version(resolved))
 
 
 @cache
-def _load(path: Path, _mtime: int) -> Universe:
+def _load(path: Path, version: int) -> Universe:
     # Cached by modification time: assets call this per run, editing the file takes effect immediately.
-    if not path.is_file():
-        raise ConfigurationError(f"universe file {path} does not exist (set {UNIVERSE_ENV} to a YAML file)")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{path}: not valid YAML: {exc}") from None
-    return parse_universe(raw, path)
+    return parse_universe(read_document(path, version), path)
 
 
 def parse_universe(raw: Any, path: Path) -> Universe:

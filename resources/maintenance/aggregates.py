@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from resources.backend import Capabilities, detect
-from resources.sqlfiles import load_sql, sql_text
+from resources.sqlfiles import sql_text
 
 SOURCE_INTERVAL = "1m"
 DIRTY_TABLE = "ohlcv"
@@ -35,28 +35,7 @@ DAY = timedelta(days=1)
 BATCH_HOURS = 31 * 24
 MAX_WINDOW = timedelta(days=31)
 
-_AGGREGATE_TABLES = {"1h": "ohlcv_1h", "1d": "ohlcv_1d"}
-
 Window = tuple[datetime, datetime]
-
-
-def aggregate_table_for(interval: str) -> str | None:
-    """The aggregate serving candles of `interval` ('1h' -> 'ohlcv_1h', '1d' -> 'ohlcv_1d'), else None."""
-    return _AGGREGATE_TABLES.get(interval)
-
-
-def aggregate_query(interval: str, name: str = "common/get_ohlcv_aggregate") -> sa.TextClause | None:
-    """A query on the aggregate of `interval` (None if there is none): `sql/<name>.sql` with its
-    `{aggregate}` placeholder set to the relation, taken from the closed mapping above, never from a caller.
-
-    The default, `common/get_ohlcv_aggregate`, takes the parameters of `common/get_ohlcv` (:exchange,
-    :symbol, :interval, :start, :end, :limit) and returns its columns plus candle_count;
-    `common/price_stats_aggregate` mirrors `common/price_stats`.
-    """
-    table = aggregate_table_for(interval)
-    if table is None:
-        return None
-    return sa.text(load_sql(name).replace("{aggregate}", table))
 
 
 @dataclass

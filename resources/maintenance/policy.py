@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from resources.intervals import IntervalError, interval_to_timedelta, validate_interval
+from resources.models import TIMESERIES
 from resources.settings import ConfigurationError
+from resources.universe_file import file_version, read_document, universe_path
 
 FOREVER = None
 ALL_INTERVALS = "*"  # key of a per-interval mapping that applies to intervals not listed
@@ -81,11 +83,16 @@ DEFAULT_POLICY = MaintenancePolicy(retention={}, compress_after=timedelta(days=7
 
 
 def load_policy(path: str | Path | None = None) -> MaintenancePolicy:
-    """The policy of the universe file (`MW_UNIVERSE` or the shipped one); defaults where it says nothing."""
-    from resources.exchanges.universe import load_universe
+    """The policy of the universe file (`MW_UNIVERSE` or the shipped one); defaults where it says nothing.
 
-    universe = load_universe(path)
-    return parse_policy(universe.settings.get("maintenance"), str(universe.path))
+    Only the `maintenance:` section is read: the exchanges are the sources' business (validated when
+    they are pulled), so a policy does not depend on them.
+    """
+    resolved = universe_path(path)
+    document = read_document(resolved, file_version(resolved))
+    if not isinstance(document, Mapping):
+        raise ConfigurationError(f"{resolved}: expected a mapping with `exchanges:` and `maintenance:`")
+    return parse_policy(document.get("maintenance"), str(resolved))
 
 
 def parse_policy(raw: Any, where: str = "maintenance") -> MaintenancePolicy:
@@ -133,8 +140,6 @@ def parse_policy(raw: Any, where: str = "maintenance") -> MaintenancePolicy:
 
 
 def _retention_rules(table: str, spec: Any, where: str) -> dict[str, timedelta]:
-    from resources.models import TIMESERIES
-
     if table in AGGREGATES:
         raise ConfigurationError(f"{where}: the aggregates are kept forever (they replace expired candles)")
     if table not in TIMESERIES:

@@ -1,7 +1,8 @@
 """Warehouse statistics: per table its size, rows, chunks or partitions, compression ratio and time range.
 
-The same numbers feed `market-warehouse db info` (through `resources.dbinfo.table_stats`) and the
-`warehouse_stats` asset (markdown table plus numeric metadata per table).
+The same numbers feed `market-warehouse db info` (`database_info`) and the `warehouse_stats` asset
+(markdown table plus numeric metadata per table). `db info` lives here, not in a module of its own below
+the maintenance package, because its details (time range, compression) are maintenance's knowledge.
 """
 
 from __future__ import annotations
@@ -14,15 +15,54 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from resources.backend import Capabilities, detect
-from resources.dbinfo import TableInfo, table_stats
 from resources.maintenance.compression import compression_totals
 from resources.maintenance.pieces import composed, time_bounds
 from resources.maintenance.policy import COMPRESSIBLE_TABLES
-from resources.models import TIMESERIES
+from resources.models import TIMESERIES, Base
 from resources.sqlfiles import sql_text
 
 AGGREGATE_KINDS = ("rollup", "continuous aggregate")
 ROLLUP_STORAGE = {"ohlcv_1h": ("mw_aggregates", "ohlcv_1h"), "ohlcv_1d": ("mw_aggregates", "ohlcv_1d")}
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    table_name: str
+    kind: str  # hypertable / partitioned / regular
+    row_estimate: int
+    total_bytes: int
+    pieces: int  # chunks or partitions
+    # Filled by `with_details`: columnstore bytes before/after, exact time range.
+    compression_ratio: float | None = None
+    compressed_pieces: int | None = None
+    oldest: datetime | None = None
+    newest: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    """What `market-warehouse db info` reports: the backend, its capabilities, and every table's shape."""
+
+    capabilities: Capabilities
+    schema_revision: str | None
+    tables: list[TableInfo]
+
+
+def database_info(engine: sa.Engine) -> DatabaseInfo:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        caps = detect(conn)
+        revision = MigrationContext.configure(conn).get_current_revision()
+        return DatabaseInfo(caps, revision, table_stats(conn, caps))
+
+
+def table_stats(conn: sa.Connection, caps: Capabilities) -> list[TableInfo]:
+    """Every table of the schema (size, rows, pieces) with its details, then the aggregates."""
+    rows = conn.execute(
+        sql_text(f"{caps.sql_folder}/table_stats"), {"tables": sorted(Base.metadata.tables)}
+    ).mappings()
+    return with_details(conn, caps, [TableInfo(**row) for row in rows])
 
 
 def with_details(conn: sa.Connection, caps: Capabilities, tables: list[TableInfo]) -> list[TableInfo]:

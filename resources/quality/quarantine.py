@@ -1,25 +1,22 @@
 """Quarantine: rejected rows kept with their reason until corrected and released.
 
 Rows land here from `load_frame` (raw values as the source sent them, JSON-safe), never silently dropped.
-An operator lists them, corrects `row_data` (`correct`, recorded in audit_log), and releases them:
-`release` re-validates the corrected rows against the current rules, upserts those that now pass through
-the same path as any load (score, upsert with audit), marks them released and records an audit_log row
-per released row. Rows still failing stay in quarantine with the new message.
+An operator lists them, corrects `row_data` (`correct`, recorded in audit_log), and releases them with
+`resources.warehouse.release.release`, which re-validates and loads them: releasing calls the load, and
+the load calls this module, so the release sits above both (imports go one way).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
 
-from resources.quality.archive import existing_keys, normalize_key
 from resources.quality.jsonsafe import json_safe, records
-from resources.quality.split import SplitResult, coerce, key_columns
+from resources.quality.split import SplitResult, key_columns
 from resources.sqlfiles import sql_text
 
 
@@ -147,101 +144,3 @@ def correct(
             },
         )
     return new
-
-
-@dataclass(frozen=True)
-class ReleaseResult:
-    released: list[int] = field(default_factory=list)
-    still_failing: dict[int, str] = field(default_factory=dict)  # id -> message
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-
-def release(
-    engine: sa.Engine, ids: Iterable[int], *, run_id: str, reason: str = "released from quarantine"
-) -> ReleaseResult:
-    """Re-validate and upsert the (corrected) rows `ids`, one transaction per table.
-
-    Released rows get `released_at`/`released_by_run` and one audit_log row each (operation 'insert' or
-    'update' by what the upsert did, old_data = the quarantine id and rule); failing ones keep waiting.
-    """
-    from resources.quality.rules import load_rules
-    from resources.warehouse.load import load_batch
-
-    ids = sorted({int(i) for i in ids})
-    released: list[int] = []
-    failing: dict[int, str] = {}
-    totals = {"inserted": 0, "updated": 0, "unchanged": 0}
-    with engine.connect() as conn:
-        rows = conn.execute(sql_text("common/quality_quarantine_get"), {"ids": ids}).mappings().all()
-    found = {r["id"] for r in rows}
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise LookupError(f"no quarantine rows with id {', '.join(map(str, missing))}")
-    already = [r["id"] for r in rows if r["released_at"] is not None]
-    if already:
-        raise LookupError(f"quarantine rows already released: {', '.join(map(str, already))}")
-    by_table: dict[str, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        by_table.setdefault(row["table_name"], []).append(row)
-    for table, table_rows in by_table.items():
-        frame = pd.DataFrame([r["row_data"] for r in table_rows], index=[r["id"] for r in table_rows])
-        with engine.begin() as conn:
-            rules = load_rules(conn, table)
-            existing = _stored_keys(conn, table, frame)
-            result, split = load_batch(conn, table, frame, rules, run_id=run_id, quarantine=False)
-            ok_ids = [int(i) for i in split.good.index]
-            bad = split.rejected_message.reindex(split.rejected.index)
-            for qid, message in bad.items():
-                failing[int(qid)] = str(message)
-            if len(bad):
-                conn.execute(
-                    sql_text("common/quality_quarantine_remessage").bindparams(
-                        sa.bindparam("rows", type_=sa.JSON)
-                    ),
-                    {
-                        "rows": [
-                            {"id": int(q), "rule": str(split.rejected_rule.get(q)), "message": m}
-                            for q, m in bad.items()
-                        ]
-                    },
-                )
-            if ok_ids:
-                keys = key_columns(table)
-                good = split.good.loc[ok_ids]
-                good_rows = records(good)
-                stored_before = [
-                    tuple(normalize_key(v) for v in row) in existing
-                    for row in good[keys].itertuples(index=False, name=None)
-                ]
-                audit = [
-                    {
-                        "table_name": table,
-                        "operation": "update" if was_stored else "insert",
-                        "row_key": {k: data.get(k) for k in keys},
-                        "old_data": {"quarantine_id": qid},
-                        "new_data": data,
-                        "changed_fields": None,
-                    }
-                    for qid, data, was_stored in zip(ok_ids, good_rows, stored_before, strict=True)
-                ]
-                stmt = sql_text("common/quality_quarantine_release").bindparams(
-                    sa.bindparam("audit", type_=sa.JSON)
-                )
-                conn.execute(stmt, {"ids": ok_ids, "run_id": run_id, "audit": audit, "reason": reason})
-                released.extend(ok_ids)
-            totals["inserted"] += result.inserted
-            totals["updated"] += result.updated
-            totals["unchanged"] += result.unchanged
-    return ReleaseResult(sorted(released), failing, **totals)
-
-
-def _stored_keys(conn: sa.Connection, table: str, frame: pd.DataFrame) -> set[tuple]:
-    """Natural keys of the (typeable) rows of `frame` already stored: their release is an update."""
-    keys = key_columns(table)
-    if not set(keys) <= set(frame.columns):
-        return set()
-    typed, unparseable, _ = coerce(table, frame)
-    usable = typed.loc[~unparseable.to_numpy() & typed[keys].notna().all(axis=1).to_numpy()]
-    return existing_keys(conn, table, usable) if len(usable) else set()

@@ -31,7 +31,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from resources import clock
 from resources.intervals import interval_to_timedelta, validate_interval
-from resources.maintenance.aggregates import aggregate_query
 from resources.models import (
     AgentDecision,
     AuditReportLog,
@@ -47,6 +46,7 @@ from resources.models import (
 from resources.models import MarketTrade as MarketTradeModel
 from resources.models import OrderbookSnapshot as OrderbookModel
 from resources.sqlfiles import sql_text
+from resources.warehouse.aggregates import aggregate_query
 from resources.warehouse.records import (
     AgentDecisionRecord,
     BotTradeRecord,

@@ -5,24 +5,23 @@ archived version back through the same `upsert_frame`, with an audit context of 
 being replaced is archived in turn (a restore can itself be undone) and an 'update' row lands in
 `audit_log`; a restored row that no longer existed gets an 'insert' audit row here. The archive rows are
 marked `restored_at`. Rows are not re-validated: restoring is an operator's decision about data that was
-stored before.
+stored before. It lives in the warehouse layer because it writes through the upsert.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from psycopg2 import sql as pgsql
 
 from resources.quality.jsonsafe import records
 from resources.quality.split import coerce, key_columns, table_of
-from resources.sqlfiles import load_sql, sql_text
+from resources.sqlfiles import sql_text
+from resources.warehouse.stored_keys import existing_keys, stored_mask
+from resources.warehouse.upsert import AuditContext, upsert_frame
 
 # Refreshed by the upsert itself when a row changes; an archived value is not restored.
 _INGEST_COLUMNS = frozenset({"ingested_at", "computed_at"})
@@ -67,26 +66,6 @@ def _archive_rows(
     return rows
 
 
-def existing_keys(conn: sa.Connection, table: str, frame: pd.DataFrame) -> set[tuple]:
-    """Which of the frame's keys are stored now (typed through the table's own row type)."""
-    keys = key_columns(table)
-    stmt = pgsql.SQL(load_sql("common/quality_existing_keys")).format(
-        table=pgsql.Identifier(table),
-        keys=pgsql.SQL(", ").join(pgsql.Identifier(k) for k in keys),
-        t_keys=pgsql.SQL(", ").join(pgsql.Identifier("t", k) for k in keys),
-    )
-    with conn.connection.dbapi_connection.cursor() as cursor:
-        cursor.execute(stmt, {"rows": json.dumps(records(frame[keys]))})
-        return {tuple(normalize_key(v) for v in row) for row in cursor.fetchall()}
-
-
-def normalize_key(value: Any) -> Any:
-    """Comparable key parts: instants as UTC Timestamps, numpy scalars as Python values."""
-    if isinstance(value, datetime | pd.Timestamp):
-        return pd.Timestamp(value).tz_convert("UTC")
-    return value.item() if hasattr(value, "item") else value
-
-
 def restore(
     engine: sa.Engine,
     archive_ids: Iterable[int] | None = None,
@@ -100,8 +79,6 @@ def restore(
 
     One transaction for everything. Returns counts as the upsert saw them and the archive ids restored.
     """
-    from resources.warehouse.upsert import AuditContext, upsert_frame
-
     totals = {"inserted": 0, "updated": 0, "unchanged": 0}
     done: list[int] = []
     with engine.begin() as conn:
@@ -122,11 +99,7 @@ def restore(
             ids = ", ".join(f"#{i}" for i in typed.index)
             audit = AuditContext(restored_by, f"{reason} {ids}")
             result = upsert_frame(conn, name, typed.reset_index(drop=True), audit=audit)
-            is_new = [
-                tuple(normalize_key(v) for v in row) not in existing
-                for row in typed[keys].itertuples(index=False, name=None)
-            ]
-            new = typed.loc[is_new]
+            new = typed.loc[[not stored for stored in stored_mask(typed, name, existing)]]
             if len(new):
                 data = records(new)
                 audit_rows = [
