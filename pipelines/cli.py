@@ -16,15 +16,6 @@ from pipelines.quality_cli import archive, quarantine
 from resources.settings import ConfigurationError
 
 
-def _human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
 @click.group()
 def cli() -> None:
     """Market data warehouse on Dagster and PostgreSQL/TimescaleDB."""
@@ -57,7 +48,7 @@ def db() -> None:
 def db_info(as_json: bool) -> None:
     """Backend, versions, capabilities and, per table, its kind, row estimate and size."""
     from resources.database import redact, warehouse_engine
-    from resources.maintenance.stats import database_info
+    from resources.maintenance.stats import database_info, human_bytes
 
     engine = warehouse_engine()
     try:
@@ -91,7 +82,7 @@ def db_info(as_json: bool) -> None:
         ratio = f"{t.compression_ratio:.1f}x" if t.compression_ratio else ""
         oldest, newest = (f"{ts:%Y-%m-%d %H:%M}" if ts else "" for ts in (t.oldest, t.newest))
         click.echo(
-            f"{t.table_name:<24} {t.kind:<20} {t.row_estimate:>12,} {_human_bytes(t.total_bytes):>10} {t.pieces:>7} "
+            f"{t.table_name:<24} {t.kind:<20} {t.row_estimate:>12,} {human_bytes(t.total_bytes):>10} {t.pieces:>7} "
             f"{ratio:>7}  {oldest:<16}  {newest:<16}".rstrip()
         )
 

@@ -145,6 +145,7 @@ def _analyze(conn: sa.Connection, caps: Capabilities) -> None:
 
 
 def human_bytes(n: int) -> str:
+    """A size for people (1536 -> '1.5 kB'): the one formatter of `db info`, the stats and the plan."""
     size = float(n)
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if size < 1024 or unit == "TB":
