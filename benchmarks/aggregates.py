@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.sqlfiles import bench_text  # noqa: E402
 from resources.backend import detect  # noqa: E402
 from resources.database import create_engine, drop_database, ensure_database, redact, server_url  # noqa: E402
 from resources.maintenance.aggregates import floor_to, refresh_aggregates  # noqa: E402
@@ -48,7 +49,7 @@ def fill(engine: sa.Engine, symbols: int, days: int, end: datetime) -> tuple[int
     began = time.perf_counter()
     with engine.begin() as conn:
         conn.execute(
-            sql_text("common/aggregates_bench_fill"),
+            bench_text("aggregates_fill"),
             {"symbols": symbols, "minutes": days * 1440, "start": start},
         )
     manage_partitions(engine, now=end)  # plain PostgreSQL: rows out of DEFAULT into their partitions

@@ -34,11 +34,11 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.sqlfiles import bench_text  # noqa: E402
 from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
 from resources.files.landing import load_landing_folder  # noqa: E402
 from resources.files.layouts import parse_file  # noqa: E402
 from resources.schema import upgrade  # noqa: E402
-from resources.sqlfiles import sql_text  # noqa: E402
 from resources.warehouse.load import load_frame  # noqa: E402
 
 T0_MS = 1_704_067_200_000
@@ -174,7 +174,7 @@ def bench_parsing(root: Path, files: dict[str, Path], rows: int, repeat: int) ->
 
 def _truncate(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(sql_text("common/landing_bench_truncate"))
+        conn.execute(bench_text("landing_truncate"))
 
 
 def bench_load(root: Path, frames: dict[str, pd.DataFrame], database: str, keep: bool) -> None:

@@ -47,13 +47,13 @@ from psycopg2 import sql as pgsql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.sqlfiles import bench_sql, bench_text  # noqa: E402
 from benchmarks.validation import make_frame  # noqa: E402
 from resources.backend import detect  # noqa: E402
 from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
 from resources.models import TIMESERIES  # noqa: E402
 from resources.partitioning import ensure_partitions  # noqa: E402
 from resources.schema import upgrade  # noqa: E402
-from resources.sqlfiles import load_sql, sql_text  # noqa: E402
 from resources.warehouse import queries  # noqa: E402
 from resources.warehouse.api import Warehouse  # noqa: E402
 from resources.warehouse.load import load_frame  # noqa: E402
@@ -101,7 +101,7 @@ def median_time(fn: Callable[[], object], repeats: int, before: Callable[[], obj
 
 def empty_tables(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(sql_text("common/quality_bench_truncate"))
+        conn.execute(bench_text("quality_truncate"))
 
 
 def vacuum(engine: sa.Engine) -> None:
@@ -113,7 +113,7 @@ def raw_copy(engine: sa.Engine, frame: pd.DataFrame, batch_rows: int) -> None:
     """The ceiling: the frame validated, encoded by the upsert's own encoder and COPYed into the table."""
     meta = _table_meta("ohlcv")
     valid = validate_frame("ohlcv", frame)
-    statement = pgsql.SQL(load_sql("common/upsert_bench_copy")).format(
+    statement = pgsql.SQL(bench_sql("upsert_copy")).format(
         table=pgsql.Identifier("ohlcv"),
         columns=pgsql.SQL(", ").join(map(pgsql.Identifier, valid.columns)),
         format=pgsql.SQL("binary"),
@@ -173,7 +173,7 @@ def fill(engine: sa.Engine, start: datetime, end: datetime, symbols: int) -> Non
     with engine.begin() as conn:
         ensure_partitions(conn, detect(conn), TIMESERIES["ohlcv"], start, end)
         conn.execute(
-            sql_text("common/upsert_bench_fill_ohlcv"),
+            bench_text("upsert_fill_ohlcv"),
             {
                 "start": start,
                 "minutes": minutes,

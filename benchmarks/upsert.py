@@ -29,6 +29,7 @@ from psycopg2 import sql as pgsql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.sqlfiles import bench_sql, bench_text  # noqa: E402
 from resources.backend import detect  # noqa: E402
 from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
 from resources.models import TIMESERIES  # noqa: E402
@@ -114,7 +115,7 @@ class Report:
 
 def copy_bytes(conn: sa.Connection, table: pgsql.Composable, columns: list[str], fmt: str, payload) -> None:
     dbapi = conn.connection.dbapi_connection
-    statement = pgsql.SQL(load_sql("common/upsert_bench_copy")).format(
+    statement = pgsql.SQL(bench_sql("upsert_copy")).format(
         table=table,
         columns=pgsql.SQL(", ").join(map(pgsql.Identifier, columns)),
         format=pgsql.SQL(fmt),
@@ -125,7 +126,7 @@ def copy_bytes(conn: sa.Connection, table: pgsql.Composable, columns: list[str],
 
 def truncate(engine: sa.Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(sql_text("common/upsert_bench_truncate"))
+        conn.execute(bench_text("upsert_truncate"))
 
 
 def prepare_partitions(engine: sa.Engine, start: datetime, end: datetime) -> None:
@@ -278,7 +279,7 @@ def loads(engine: sa.Engine, frame: pd.DataFrame, args, report: Report) -> None:
 
     def row_by_row() -> None:
         """The seeds' loop: iterrows, one INSERT … ON CONFLICT per candle, one commit at the end."""
-        statement = load_sql("common/upsert_bench_row_insert")
+        statement = bench_sql("upsert_row_insert")
         with engine.begin() as conn, conn.connection.dbapi_connection.cursor() as cursor:
             for _, row in rows.iterrows():
                 cursor.execute(
@@ -317,7 +318,7 @@ def read_latency(engine: sa.Engine, table_rows: int, queries: int) -> tuple[floa
     with engine.begin() as conn:
         seconds, _ = timed(
             lambda: conn.execute(
-                sql_text("common/upsert_bench_fill_ohlcv"),
+                bench_text("upsert_fill_ohlcv"),
                 {
                     "start": start,
                     "minutes": minutes,

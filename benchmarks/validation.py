@@ -39,6 +39,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.sqlfiles import bench_text  # noqa: E402
 from resources.backend import detect  # noqa: E402
 from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
 from resources.models import TIMESERIES  # noqa: E402
@@ -47,7 +48,6 @@ from resources.quality.rules import Rule, load_rules  # noqa: E402
 from resources.quality.scores import score_frame  # noqa: E402
 from resources.quality.split import split_frame  # noqa: E402
 from resources.schema import upgrade  # noqa: E402
-from resources.sqlfiles import sql_text  # noqa: E402
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 CORE = (
@@ -132,7 +132,7 @@ def write_path(rows: int, series: int, broken: float, database: str) -> None:
 
         def empty() -> None:
             with engine.begin() as conn:
-                conn.execute(sql_text("common/quality_bench_truncate"))
+                conn.execute(bench_text("quality_truncate"))
 
         empty()
         began = time.perf_counter()

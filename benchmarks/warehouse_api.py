@@ -24,12 +24,12 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.sqlfiles import bench_text  # noqa: E402
 from resources.backend import detect  # noqa: E402
 from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
 from resources.models import TIMESERIES  # noqa: E402
 from resources.partitioning import ensure_partitions  # noqa: E402
 from resources.schema import upgrade  # noqa: E402
-from resources.sqlfiles import sql_text  # noqa: E402
 from resources.warehouse.api import Warehouse  # noqa: E402
 from resources.warehouse.async_api import AsyncWarehouse  # noqa: E402
 
@@ -68,7 +68,7 @@ def build(engine: sa.Engine, minutes: int) -> int:
     with engine.begin() as conn:
         ensure_partitions(conn, detect(conn), TIMESERIES["ohlcv"], START, START + timedelta(minutes=minutes))
         params = {"start": START, "minutes": minutes, "hole_every": HOLE_EVERY, "hole_len": HOLE_LEN}
-        rows = conn.execute(sql_text("common/warehouse_bench_fill"), params).rowcount
+        rows = conn.execute(bench_text("warehouse_fill"), params).rowcount
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE ohlcv")
     return rows
@@ -78,7 +78,7 @@ async def gap_report(wh: Warehouse, minutes: int, runs: int) -> list[tuple[str, 
     end = START + timedelta(minutes=minutes)
     params = {"exchange": SERIES[0], "symbol": SERIES[1], "interval": SERIES[2]}
     params |= {"start": START, "end": end, "step": timedelta(minutes=1)}
-    baseline = sql_text("common/warehouse_bench_gaps_generate_series")
+    baseline = bench_text("warehouse_gaps_generate_series")
 
     def generated_grid(_):
         with wh.engine.connect() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -10,17 +11,21 @@ from resources.settings import SQL_DIR
 
 
 @functools.cache
-def load_sql(name: str) -> str:
-    """Text of `sql/<name>.sql`, e.g. `load_sql("postgres/partitioning")`."""
-    path = SQL_DIR / f"{name}.sql"
+def load_sql(name: str, root: Path = SQL_DIR) -> str:
+    """Text of `<root>/<name>.sql`, e.g. `load_sql("postgres/partitioning")`.
+
+    `root` is another folder of statements outside the product's `sql/` (the benchmarks keep theirs in
+    `benchmarks/sql/`, so `sql/` holds only what the warehouse runs).
+    """
+    path = root / f"{name}.sql"
     if not path.is_file():
-        raise FileNotFoundError(f"no SQL file {path.relative_to(SQL_DIR.parent)}")
+        raise FileNotFoundError(f"no SQL file {path.relative_to(root.parent)}")
     return path.read_text()
 
 
-def sql_text(name: str) -> sa.TextClause:
-    """A single statement from `sql/<name>.sql` with `:named` bind parameters."""
-    return sa.text(load_sql(name))
+def sql_text(name: str, root: Path = SQL_DIR) -> sa.TextClause:
+    """A single statement from `<root>/<name>.sql` with `:named` bind parameters."""
+    return sa.text(load_sql(name, root))
 
 
 def run_script(conn: sa.Connection, name: str) -> None:
