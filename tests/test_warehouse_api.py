@@ -22,31 +22,7 @@ from resources.schema import head_revision
 from resources.warehouse.api import Warehouse
 from resources.warehouse.queries import NotFoundError
 from resources.warehouse.records import Candle, Gap, Trade, TradeStatistics, to_frame
-
-T0 = datetime(2024, 3, 4, tzinfo=UTC)
-MINUTE = timedelta(minutes=1)
-SERIES = ("binance", "BTC/USDT", "1m")
-
-
-def candle_frame(n: int = 240, start: datetime = T0, step: timedelta = MINUTE, seed: int = 7) -> pd.DataFrame:
-    """A seeded random walk of `n` candles of one series."""
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
-    open_ = np.r_[close[0], close[:-1]]
-    spread = np.abs(rng.normal(0, 0.1, n))
-    return pd.DataFrame(
-        {
-            "exchange": SERIES[0],
-            "symbol": SERIES[1],
-            "interval": SERIES[2],
-            "time": pd.date_range(start, periods=n, freq=step, tz="UTC"),
-            "open": open_,
-            "high": np.maximum(open_, close) + spread,
-            "low": np.minimum(open_, close) - spread,
-            "close": close,
-            "volume": rng.uniform(1, 50, n),
-        }
-    )
+from tests.warehouse_data import KNOWN_TRADES, MINUTE, SERIES, T0, candle_frame
 
 
 @pytest.fixture
@@ -402,15 +378,6 @@ def test_session_commits_on_success_and_rolls_back_on_error(wh):
 
 
 # --- bot trades, positions, events --------------------------------------------------------------------------
-
-# (side, entry, exit, quantity, fees) -> realized PnL before fees: +20, -5, -10, 0, +6
-KNOWN_TRADES = [
-    ("long", "100", "110", "2", "1"),
-    ("short", "50", "55", "1", "0.5"),
-    ("long", "10", "9", "10", "0.2"),
-    ("long", "20", "20", "3", "0.1"),
-    ("long", "30", "36", "1", "0.3"),
-]
 
 
 def test_bot_trade_lifecycle(any_wh):

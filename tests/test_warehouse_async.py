@@ -22,7 +22,7 @@ from resources.warehouse.api import Warehouse
 from resources.warehouse.async_api import AsyncWarehouse
 from resources.warehouse.queries import NotFoundError
 from resources.warehouse.records import Candle, Trade
-from tests.test_warehouse_api import KNOWN_TRADES, MINUTE, SERIES, T0, candle_frame
+from tests.warehouse_data import KNOWN_TRADES, MINUTE, SERIES, T0, candle_frame
 
 # Not operations on the database, or different by nature in the two classes.
 SPECIAL = {"connect", "close", "session", "generate_correlation_id", "health"}
