@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,44 +21,12 @@ from resources.exchanges.synthetic import SyntheticExchange
 from resources.exchanges.universe import load_universe
 from resources.warehouse.load import load_frame
 from tests.fixtures.exchanges.replay import BinanceReplay
+from tests.universes import BINANCE_UNIVERSE, SYNTHETIC_UNIVERSE, universe_file
 
 RANGE_TAGS = {
     "dagster/asset_partition_range_start": "2024-03-01",
     "dagster/asset_partition_range_end": "2024-03-03",
 }
-
-SYNTHETIC_UNIVERSE = """
-exchanges:
-  synthetic:
-    driver: synthetic
-    seed: 5
-    symbols: [BTC/USDT]
-    intervals: [1h]
-    orderbook_depth: 5
-    snapshot_every: 6h
-    metrics:
-      - {metric: funding_rate, symbol: BTC/USDT:USDT}
-      - {metric: open_interest, symbol: BTC/USDT:USDT, interval: 1h}
-"""
-
-BINANCE_UNIVERSE = """
-exchanges:
-  binance:
-    driver: binance
-    options: {fetchMarkets: {types: [spot, linear]}}
-    symbols: [BTC/USDT]
-    intervals: [1h]
-    orderbook_depth: 5
-    metrics:
-      - {metric: funding_rate, symbol: BTC/USDT:USDT}
-      - {metric: open_interest, symbol: BTC/USDT:USDT, interval: 1h}
-"""
-
-
-def universe_file(tmp_path, text: str) -> str:
-    path = tmp_path / "universe.yaml"
-    path.write_text(textwrap.dedent(text))
-    return str(path)
 
 
 def synthetic_resources(url, tmp_path) -> dict:

@@ -33,7 +33,7 @@ from resources.exchanges.universe import ExchangeConfig
 from resources.retry import Backoff, RootError, classify, error_chain, is_transient, root_cause
 from resources.warehouse.async_api import create_warehouse_async_engine
 from tests.fixtures.exchanges.replay import BinanceReplay
-from tests.test_market_data_assets import BINANCE_UNIVERSE, SYNTHETIC_UNIVERSE, universe_file
+from tests.universes import BINANCE_UNIVERSE, SYNTHETIC_UNIVERSE, universe_file
 
 DAY = "2024-03-02"
 BINANCE_DAY = "2024-03-01"  # a whole recorded day: 24 hourly candles
