@@ -17,15 +17,15 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from resources.backend import Capabilities, detect
+from resources.backend import Capabilities
 from resources.maintenance import compression, partitions, retention, stats
 from resources.maintenance.aggregates import DAY, HOUR, floor_to, refresh_aggregates, windows
-from resources.maintenance.pieces import list_pieces
 from resources.maintenance.policy import ALL_INTERVALS, DEFAULT_POLICY, MaintenancePolicy, parse_policy
 from resources.partitioning import PARTITIONS_AHEAD
 from resources.settings import ConfigurationError
 from resources.warehouse import upsert_dataframe
 from resources.warehouse.aggregates import aggregate_query, aggregate_table_for
+from tests.maintenance_data import candles, caps_of, count, pieces_of, trades
 
 NOW = floor_to(datetime.now(UTC), HOUR)
 POLICY = MaintenancePolicy(
@@ -43,51 +43,6 @@ AGG_COLUMNS = [
     "vwap",
     "candle_count",
 ]
-
-
-def caps_of(engine: sa.Engine) -> Capabilities:
-    with engine.connect() as conn:
-        return detect(conn)
-
-
-def candles(symbol: str, start: datetime, count: int, interval: str = "1m", seed: int = 1) -> pd.DataFrame:
-    """`count` candles of `interval` from `start`, random walk prices, vwap inside [low, high]."""
-    rng = np.random.default_rng(seed)
-    step = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5), "1h": HOUR, "1d": DAY}[interval]
-    close = 100 + np.cumsum(rng.normal(0, 1, count))
-    open_ = close + rng.normal(0, 0.5, count)
-    high = np.maximum(open_, close) + rng.uniform(0, 1, count)
-    low = np.minimum(open_, close) - rng.uniform(0, 1, count)
-    volume = rng.uniform(1, 10, count)
-    return pd.DataFrame(
-        {
-            "exchange": "testex",
-            "symbol": symbol,
-            "interval": interval,
-            "time": pd.date_range(start, periods=count, freq=step, tz="UTC"),
-            "open": open_,
-            "high": high,
-            "low": low,
-            "close": close,
-            "volume": volume,
-            "quote_volume": volume * close,
-            "trades_count": rng.integers(1, 50, count),
-            "vwap": (high + low + close) / 3,
-        }
-    )
-
-
-def trades(start: datetime, count: int) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "exchange": "testex",
-            "symbol": "BTC/USDT",
-            "trade_id": [f"{start:%Y%m%d%H}-{i}" for i in range(count)],
-            "time": pd.date_range(start, periods=count, freq="1s", tz="UTC"),
-            "price": 100.0,
-            "amount": 1.0,
-        }
-    )
 
 
 def expected_rollups(engine: sa.Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -283,17 +238,6 @@ def seed_aged(engine: sa.Engine) -> dict[str, datetime]:
     for key in ("trades_40d", "trades_10d"):
         upsert_dataframe(engine, "market_trades", trades(at[key], 5))
     return at
-
-
-def count(engine: sa.Engine, sql: str, **params) -> int:
-    with engine.connect() as conn:
-        return conn.execute(sa.text(sql), params).scalar_one()
-
-
-def pieces_of(engine: sa.Engine, table: str) -> dict[str, object]:
-    caps = caps_of(engine)
-    with engine.connect() as conn:
-        return {p.name: p for p in list_pieces(conn, caps, table) if not p.is_default}
 
 
 def prepare(engine: sa.Engine) -> None:

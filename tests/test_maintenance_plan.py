@@ -35,7 +35,7 @@ from resources.maintenance.policy import DEFAULT_POLICY, load_policy
 from resources.models import TIMESERIES
 from resources.universe_file import universe_path
 from resources.warehouse import upsert_dataframe
-from tests.test_maintenance import candles, caps_of, count, pieces_of, trades
+from tests.maintenance_data import candles, caps_of, count, pieces_of, trades
 
 NOW = floor_to(clock.now(), HOUR)
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
