@@ -1,4 +1,5 @@
-"""The Dagster code location: every domain module contributes its own `Definitions`, merged here."""
+"""The Dagster code location: every domain package of `pipelines/defs/` contributes its `Definitions`,
+merged here with the one resource they all share."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 
 import dagster as dg
 
-from pipelines import derived, history, maintenance, market_data, quality
+from pipelines.defs import derived, ingestion, maintenance, market_data
 from resources.dagster_resources import WarehouseResource
 
 
@@ -20,8 +21,7 @@ def _warehouse() -> WarehouseResource:
 defs = dg.Definitions.merge(
     dg.Definitions(resources={"warehouse": _warehouse()}),
     market_data.defs,
-    history.defs,
+    ingestion.defs,
     derived.defs,
-    quality.defs,
     maintenance.defs,
 )

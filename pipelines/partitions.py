@@ -6,11 +6,17 @@ A backfill of N days is a single run (`BackfillPolicy.single_run()`) that loads 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, timedelta
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from pipelines.table_metadata import table_metadata
 from resources import clock
+
+if TYPE_CHECKING:
+    from pipelines.datasets import Dataset
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="UTC", end_offset=1)
 SINGLE_RUN_BACKFILL = dg.BackfillPolicy.single_run()
@@ -31,3 +37,26 @@ def partitions_at_clock() -> Iterator[None]:
     """
     with dg.partition_loading_context(effective_dt=clock.now()):
         yield
+
+
+def yesterday_of(context: dg.ScheduleEvaluationContext) -> str:
+    """The partition key of the UTC day before a schedule tick (daily schedules load the complete day)."""
+    at = context.scheduled_execution_time.astimezone(UTC)
+    return (at - timedelta(days=1)).date().isoformat()
+
+
+def daily_dataset_asset(ds: Dataset, code_version: str, **kwargs: Any) -> Callable[..., dg.AssetsDefinition]:
+    """The decorator of a dataset's asset: daily partitions backfilled in one run, in the warehouse pool,
+    with its table's metadata (`kwargs`: deps and the like)."""
+    return dg.asset(
+        name=ds.asset,
+        group_name=ds.group,
+        description=ds.description,
+        partitions_def=DAILY,
+        backfill_policy=SINGLE_RUN_BACKFILL,
+        pool=WAREHOUSE_POOL,
+        code_version=code_version,
+        kinds=set(ds.kinds),
+        metadata=table_metadata(ds.table),
+        **kwargs,
+    )

@@ -23,3 +23,8 @@ def table_schema(table_name: str) -> dg.TableSchema:
         ],
         constraints=dg.TableConstraints(other=[f"primary key ({key})"]),
     )
+
+
+def table_metadata(table_name: str) -> dict[str, object]:
+    """The definition metadata of an asset that writes `table_name`: its name and column schema in the UI."""
+    return {"dagster/table_name": f"public.{table_name}", "dagster/column_schema": table_schema(table_name)}

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines import market_data
-from pipelines.derived import DERIVED_ASSETS, AnalyticsResource
+from pipelines.defs import market_data
+from pipelines.defs.derived import DERIVED_ASSETS, AnalyticsResource
 from pipelines.partitions import DAILY, partitions_at_clock
 from resources import clock
 from resources.dagster_resources import ExchangeResource, WarehouseResource

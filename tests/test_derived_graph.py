@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines import derived
-from pipelines.derived import DERIVED_ASSETS, AnalyticsResource
-from pipelines.market_data import ohlcv
+from pipelines.defs import derived
+from pipelines.defs.derived import DERIVED_ASSETS, AnalyticsResource
+from pipelines.defs.market_data import ohlcv
 from pipelines.partitions import DAILY, WAREHOUSE_POOL
 from resources.analytics import features, lineage, strategy
 from resources.analytics.backtest import Series, performance

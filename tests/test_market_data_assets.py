@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines import market_data
+from pipelines.defs import market_data
 from pipelines.partitions import DAILY, WAREHOUSE_POOL
 from resources.dagster_resources import ExchangeResource, WarehouseResource
 from resources.exchanges.client import fetch_ohlcv_range, ohlcv_frame

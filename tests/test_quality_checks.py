@@ -9,12 +9,15 @@ import pandas as pd
 import sqlalchemy as sa
 from quality_data import NOW, candles
 
+from pipelines.defs.quality import CHECKED_ASSETS, quality_checks
 from pipelines.partitions import DAILY
-from pipelines.quality import CHECKED_ASSETS, quality_checks
-from pipelines.quality import defs as quality_defs
 from resources.dagster_resources import WarehouseResource
 from resources.warehouse.load import load_frame
 
+# The checks of every checked asset, as the domains build them next to their assets.
+quality_defs = dg.Definitions(
+    asset_checks=[c for a, d, p in CHECKED_ASSETS for c in quality_checks(a, d, partitioned=p)]
+)
 PARTITION = "2024-06-01"
 
 

@@ -19,14 +19,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.derived import (
+from pipelines.defs.derived import (
     AnalyticsResource,
     backtest_asset,
     equity_curve_asset,
     features_asset,
     trading_signals_asset,
 )
-from pipelines.market_data import market_trades, ohlcv
+from pipelines.defs.market_data import market_trades, ohlcv
 from resources.dagster_resources import (
     ExchangeResource,
     LandingFolderResource,
@@ -473,7 +473,7 @@ def _malformed_folder(root) -> dict[str, tuple[str, int, int]]:
 
 
 def test_a_folder_of_every_malformed_input_loads_the_good_reports_the_bad_and_balances(db_url, safe_tmp):
-    from pipelines.history import historical_files, historical_files_no_failed_files
+    from pipelines.defs.ingestion import historical_files, historical_files_no_failed_files
 
     root = safe_tmp / "landing"
     expected = _malformed_folder(root)

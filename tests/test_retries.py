@@ -23,7 +23,8 @@ import psycopg2.errors
 import pytest
 import sqlalchemy as sa
 
-from pipelines import demo, market_data
+from pipelines import demo
+from pipelines.defs import market_data
 from pipelines.retries import retry_transient, root_error, step_error
 from resources.dagster_resources import ExchangeResource, WarehouseResource
 from resources.database import create_engine
@@ -647,7 +648,7 @@ def test_the_demo_names_the_root_error_of_a_failed_step_and_the_retries(db_url, 
     Faults(monkeypatch, "fetch_ohlcv", ccxt.RequestTimeout("read timed out"), *[IndexError("no session")] * 3)
     lines: list[str] = []
     report = demo.DemoReport(window=(DAY, DAY))
-    progress = demo._Progress(lines.append, report, quiet=False)
+    progress = demo.Progress(lines.append, report, quiet=False)
     defs = dg.Definitions(
         assets=[market_data.ohlcv],
         jobs=[dg.define_asset_job("failing", selection=["ohlcv"])],
@@ -659,10 +660,10 @@ def test_the_demo_names_the_root_error_of_a_failed_step_and_the_retries(db_url, 
                 step_retry_base_seconds=0.01,
             ),
         },
-        loggers={"demo_progress": demo._progress_logger(progress), "console": dg.colored_console_logger},
+        loggers={"demo_progress": demo.progress_logger(progress), "console": dg.colored_console_logger},
     )
     result = defs.resolve_job_def("failing").execute_in_process(
-        run_config=demo._quiet_run_config(),
+        run_config=demo.quiet_run_config(),
         partition_key=DAY,
         raise_on_error=False,
     )

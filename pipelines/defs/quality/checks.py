@@ -11,11 +11,14 @@ through `load_frame`:
 * `<dataset>_unique_key` (blocking, ERROR): the natural key duplicated in the real table within the
   checked window (impossible under the primary key; it guards loads that bypass it and tables without one).
 
-The checks target asset keys defined in other modules (`dg.AssetKey`), so this module imports none of them.
+The builder is shared; the checks sit next to their asset: each domain's `checks.py` calls `checks_of` for
+its checked datasets (`pipelines/datasets.py`). They target asset keys (`dg.AssetKey`), so this module
+imports no asset.
 """
 
 import os
 import warnings
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -23,6 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 from psycopg2 import sql as pgsql
 
+from pipelines.datasets import Dataset
 from pipelines.partitions import DAILY
 from resources.dagster_resources import WarehouseResource
 from resources.models import TIMESERIES
@@ -253,20 +257,6 @@ def _build_checks(
     return [expectations, quarantine_fraction, unique_key]
 
 
-# Assets of the other domains (pipelines/history.py, pipelines/market_data.py) and the table each loads.
-CHECKED_ASSETS: tuple[tuple[str, str, bool], ...] = (
-    ("historical_files", "ohlcv", False),
-    ("ohlcv", "ohlcv", True),
-    ("market_trades", "market_trades", True),
-    ("orderbook_snapshots", "orderbook_snapshots", True),
-    ("market_metrics", "market_metrics", True),
-    ("metric_series", "timeseries_data", True),
-)
-
-defs = dg.Definitions(
-    asset_checks=[
-        check
-        for asset, dataset, partitioned in CHECKED_ASSETS
-        for check in quality_checks(asset, dataset, partitioned=partitioned)
-    ]
-)
+def checks_of(datasets: Iterable[Dataset]) -> list[dg.AssetChecksDefinition]:
+    """The three load checks of each dataset's asset (a domain's `checks.py` passes its checked datasets)."""
+    return [check for d in datasets for check in quality_checks(d.asset, d.table, partitioned=d.partitioned)]

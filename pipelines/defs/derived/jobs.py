@@ -1,0 +1,7 @@
+"""The derived job: every derived asset for one day (or a range of days, in one run)."""
+
+import dagster as dg
+
+from pipelines.datasets import DERIVED
+
+derived_job = dg.define_asset_job("derived_job", selection=dg.AssetSelection.groups(DERIVED))

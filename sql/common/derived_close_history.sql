@@ -1,0 +1,6 @@
+-- Candle closes of one series in [start, end): the actuals drawn under the forecasts.
+SELECT time, close
+FROM ohlcv
+WHERE exchange = :exchange AND symbol = :symbol AND interval = :interval
+  AND time >= :start AND time < :end
+ORDER BY time
