@@ -16,33 +16,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from psycopg2 import sql as pgsql
 from sqlalchemy.engine import URL
 
 from resources.database import create_engine, drop_database, normalize_url
 from resources.schema import upgrade
+from tests.databases import TEMPLATE_DB, create_database
 
-TEMPLATE_DB = "mw_template"
 _counter = itertools.count()
 
 BACKEND_URL_ENV = {"timescaledb": "TIMESCALEDB_URL", "timescaledb-apache": "TIMESCALEDB_APACHE_URL"}
-
-
-def _admin_execute(url: URL, statement: pgsql.Composable) -> None:
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(statement.as_string(conn.connection.dbapi_connection))
-    finally:
-        admin.dispose()
-
-
-def create_database(url: URL, name: str, template: str | None = None) -> URL:
-    stmt = pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name))
-    if template:
-        stmt = pgsql.SQL("{} TEMPLATE {}").format(stmt, pgsql.Identifier(template))
-    _admin_execute(url, stmt)
-    return url.set(database=name)
 
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,8 @@ def _meta(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory, template_url):
     """Materialize ohlcv + every derived asset for day 1, then day 2, then day 2 again."""
-    from tests.conftest import TEMPLATE_DB, create_database, drop_database
+    from resources.database import drop_database
+    from tests.databases import TEMPLATE_DB, create_database
 
     url = create_database(template_url, f"t_derived_{id(tmp_path_factory)}", template=TEMPLATE_DB)
     path = tmp_path_factory.mktemp("universe") / "universe.yaml"

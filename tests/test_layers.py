@@ -12,7 +12,8 @@ which validates it; derived data and maintenance read and write the warehouse; D
 - core: the top-level modules of `resources/` (settings, clock, database, backend, SQL files, ...)
 - validation: `resources.quality` (split, rules, scores, quarantine rows)
 - warehouse: `resources.warehouse` (upsert, load, reads, the API, releasing and restoring rows)
-- derived / maintenance: `resources.analytics`, `resources.maintenance` (not importing each other)
+- derived / operations: `resources.analytics`, `resources.maintenance`, `resources.backup` (not importing
+  each other)
 - sources: `resources.exchanges`, `resources.files` (not importing each other)
 - the Dagster resources (`resources/dagster_resources.py`), then `pipelines`.
 
@@ -35,7 +36,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("resources",),
     ("resources.quality",),
     ("resources.warehouse",),
-    ("resources.analytics", "resources.maintenance"),
+    ("resources.analytics", "resources.maintenance", "resources.backup"),
     ("resources.exchanges", "resources.files"),
     ("resources.dagster_resources",),
     ("pipelines",),
@@ -248,3 +249,15 @@ def test_a_package_without_a_layer_is_reported(tmp_path):
     files = {"resources/__init__.py": "", "resources/clock.py": "", "resources/live/__init__.py": ""}
     _write(tmp_path, {**files, "resources/live/feed.py": "", "resources/stream/__init__.py": ""})
     assert undeclared_packages(module_files(tmp_path)) == ["resources.live", "resources.stream"]
+
+
+def test_modules_import_shared_test_code_from_helpers_not_from_test_modules():
+    """Shared test data lives in helper modules (`tests/*_data.py`, `tests/databases.py`, ...), not in a
+    test module or conftest that another test imports."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for name, line in imported_names(path.stem, path):
+            parts = name.removeprefix("tests.").split(".")
+            if parts[0].startswith("test_") or parts[0] == "conftest":
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
+    assert offenders == []

@@ -33,9 +33,9 @@ from resources.dagster_resources import (
     WarehouseResource,
     _engine_for,
 )
-from resources.database import create_engine
+from resources.database import create_engine, drop_database
 from resources.warehouse import upsert_dataframe
-from tests.conftest import TEMPLATE_DB, create_database, drop_database
+from tests.databases import TEMPLATE_DB, create_database
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 KILL_APP = "mw-reliability-victim"
