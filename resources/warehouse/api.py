@@ -3,7 +3,9 @@
 Each operation is one function of `resources.warehouse.queries` run in its own transaction
 (`engine.begin()`: committed on success, rolled back on error). `AsyncWarehouse` exposes the same
 operations under the same names, as coroutines. Candles and tape trades are written by the bulk upsert
-engine, so writing the same rows again writes nothing.
+engine, so writing the same rows again writes nothing. The market-data reads (`get_ohlcv`, and the frame
+reads of candles, tape trades and features: one or many series per call, a DataFrame or an Arrow table)
+go through `reader`, an ADBC connection pool (`resources.warehouse.arrow_reads`), at wire speed.
 
     from resources.warehouse.api import Warehouse
 
@@ -16,6 +18,8 @@ engine, so writing the same rows again writes nothing.
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -27,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from resources.database import create_engine, redact, warehouse_engine
 from resources.settings import Settings
 from resources.warehouse import queries as q
+from resources.warehouse.arrow_reads import ArrowReader
 from resources.warehouse.records import Candle, Health, Trade
 from resources.warehouse.upsert import AuditContext, UpsertResult, upsert_dataframe
 
@@ -42,6 +47,21 @@ def _op(fn: Callable[Concatenate[sa.Connection, P], R]) -> Callable[Concatenate[
             return fn(conn, *args, **kwargs)
 
     return q.as_method(fn, method)
+
+
+def _read(fn: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Warehouse, P], R]:
+    """A Warehouse method running the read `fn` through the API's ArrowReader (ADBC: committed data at
+    wire speed; see `resources.warehouse.arrow_reads`)."""
+
+    def method(self: Warehouse, *args: P.args, **kwargs: P.kwargs) -> R:
+        return fn(self.reader, *args, **kwargs)
+
+    return q.as_method(fn, method)
+
+
+def reader_connections() -> int:
+    """Connections of an API's ArrowReader: one per core (large reads are decoded in parallel), 2 to 4."""
+    return max(2, min(4, os.cpu_count() or 2))
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -73,6 +93,16 @@ class Warehouse:
         else:
             self.engine, self._owns_engine = create_engine(engine), True
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._reader: ArrowReader | None = None
+        self._reader_lock = threading.Lock()
+
+    @property
+    def reader(self) -> ArrowReader:
+        """The ADBC connections of the reads (`get_ohlcv`, the frame reads), opened on first use."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = ArrowReader(self.engine.url, reader_connections())
+            return self._reader
 
     @classmethod
     def connect(cls, settings: Settings | None = None) -> Warehouse:
@@ -82,7 +112,12 @@ class Warehouse:
         return warehouse
 
     def close(self) -> None:
-        """Dispose of the pool if this object created it (an engine passed in stays the caller's)."""
+        """Close the readers' connections, and dispose of the pool if this object created it (an engine
+        passed in stays the caller's)."""
+        with self._reader_lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
         if self._owns_engine:
             self.engine.dispose()
 
@@ -115,8 +150,8 @@ class Warehouse:
         left alone. Returns the upsert engine's `UpsertResult` (inserted / updated / unchanged counts)."""
         return upsert_dataframe(self.engine, "ohlcv", q.candles_frame(candles), audit=audit)
 
-    get_ohlcv = _op(q.get_ohlcv)
-    get_ohlcv_frame = _op(q.get_ohlcv_frame)
+    get_ohlcv = _read(q.get_ohlcv)
+    get_ohlcv_frame = _read(q.get_ohlcv_frame)
     get_latest_ohlcv = _op(q.get_latest_ohlcv)
     get_latest_candles = _op(q.get_latest_candles)
     get_ohlcv_gaps = _op(q.get_ohlcv_gaps)
@@ -132,6 +167,8 @@ class Warehouse:
         return upsert_dataframe(self.engine, "market_trades", q.trades_frame(trades), audit=audit)
 
     get_market_trades = _op(q.get_market_trades)
+    get_market_trades_frame = _read(q.get_market_trades_frame)
+    get_features_frame = _read(q.get_features_frame)
     insert_orderbook_snapshot = _op(q.insert_orderbook_snapshot)
     get_orderbook_snapshots = _op(q.get_orderbook_snapshots)
     get_latest_orderbook = _op(q.get_latest_orderbook)

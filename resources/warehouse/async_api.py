@@ -11,6 +11,10 @@ by the server, not the client, and re-implementing it on asyncpg's `copy_records
 hot path (validation, advisory locks, partition creation, dirty windows, change audit) into two versions
 that could drift. The event loop is never blocked: psycopg2 releases the GIL while it waits.
 
+The market-data reads (`get_ohlcv` and the frame reads) are the other exception, for the same reason: they
+run the sync functions on the ADBC `ArrowReader` in a worker thread, as `Warehouse` does, instead of a
+second, slower asyncpg path (one Python object per value).
+
     async with AsyncWarehouse.connect() as awh:
         candles = await awh.get_ohlcv("binance", "BTC/USDT", "1m", start, end)
 """
@@ -31,7 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from resources.database import async_url, create_engine, normalize_url, redact, warehouse_url
 from resources.settings import Settings
 from resources.warehouse import queries as q
-from resources.warehouse.api import unhealthy
+from resources.warehouse.api import reader_connections, unhealthy
+from resources.warehouse.arrow_reads import ArrowReader
 from resources.warehouse.records import Candle, Health, Trade
 from resources.warehouse.upsert import AuditContext, UpsertResult, upsert_dataframe
 
@@ -47,6 +52,18 @@ def _op(
     async def method(self: AsyncWarehouse, *args: P.args, **kwargs: P.kwargs) -> R:
         async with self.engine.begin() as conn:
             return await conn.run_sync(fn, *args, **kwargs)
+
+    return q.as_method(fn, method)
+
+
+def _read(
+    fn: Callable[Concatenate[Any, P], R],
+) -> Callable[Concatenate[AsyncWarehouse, P], Coroutine[Any, Any, R]]:
+    """An AsyncWarehouse coroutine method running the read `fn` on the ArrowReader (ADBC) in a worker
+    thread: ADBC decodes in C and releases the GIL, so the event loop stays free."""
+
+    async def method(self: AsyncWarehouse, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(fn, self.reader, *args, **kwargs)
 
     return q.as_method(fn, method)
 
@@ -73,6 +90,15 @@ class AsyncWarehouse:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._sync_engine: sa.Engine | None = None
         self._sync_lock = threading.Lock()
+        self._reader: ArrowReader | None = None
+
+    @property
+    def reader(self) -> ArrowReader:
+        """The ADBC connections of the reads (`get_ohlcv`, the frame reads), opened on first use."""
+        with self._sync_lock:
+            if self._reader is None:
+                self._reader = ArrowReader(self._sync_url, reader_connections())
+            return self._reader
 
     @classmethod
     def connect(cls, settings: Settings | None = None) -> AsyncWarehouse:
@@ -82,6 +108,10 @@ class AsyncWarehouse:
 
     async def close(self) -> None:
         """Dispose of the pools this object created (an engine passed in stays the caller's)."""
+        with self._sync_lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            await asyncio.to_thread(reader.close)
         if self._sync_engine is not None:
             await asyncio.to_thread(self._sync_engine.dispose)
             self._sync_engine = None
@@ -127,8 +157,8 @@ class AsyncWarehouse:
         """Upsert candles (see `Warehouse.insert_ohlcv`), in a worker thread; returns the `UpsertResult`."""
         return await asyncio.to_thread(self._upsert, "ohlcv", q.candles_frame, candles, audit)
 
-    get_ohlcv = _op(q.get_ohlcv)
-    get_ohlcv_frame = _op(q.get_ohlcv_frame)
+    get_ohlcv = _read(q.get_ohlcv)
+    get_ohlcv_frame = _read(q.get_ohlcv_frame)
     get_latest_ohlcv = _op(q.get_latest_ohlcv)
     get_latest_candles = _op(q.get_latest_candles)
     get_ohlcv_gaps = _op(q.get_ohlcv_gaps)
@@ -144,6 +174,8 @@ class AsyncWarehouse:
         return await asyncio.to_thread(self._upsert, "market_trades", q.trades_frame, trades, audit)
 
     get_market_trades = _op(q.get_market_trades)
+    get_market_trades_frame = _read(q.get_market_trades_frame)
+    get_features_frame = _read(q.get_features_frame)
     insert_orderbook_snapshot = _op(q.insert_orderbook_snapshot)
     get_orderbook_snapshots = _op(q.get_orderbook_snapshots)
     get_latest_orderbook = _op(q.get_latest_orderbook)
