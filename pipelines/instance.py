@@ -47,7 +47,25 @@ def instance_home(settings: Settings | None = None) -> Path:
     return home
 
 
-class ProjectStorage(DagsterPostgresStorage):
+class _ResolvedWhenLoaded:
+    """A configurable instance class with an empty config in `dagster.yaml`: what it needs (URL, folders) is
+    resolved from the project's settings in the process that loads it, by `resolved()`."""
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {}
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: dict):  # type: ignore[override]
+        return cls(inst_data=inst_data, **cls.resolved())
+
+    @classmethod
+    def resolved(cls) -> dict:
+        """The constructor arguments besides `inst_data`."""
+        raise NotImplementedError
+
+
+class ProjectStorage(_ResolvedWhenLoaded, DagsterPostgresStorage):
     """dagster-postgres storage on `instance_storage_url()`, resolved in the process that loads it.
 
     Configured in `dagster.yaml` under `storage: custom:` with an empty config; the URL, and any password
@@ -55,42 +73,23 @@ class ProjectStorage(DagsterPostgresStorage):
     """
 
     @classmethod
-    def config_type(cls) -> dict:
-        return {}
-
-    @classmethod
-    def from_config_value(  # type: ignore[override]
-        cls, inst_data: ConfigurableClassData | None, config_value: dict
-    ) -> ProjectStorage:
-        url = instance_storage_url().render_as_string(hide_password=False)
-        return cls(postgres_url=url, inst_data=inst_data)
+    def resolved(cls) -> dict:
+        return {"postgres_url": instance_storage_url().render_as_string(hide_password=False)}
 
 
-class ProjectArtifactStorage(LocalArtifactStorage):
+class ProjectArtifactStorage(_ResolvedWhenLoaded, LocalArtifactStorage):
     """Run artifacts under `instance_home()`: not in the temporary folder Dagster's CLI makes in the cwd
     when `DAGSTER_HOME` is unset, which it deletes on exit."""
 
     @classmethod
-    def config_type(cls) -> dict:
-        return {}
-
-    @classmethod
-    def from_config_value(  # type: ignore[override]
-        cls, inst_data: ConfigurableClassData | None, config_value: dict
-    ) -> ProjectArtifactStorage:
-        return cls(base_dir=str(instance_home()), inst_data=inst_data)
+    def resolved(cls) -> dict:
+        return {"base_dir": str(instance_home())}
 
 
-class ProjectComputeLogManager(LocalComputeLogManager):
+class ProjectComputeLogManager(_ResolvedWhenLoaded, LocalComputeLogManager):
     """Captured stdout/stderr of steps where Dagster keeps them by default (`<instance home>/storage`), so
     the UI shows the logs of runs started by any command."""
 
     @classmethod
-    def config_type(cls) -> dict:
-        return {}
-
-    @classmethod
-    def from_config_value(  # type: ignore[override]
-        cls, inst_data: ConfigurableClassData | None, config_value: dict
-    ) -> ProjectComputeLogManager:
-        return cls(base_dir=compute_logs_directory(str(instance_home())), inst_data=inst_data)
+    def resolved(cls) -> dict:
+        return {"base_dir": compute_logs_directory(str(instance_home()))}

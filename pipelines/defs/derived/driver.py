@@ -6,24 +6,29 @@ writes the day's rows and says what it did (`DayOutput`); the driver then writes
 in the step's transaction and, after the last day, builds the Dagster result (row count, column lineage,
 rows in / out / written, one data version per day and their combined version).
 
-The data version of a materialization is a hash of the rows it owns, so equal content has an equal
+An asset is a `DerivedSteps` class (its name, upstream deps, code version, the step of a day and the run's
+extra metadata); `derived_asset` makes the Dagster asset of it. The data version of a materialization is a hash of the rows it owns, so equal content has an equal
 version whichever run wrote it.
 """
 
+# No `from __future__ import annotations`: Dagster reads the resource types of `derived_asset`'s signature.
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import ClassVar
 
 import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.datasets import table_of
+from pipelines.datasets import dataset, table_of
 from pipelines.defs.derived.lineage import column_lineage
+from pipelines.defs.derived.resources import AnalyticsResource
+from pipelines.partitions import daily_dataset_asset
 from resources.analytics import lineage
-
-GROUP = "derived"
+from resources.dagster_resources import WarehouseResource
+from resources.warehouse.load import LoadResult, load_frame
 
 
 @dataclass(frozen=True)
@@ -132,3 +137,47 @@ def _record(
 def frames_concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """The day's frames as one (an empty frame when no series had rows)."""
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+class DerivedSteps:
+    """One derived asset: what it is (name, upstream, code version) and how it computes one day.
+
+    An instance lives for one run (`context`, the warehouse `engine`, the `analytics` settings); state that
+    the run's metadata needs after the last day (plots, snapshots) is kept on it.
+    """
+
+    name: ClassVar[str]
+    deps: ClassVar[list]
+    code_version: ClassVar[str]
+
+    def __init__(self, context: dg.AssetExecutionContext, engine: sa.Engine, analytics: AnalyticsResource):
+        self.context, self.engine, self.analytics = context, engine, analytics
+
+    def day(self, day: Day) -> AbstractContextManager[tuple[sa.Connection, DayOutput]]:
+        """Compute and write the day; yield the open transaction (the lineage row joins it) and the output."""
+        raise NotImplementedError
+
+    def load_day(self, frame: pd.DataFrame, day: Day, source: str) -> LoadResult:
+        """Validate, quarantine and upsert the day's rows into the asset's table (`load_frame`)."""
+        run_id = self.context.run.run_id
+        return load_frame(
+            self.engine, table_of(self.name), frame, run_id=run_id, partition_key=day.key, source=source
+        )
+
+    def extra(self, run: DayRun) -> dict:
+        """Metadata of the whole run beyond the driver's counts (plots, summaries)."""
+        return {}
+
+
+def derived_asset(steps: type[DerivedSteps]) -> dg.AssetsDefinition:
+    """The Dagster asset of a derived dataset: daily partitions, its dataset's table and kinds, the day loop."""
+
+    @daily_dataset_asset(dataset(steps.name), steps.code_version, deps=steps.deps)
+    def compute(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, analytics: AnalyticsResource
+    ) -> dg.MaterializeResult:
+        asset = steps(context, warehouse.engine(), analytics)
+        run = materialize_days(context, steps.name, steps.code_version, asset.day)
+        return run.result(asset.extra(run))
+
+    return compute

@@ -150,11 +150,18 @@ def quality_checks(
 def _build_checks(
     key: dg.AssetKey, dataset: str, partitioned: bool, partitions_def: dg.PartitionsDefinition | None
 ) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(
-        asset=key,
-        name=f"{dataset}_expectations",
-        description=f"GX suite of the {dataset} rules on the stored rows of the materialization (WARN).",
-        partitions_def=partitions_def,
+    def check(suffix: str, description: str, *, blocking: bool = False):
+        """The decorator of one of the dataset's checks: `<dataset>_<suffix>` on the asset, per partition."""
+        return dg.asset_check(
+            asset=key,
+            name=f"{dataset}_{suffix}",
+            description=description,
+            blocking=blocking,
+            partitions_def=partitions_def,
+        )
+
+    @check(
+        "expectations", f"GX suite of the {dataset} rules on the stored rows of the materialization (WARN)."
     )
     def expectations(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
@@ -191,12 +198,10 @@ def _build_checks(
             f"{result['statistics'].get('evaluated_expectations', 0)} expectations met on {len(frame)} rows",
         )
 
-    @dg.asset_check(
-        asset=key,
-        name=f"{dataset}_quarantine_fraction",
-        description=f"Blocks downstream when more than max_fraction of the {dataset} rows were quarantined.",
+    @check(
+        "quarantine_fraction",
+        f"Blocks downstream when more than max_fraction of the {dataset} rows were quarantined.",
         blocking=True,
-        partitions_def=partitions_def,
     )
     def quarantine_fraction(
         context: dg.AssetCheckExecutionContext, config: QuarantineFractionConfig, warehouse: WarehouseResource
@@ -228,12 +233,10 @@ def _build_checks(
             description=f"{fraction:.2%} of the fetched rows quarantined (max {config.max_fraction:.2%})",
         )
 
-    @dg.asset_check(
-        asset=key,
-        name=f"{dataset}_unique_key",
-        description=f"Blocks downstream when a natural key of {dataset} is stored more than once.",
+    @check(
+        "unique_key",
+        f"Blocks downstream when a natural key of {dataset} is stored more than once.",
         blocking=True,
-        partitions_def=partitions_def,
     )
     def unique_key(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
