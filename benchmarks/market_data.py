@@ -32,7 +32,7 @@ from psycopg2 import sql as pgsql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines import market_data  # noqa: E402
+from pipelines.defs import market_data  # noqa: E402
 from resources.dagster_resources import ExchangeResource, WarehouseResource  # noqa: E402
 from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
 from resources.exchanges.client import fetch_ohlcv_range  # noqa: E402
