@@ -44,7 +44,8 @@ class Dataset:
     `checked` adds the three load checks of `pipelines/defs/quality/checks.py` (GX suite, quarantine
     fraction, unique key) next to the asset; `partitioned` says whether they read a partition window or
     what the run wrote. `ingest` and `point_in_time` are the market-data specifics: how one exchange's
-    window is fetched and loaded, and the note given when a past window cannot be fetched (snapshots).
+    window is fetched and loaded, and the note given when a past window cannot be fetched (snapshots);
+    `per_source` says the window's rows are counted by their `sources` rows rather than by exchange.
     """
 
     asset: str
@@ -56,6 +57,7 @@ class Dataset:
     partitioned: bool = True
     ingest: Ingest | None = None
     point_in_time: PointInTimeNote | None = None
+    per_source: bool = False  # rows keyed by a `sources` row (timeseries_data), not by exchange
 
 
 def snapshot_note(
@@ -96,10 +98,13 @@ def _market(
     *,
     table: str | None = None,
     note: PointInTimeNote | None = None,
+    per_source: bool = False,
 ) -> Dataset:
     """A market-data dataset: daily partitions of exchange data, with the three load checks."""
     kinds = frozenset({"ccxt", "pandas", "postgres"})
-    return Dataset(asset, table or asset, MARKET_DATA, description, kinds, True, True, ingest, note)
+    return Dataset(
+        asset, table or asset, MARKET_DATA, description, kinds, True, True, ingest, note, per_source
+    )
 
 
 def _derived(asset: str, description: str, *libraries: str, table: str | None = None) -> Dataset:
@@ -147,6 +152,7 @@ DATASETS: tuple[Dataset, ...] = (
         "Funding rates and open interest into timeseries_data, one `sources` row per series.",
         _refetching(ingest_metrics),
         table="timeseries_data",
+        per_source=True,
     ),
     _derived(
         "features",

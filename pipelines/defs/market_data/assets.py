@@ -105,7 +105,7 @@ def _materialize(
         and not supports_history(exchanges.client(c))
         and (note := point_in_time(c, start, end, now))
     ]
-    if table == "timeseries_data":
+    if ds.per_source:
         with warehouse.engine().begin() as conn:
             source_ids = [ensure_source(conn, c, s) for c in configs for s in c.metrics]
         rows = rows_in_window(warehouse.engine(), table, start, end, source_ids=source_ids)
