@@ -54,9 +54,9 @@ from resources.database import create_engine, drop_database, redact, server_url 
 from resources.models import TIMESERIES  # noqa: E402
 from resources.partitioning import ensure_partitions  # noqa: E402
 from resources.schema import upgrade  # noqa: E402
-from resources.warehouse import queries  # noqa: E402
 from resources.warehouse.api import Warehouse  # noqa: E402
 from resources.warehouse.load import load_frame  # noqa: E402
+from resources.warehouse.ops import market  # noqa: E402
 from resources.warehouse.upsert import (  # noqa: E402
     _binary_copy_payload,
     _table_meta,
@@ -255,7 +255,7 @@ class _Null(io.RawIOBase):
 
 
 def multi_series_api() -> bool:
-    return "as_arrow" in inspect.signature(queries.get_ohlcv_frame).parameters
+    return "as_arrow" in inspect.signature(market.get_ohlcv_frame).parameters
 
 
 def reads(engine: sa.Engine, url: sa.URL, args, symbols: int) -> tuple[list, list, list[str]]:

@@ -20,7 +20,7 @@ from resources.intervals import IntervalError
 from resources.models import AuditReportLog, IterationLog, SystemEvent
 from resources.schema import head_revision
 from resources.warehouse.api import Warehouse
-from resources.warehouse.queries import NotFoundError
+from resources.warehouse.ops.common import NotFoundError
 from resources.warehouse.records import Candle, Gap, Trade, TradeStatistics, to_frame
 from tests.warehouse_data import KNOWN_TRADES, MINUTE, SERIES, T0, candle_frame
 

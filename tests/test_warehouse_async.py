@@ -20,7 +20,7 @@ from resources.models import SystemEvent
 from resources.schema import head_revision
 from resources.warehouse.api import Warehouse
 from resources.warehouse.async_api import AsyncWarehouse
-from resources.warehouse.queries import NotFoundError
+from resources.warehouse.ops.common import NotFoundError
 from resources.warehouse.records import Candle, Trade
 from tests.warehouse_data import KNOWN_TRADES, MINUTE, SERIES, T0, candle_frame
 

@@ -17,10 +17,11 @@ import pytest
 import sqlalchemy as sa
 
 from resources.analytics.features import FEATURE_COLUMNS, read_features
-from resources.warehouse import queries as q
 from resources.warehouse.api import Warehouse
 from resources.warehouse.arrow_reads import ArrowReader, literal, render
 from resources.warehouse.async_api import AsyncWarehouse
+from resources.warehouse.ops import frames
+from resources.warehouse.ops import market as q
 from resources.warehouse.records import Candle, Trade, frame_from_arrow, to_frame
 from resources.warehouse.upsert import upsert_dataframe
 
@@ -120,7 +121,7 @@ def test_a_long_range_is_read_in_parallel_time_ranges(stored, monkeypatch):
         parts.extend(params for _, params in statements)
         return read_parts(self, statements)
 
-    monkeypatch.setattr(q, "_SPLIT_ROWS", 10)
+    monkeypatch.setattr(frames, "_SPLIT_ROWS", 10)
     monkeypatch.setattr(ArrowReader, "read_parts", spy)
     cut = stored.get_ohlcv_frame("binance", "BTC/USDT", "1m", start, end)
     assert len(parts) == stored.reader.parallel >= 2

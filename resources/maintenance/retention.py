@@ -40,7 +40,7 @@ from resources.maintenance.pieces import Piece, composed, list_pieces, piece_siz
 from resources.maintenance.policy import ALL_INTERVALS, MaintenancePolicy, format_age
 from resources.models import TIMESERIES
 from resources.sqlfiles import sql_text
-from resources.warehouse.queries import log_event
+from resources.warehouse.ops.operations import log_event
 
 log = logging.getLogger(__name__)
 

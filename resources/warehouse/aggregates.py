@@ -2,7 +2,7 @@
 
 The relations `ohlcv_1h` / `ohlcv_1d` exist on every backend (continuous aggregates on TimescaleDB,
 views on rollup tables elsewhere; `resources.maintenance.aggregates` keeps them fresh). Reads of candles
-(`resources.warehouse.queries`) and of price statistics use them through this module, which sits in the
+(`resources.warehouse.ops.market`) and of price statistics use them through this module, which sits in the
 warehouse layer so that reads never import maintenance.
 """
 

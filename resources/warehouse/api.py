@@ -1,7 +1,8 @@
 """`Warehouse`: the storage API a trading app or a notebook uses (SQLAlchemy 2 + psycopg2).
 
-Each operation is one function of `resources.warehouse.queries` run in its own transaction
-(`engine.begin()`: committed on success, rolled back on error). `AsyncWarehouse` exposes the same
+Its methods are generated from `resources.warehouse.ops.OPERATIONS`: each runs one function of
+`resources.warehouse.ops.<domain>` in its own transaction (`engine.begin()`: committed on success, rolled
+back on error), on the ADBC reader, or on the engine (bulk upserts). `AsyncWarehouse` exposes the same
 operations under the same names, as coroutines. Candles and tape trades are written by the bulk upsert
 engine, so writing the same rows again writes nothing. The market-data reads (`get_ohlcv`, and the frame
 reads of candles, tape trades and features: one or many series per call, a DataFrame or an Arrow table)
@@ -20,43 +21,52 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
 from resources.database import create_engine, redact, warehouse_engine
 from resources.settings import Settings
-from resources.warehouse import queries as q
 from resources.warehouse.arrow_reads import ArrowReader
-from resources.warehouse.records import Candle, Health, Trade
-from resources.warehouse.upsert import AuditContext, UpsertResult, upsert_dataframe
+from resources.warehouse.ops import with_operations
+from resources.warehouse.ops.common import generate_correlation_id
+from resources.warehouse.ops.operations import health_details
+from resources.warehouse.records import Health
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _op(fn: Callable[Concatenate[sa.Connection, P], R]) -> Callable[Concatenate[Warehouse, P], R]:
+def _in_transaction(fn: Callable[Concatenate[sa.Connection, P], R]) -> Callable[Concatenate[Warehouse, P], R]:
     """A Warehouse method running `fn` in a transaction of its own."""
 
     def method(self: Warehouse, *args: P.args, **kwargs: P.kwargs) -> R:
         with self.engine.begin() as conn:
             return fn(conn, *args, **kwargs)
 
-    return q.as_method(fn, method)
+    return method
 
 
-def _read(fn: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Warehouse, P], R]:
+def _on_reader(fn: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Warehouse, P], R]:
     """A Warehouse method running the read `fn` through the API's ArrowReader (ADBC: committed data at
     wire speed; see `resources.warehouse.arrow_reads`)."""
 
     def method(self: Warehouse, *args: P.args, **kwargs: P.kwargs) -> R:
         return fn(self.reader, *args, **kwargs)
 
-    return q.as_method(fn, method)
+    return method
+
+
+def _on_engine(fn: Callable[Concatenate[sa.Engine, P], R]) -> Callable[Concatenate[Warehouse, P], R]:
+    """A Warehouse method running `fn` (a bulk upsert: its own transactions per batch) on the engine."""
+
+    def method(self: Warehouse, *args: P.args, **kwargs: P.kwargs) -> R:
+        return fn(self.engine, *args, **kwargs)
+
+    return method
 
 
 def reader_connections() -> int:
@@ -84,6 +94,7 @@ def unhealthy(url: URL, exc: BaseException) -> Health:
     )
 
 
+@with_operations(transaction=_in_transaction, reader=_on_reader, engine=_on_engine)
 class Warehouse:
     """Sync storage API over one engine (a connection pool); safe to share between threads."""
 
@@ -136,85 +147,7 @@ class Warehouse:
         with self._sessions.begin() as session:
             yield session
 
-    generate_correlation_id = staticmethod(q.generate_correlation_id)
-
-    # --- OHLCV (seeds 000 and 004) ------------------------------------------------------------------------
-
-    def insert_ohlcv(
-        self,
-        candles: pd.DataFrame | Iterable[Candle | Mapping[str, Any]],
-        *,
-        audit: AuditContext | None = None,
-    ) -> UpsertResult:
-        """Upsert candles (seed 004's `upsert_many`): new rows inserted, changed rows updated, identical rows
-        left alone. Returns the upsert engine's `UpsertResult` (inserted / updated / unchanged counts)."""
-        return upsert_dataframe(self.engine, "ohlcv", q.candles_frame(candles), audit=audit)
-
-    get_ohlcv = _read(q.get_ohlcv)
-    get_ohlcv_frame = _read(q.get_ohlcv_frame)
-    get_latest_ohlcv = _op(q.get_latest_ohlcv)
-    get_latest_candles = _op(q.get_latest_candles)
-    get_ohlcv_gaps = _op(q.get_ohlcv_gaps)
-    get_price_stats = _op(q.get_price_stats)
-    get_volume_profile = _op(q.get_volume_profile)
-
-    # --- tape trades and order books (seed 000) -----------------------------------------------------------
-
-    def insert_market_trades(
-        self, trades: pd.DataFrame | Iterable[Trade | Mapping[str, Any]], *, audit: AuditContext | None = None
-    ) -> UpsertResult:
-        """Upsert public trades keyed by (exchange, symbol, trade_id, time); returns the `UpsertResult`."""
-        return upsert_dataframe(self.engine, "market_trades", q.trades_frame(trades), audit=audit)
-
-    get_market_trades = _op(q.get_market_trades)
-    get_market_trades_frame = _read(q.get_market_trades_frame)
-    get_features_frame = _read(q.get_features_frame)
-    insert_orderbook_snapshot = _op(q.insert_orderbook_snapshot)
-    get_orderbook_snapshots = _op(q.get_orderbook_snapshots)
-    get_latest_orderbook = _op(q.get_latest_orderbook)
-
-    # --- agents and signals (seed 000) --------------------------------------------------------------------
-
-    log_agent_decision = _op(q.log_agent_decision)
-    update_agent_decision = _op(q.update_agent_decision)
-    get_agent_decisions = _op(q.get_agent_decisions)
-    insert_signal = _op(q.insert_signal)
-    get_signals = _op(q.get_signals)
-    mark_signal_executed = _op(q.mark_signal_executed)
-    close_signal = _op(q.close_signal)
-    get_strategy_performance = _op(q.get_strategy_performance)
-
-    # --- our fills and the trading loop's journal (seed 002) ----------------------------------------------
-
-    log_trade = _op(q.log_trade)
-    log_iteration = _op(q.log_iteration)
-    log_audit_report = _op(q.log_audit_report)
-    log_equity_snapshot = _op(q.log_equity_snapshot)
-    log_risk_metrics = _op(q.log_risk_metrics)
-    get_trade_history = _op(q.get_trade_history)
-    get_equity_curve = _op(q.get_equity_curve)
-    get_risk_metrics = _op(q.get_risk_metrics)
-
-    # --- bot trades, positions, events (seed 004) ---------------------------------------------------------
-
-    insert_bot_trade = _op(q.insert_bot_trade)
-    update_bot_trade = _op(q.update_bot_trade)
-    close_bot_trade = _op(q.close_bot_trade)
-    get_bot_trade = _op(q.get_bot_trade)
-    get_recent_bot_trades = _op(q.get_recent_bot_trades)
-    get_bot_trades_by_symbol = _op(q.get_bot_trades_by_symbol)
-    get_bot_trade_statistics = _op(q.get_bot_trade_statistics)
-    open_position = _op(q.open_position)
-    get_position = _op(q.get_position)
-    get_open_positions = _op(q.get_open_positions)
-    update_position = _op(q.update_position)
-    close_position = _op(q.close_position)
-    log_event = _op(q.log_event)
-    get_recent_events = _op(q.get_recent_events)
-
-    # --- administration -----------------------------------------------------------------------------------
-
-    get_table_sizes = _op(q.get_table_sizes)
+    generate_correlation_id = staticmethod(generate_correlation_id)
 
     def health(self) -> Health:
         """Reachable? Round-trip latency, backend, and whether the schema is at this code's revision.
@@ -223,6 +156,6 @@ class Warehouse:
         """
         try:
             with self.engine.connect() as conn:
-                return Health(**q.health_details(conn))
+                return Health(**health_details(conn))
         except Exception as exc:  # a health check reports every failure instead of raising it
             return unhealthy(self.engine.url, exc)

@@ -1,0 +1,65 @@
+"""Operations on derived analytics (`resources.models.analytics`): stored feature frames."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import pandas as pd
+import pyarrow as pa
+
+from resources.intervals import validate_interval
+from resources.warehouse.ops.common import Source, bounds, checked_limit
+from resources.warehouse.ops.frames import concat, read_schema, read_series, symbols_of
+from resources.warehouse.records import (
+    frame_from_arrow,
+)
+
+FEATURE_FRAME_COLUMNS = (
+    "exchange",
+    "symbol",
+    "interval",
+    "feature_set",
+    "time",
+    "log_return",
+    "volatility",
+    "rsi",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "bb_upper",
+    "bb_middle",
+    "bb_lower",
+    "atr",
+    "vwap",
+    "volume_zscore",
+)
+
+
+def get_features_frame(
+    conn: Source,
+    exchange: str,
+    symbol: str | Sequence[str],
+    interval: str,
+    feature_set: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int | None = None,
+    *,
+    as_arrow: bool = False,
+) -> pd.DataFrame | pa.Table:
+    """Stored features of `feature_set` for one series, or many in one query (ordered by symbol then
+    time, `limit` per series), time in [start, end), as a DataFrame or an Arrow table (`as_arrow=True`).
+    Read like `get_ohlcv_frame`."""
+    lo, hi = bounds(start, end)
+    params = {
+        "exchange": exchange,
+        "interval": validate_interval(interval),
+        "feature_set": feature_set,
+        "start": lo,
+        "end": hi,
+        "limit": checked_limit(limit),
+    }
+    schema = read_schema("features", FEATURE_FRAME_COLUMNS)
+    table = concat(read_series(conn, "common/get_features_frame", params, symbols_of(symbol), schema), schema)
+    return table if as_arrow else frame_from_arrow(table)

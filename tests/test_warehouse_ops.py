@@ -1,0 +1,65 @@
+"""The storage operations are declared once (`resources.warehouse.ops.OPERATIONS`) and both APIs follow it.
+
+The parity of `Warehouse` and `AsyncWarehouse` is checked in `test_warehouse_async.py`; here: nothing in
+the domain modules is left out of the list, both classes carry exactly the list, and the generator refuses
+what would make the two drift (a kind of operation without a wrapper, a hand-written method shadowing a
+declared one).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from resources.warehouse.api import Warehouse
+from resources.warehouse.async_api import AsyncWarehouse
+from resources.warehouse.ops import OPERATIONS, analytics, market, operations, trading, with_operations
+
+DOMAINS = (market, analytics, trading, operations)
+# Functions of a connection or engine that are not API methods by design.
+NOT_METHODS = {"health_details"}  # `health` wraps it differently in each class (it never raises)
+
+
+def _domain_operations() -> set[str]:
+    """Public functions of the domain modules whose first argument is where they run."""
+    found = set()
+    for module in DOMAINS:
+        for name, fn in vars(module).items():
+            if not inspect.isfunction(fn) or fn.__module__ != module.__name__ or name.startswith("_"):
+                continue
+            first = next(iter(inspect.signature(fn).parameters), None)
+            if first in ("conn", "engine"):
+                found.add(name)
+    return found - NOT_METHODS
+
+
+def test_every_operation_of_the_domain_modules_is_declared_once():
+    declared = [op.name for op in OPERATIONS]
+    assert len(declared) == len(set(declared))
+    assert set(declared) == _domain_operations()
+
+
+@pytest.mark.parametrize("cls", [Warehouse, AsyncWarehouse])
+def test_each_class_has_a_method_per_declared_operation_with_its_signature(cls):
+    for op in OPERATIONS:
+        method = getattr(cls, op.name)
+        params = list(inspect.signature(op.fn).parameters.values())[1:]
+        assert list(inspect.signature(method).parameters.values())[1:] == params, op.name
+        assert method.__doc__ == op.fn.__doc__ and method.__doc__, op.name
+        assert inspect.iscoroutinefunction(method) == (cls is AsyncWarehouse), op.name
+
+
+def test_the_generator_refuses_a_missing_wrapper_and_a_shadowing_method():
+    def identity(fn):
+        return fn
+
+    with pytest.raises(TypeError, match="engine"):
+        with_operations(transaction=identity, reader=identity)
+
+    class Shadowing:
+        def get_ohlcv(self):
+            return []
+
+    with pytest.raises(TypeError, match="get_ohlcv"):
+        with_operations(transaction=identity, reader=identity, engine=identity)(Shadowing)
