@@ -12,6 +12,7 @@ from datetime import datetime
 
 import click
 
+from pipelines.backup_cli import backup, restore
 from pipelines.quality_cli import archive, quarantine
 from resources.settings import ConfigurationError
 
@@ -150,6 +151,8 @@ def ui(host: str, port: int) -> None:
 
 cli.add_command(quarantine)
 cli.add_command(archive)
+cli.add_command(backup)
+cli.add_command(restore)
 
 
 def main() -> None:

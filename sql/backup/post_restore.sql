@@ -1,0 +1,1 @@
+SELECT timescaledb_post_restore()
