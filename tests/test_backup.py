@@ -307,3 +307,27 @@ def test_cli_backup_and_restore_in_a_subprocess(db_url, safe_tmp):
     finally:
         for url in extra:
             drop_database(url)
+
+
+@pytest.mark.parametrize("any_backend_url", ["timescaledb"], indirect=True)
+def test_timescaledb_backup_is_refused_where_it_cannot_be_restored(any_backend_url, safe_tmp):
+    """A Timescale-licensed backup on an Apache-only server, or at a version the server does not offer:
+    refused with both sides named, before pg_restore runs."""
+    from conftest import timescaledb_server_url
+
+    folder = safe_tmp / "backup"
+    backup({"warehouse": any_backend_url}, folder, jobs=1)
+    apache = timescaledb_server_url("timescaledb-apache").set(database=f"{any_backend_url.database}_apache")
+    full = any_backend_url.set(database=f"{any_backend_url.database}_old")
+    try:
+        with pytest.raises(RestoreRefused, match="Apache-only build"):
+            restore(folder, {"warehouse": apache})
+        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest["databases"]["warehouse"]["timescaledb_version"] = "2.13.0-never"
+        (folder / MANIFEST).write_text(json.dumps(manifest))
+        with pytest.raises(RestoreRefused, match=r"needs TimescaleDB 2\.13\.0-never .* offers: .*2\.29"):
+            restore(folder, {"warehouse": full})
+        assert scalar(full, "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'") == 0
+    finally:
+        drop_database(apache)
+        drop_database(full)
