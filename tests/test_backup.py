@@ -18,10 +18,9 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import sqlalchemy as sa
+from maintenance_data import candles, trades
 from sqlalchemy.engine import URL
 
 from resources import clock
@@ -42,44 +41,6 @@ INSERT INTO ohlcv (exchange, symbol, interval, time, open, high, low, close, vol
 SELECT 'manual', symbol, interval, time + interval '80 years', open, high, low, close, volume
 FROM ohlcv WHERE symbol = 'SOL/USDT' ORDER BY time LIMIT 3
 """
-
-
-def candles(symbol: str, start, count: int, interval: str = "1m", seed: int = 1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 + np.cumsum(rng.normal(0, 1, count))
-    open_ = close + rng.normal(0, 0.5, count)
-    high = np.maximum(open_, close) + rng.uniform(0, 1, count)
-    low = np.minimum(open_, close) - rng.uniform(0, 1, count)
-    volume = rng.uniform(1, 10, count)
-    return pd.DataFrame(
-        {
-            "exchange": "testex",
-            "symbol": symbol,
-            "interval": interval,
-            "time": pd.date_range(start, periods=count, freq={"1m": "1min", "1h": "1h"}[interval], tz="UTC"),
-            "open": open_,
-            "high": high,
-            "low": low,
-            "close": close,
-            "volume": volume,
-            "quote_volume": volume * close,
-            "trades_count": rng.integers(1, 50, count),
-            "vwap": (high + low + close) / 3,
-        }
-    )
-
-
-def trades(start, count: int) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "exchange": "testex",
-            "symbol": "BTC/USDT",
-            "trade_id": [f"{start:%Y%m%d%H}-{i}" for i in range(count)],
-            "time": pd.date_range(start, periods=count, freq="1s", tz="UTC"),
-            "price": np.linspace(100, 101, count),
-            "amount": 1.0,
-        }
-    )
 
 
 def fill_warehouse(engine: sa.Engine) -> None:
@@ -310,18 +271,18 @@ def test_cli_backup_and_restore_in_a_subprocess(db_url, safe_tmp):
 
 
 @pytest.mark.parametrize("any_backend_url", ["timescaledb"], indirect=True)
-def test_timescaledb_backup_is_refused_where_it_cannot_be_restored(any_backend_url, safe_tmp):
+@pytest.mark.parametrize("timescaledb_empty_url", ["timescaledb-apache"], indirect=True)
+def test_timescaledb_backup_is_refused_where_it_cannot_be_restored(
+    any_backend_url, timescaledb_empty_url, safe_tmp
+):
     """A Timescale-licensed backup on an Apache-only server, or at a version the server does not offer:
     refused with both sides named, before pg_restore runs."""
-    from conftest import timescaledb_server_url
-
     folder = safe_tmp / "backup"
     backup({"warehouse": any_backend_url}, folder, jobs=1)
-    apache = timescaledb_server_url("timescaledb-apache").set(database=f"{any_backend_url.database}_apache")
     full = any_backend_url.set(database=f"{any_backend_url.database}_old")
     try:
         with pytest.raises(RestoreRefused, match="Apache-only build"):
-            restore(folder, {"warehouse": apache})
+            restore(folder, {"warehouse": timescaledb_empty_url})
         manifest = json.loads((folder / MANIFEST).read_text())
         manifest["databases"]["warehouse"]["timescaledb_version"] = "2.13.0-never"
         (folder / MANIFEST).write_text(json.dumps(manifest))
@@ -329,5 +290,4 @@ def test_timescaledb_backup_is_refused_where_it_cannot_be_restored(any_backend_u
             restore(folder, {"warehouse": full})
         assert scalar(full, "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'") == 0
     finally:
-        drop_database(apache)
         drop_database(full)
