@@ -20,25 +20,12 @@ import talib
 from talib import abstract
 
 from resources.models import Feature, Ohlcv
+from resources.models.analytics import FEATURE_COLUMNS
 
 # Relative weight left on the state at the start of the history read; 1e-14 keeps partition results within
 # ~1e-13 (relative to the price level) of the whole-series values.
 CONVERGENCE = 1e-14
 
-FEATURE_COLUMNS = [
-    "log_return",
-    "volatility",
-    "rsi",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "bb_upper",
-    "bb_middle",
-    "bb_lower",
-    "atr",
-    "vwap",
-    "volume_zscore",
-]
 SERIES_KEY = ["exchange", "symbol", "interval"]
 
 

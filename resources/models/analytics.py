@@ -51,6 +51,12 @@ class Feature(Base):
     computed_at: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())
 
 
+# The values a feature set computes per candle: the float columns of `features`, in table order. The
+# feature code (`resources.analytics.features`) and the feature reads (`resources.warehouse.ops.analytics`)
+# both take them from here, so a new feature is one column of the model (plus its migration).
+FEATURE_COLUMNS = [column.name for column in Feature.__table__.c if isinstance(column.type, Float)]
+
+
 @timeseries("target_time", timedelta(days=30))
 class Forecast(Base):
     """Point and interval forecasts per model run and target time, later joined with actuals — seed 003."""

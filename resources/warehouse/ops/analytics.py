@@ -9,31 +9,15 @@ import pandas as pd
 import pyarrow as pa
 
 from resources.intervals import validate_interval
+from resources.models.analytics import FEATURE_COLUMNS, Feature
 from resources.warehouse.ops.common import Source, bounds, checked_limit
 from resources.warehouse.ops.frames import concat, read_schema, read_series, symbols_of
 from resources.warehouse.records import (
     frame_from_arrow,
 )
 
-FEATURE_FRAME_COLUMNS = (
-    "exchange",
-    "symbol",
-    "interval",
-    "feature_set",
-    "time",
-    "log_return",
-    "volatility",
-    "rsi",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "bb_upper",
-    "bb_middle",
-    "bb_lower",
-    "atr",
-    "vwap",
-    "volume_zscore",
-)
+# A frame of stored features: the row's key, then the values.
+FEATURE_FRAME_COLUMNS = (*(column.name for column in Feature.__table__.primary_key.columns), *FEATURE_COLUMNS)
 
 
 def get_features_frame(
