@@ -18,13 +18,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from resources.database import create_engine, drop_database, normalize_url
+from resources.database import create_engine, drop_database
 from resources.schema import upgrade
-from tests.databases import TEMPLATE_DB, create_database
+from tests.databases import TEMPLATE_DB, create_database, timescaledb_server_url
 
 _counter = itertools.count()
-
-BACKEND_URL_ENV = {"timescaledb": "TIMESCALEDB_URL", "timescaledb-apache": "TIMESCALEDB_APACHE_URL"}
 
 
 @pytest.fixture(scope="session")
@@ -115,17 +113,6 @@ def engine(db_url):
     eng = create_engine(db_url)
     yield eng
     eng.dispose()
-
-
-def timescaledb_server_url(backend: str) -> URL:
-    """Server URL for a TimescaleDB backend, or skip the test saying which variable is missing."""
-    env = BACKEND_URL_ENV[backend]
-    raw = os.environ.get(env)
-    if not raw:
-        pytest.skip(
-            f"{backend} tests need a server: set {env} (e.g. postgresql://postgres@host:5432/postgres)"
-        )
-    return normalize_url(raw)
 
 
 @pytest.fixture
