@@ -12,7 +12,7 @@ from .market import (
     TimeIndex,
     TimeseriesPoint,
 )
-from .operations import AuditReportLog, Coverage, IngestFile, IterationLog, Lineage, SystemEvent
+from .operations import AuditReportLog, ColdPiece, Coverage, IngestFile, IterationLog, Lineage, SystemEvent
 from .quality import Anomaly, AuditLog, Quarantine, TimeseriesArchive, ValidationRule
 from .trading import (
     AgentDecision,
@@ -33,6 +33,7 @@ __all__ = [
     "BacktestResult",
     "Base",
     "BotTrade",
+    "ColdPiece",
     "Coverage",
     "EquityCurve",
     "Feature",

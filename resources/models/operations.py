@@ -167,3 +167,38 @@ class AggregateDirtyWindow(Base):
     table_name: Mapped[str] = mapped_column(Text, primary_key=True)
     bucket_start: Mapped[dt.datetime] = mapped_column(UtcTimestamp, primary_key=True)
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())
+
+
+class ColdPiece(Base):
+    """One Parquet file of the cold tier: rows exported before retention dropped them — issue 16.
+
+    One row per file (a piece's rows of one series and month); retention inserts it in the transaction that
+    drops the rows, so a file is listed here if and only if its rows left the database. Reads of a range no
+    longer in the database find their files here; `sha256` and `rows` verify a file and make a second export
+    of the same rows a no-op.
+    """
+
+    __tablename__ = "cold_pieces"
+    __table_args__ = (
+        UniqueConstraint("root", "path"),
+        Index("ix_cold_pieces_series", "table_name", "exchange", "symbol", "interval", "min_time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    table_name: Mapped[str] = mapped_column(Text)
+    piece: Mapped[str] = mapped_column(Text)  # schema.name of the chunk or partition when exported
+    range_start: Mapped[dt.datetime] = mapped_column(UtcTimestamp)
+    range_end: Mapped[dt.datetime] = mapped_column(UtcTimestamp)
+    exchange: Mapped[str | None] = mapped_column(Text)
+    symbol: Mapped[str | None] = mapped_column(Text)
+    interval: Mapped[str | None] = mapped_column(Text)
+    month: Mapped[str] = mapped_column(Text)  # 'YYYY-MM', the last hive partition level
+    min_time: Mapped[dt.datetime] = mapped_column(UtcTimestamp)
+    max_time: Mapped[dt.datetime] = mapped_column(UtcTimestamp)
+    root: Mapped[str] = mapped_column(Text)  # the configured cold location (folder or fsspec URL)
+    path: Mapped[str] = mapped_column(Text)  # the file, relative to root (hive directories)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(Text)
+    exported_at: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())
