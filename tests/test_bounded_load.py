@@ -259,3 +259,17 @@ def test_first_guess_bound_is_below_the_batch(engine):
         query = history_statement(conn, "ohlcv", bounds_of("ohlcv", batch), CONFIG)
     lower = (DAY - timedelta(hours=2 * 31)).to_pydatetime()
     assert f"o.time >= CAST('{lower.isoformat()}'::timestamptz AS timestamptz)" in query
+
+
+def test_a_history_without_columns_scores_like_an_empty_warehouse(engine):
+    """score_frame(history=pd.DataFrame()) (a first load, as benchmarks/validation.py calls it) equals the
+    scores from the (empty) history that load_history reads."""
+    batch = _reload_batch(_history())
+    with engine.connect() as conn:
+        split = split_frame("ohlcv", batch, load_rules(conn, "ohlcv"), now=NOW)
+        history = load_history(conn, "ohlcv", split.good, CONFIG)
+    assert history.empty
+    read = score_frame("ohlcv", split.good, split.warnings, history, now=NOW, config=CONFIG)
+    bare = score_frame("ohlcv", split.good, split.warnings, pd.DataFrame(), now=NOW, config=CONFIG)
+    pd.testing.assert_frame_equal(bare.frame, read.frame)
+    pd.testing.assert_frame_equal(bare.components, read.components)

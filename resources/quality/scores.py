@@ -313,10 +313,11 @@ def score_frame(
     stored = history.loc[in_range]
     # Each good row's stored version (position in `stored`, -1 when new), and the stored rows inside the
     # batch's range that the batch does not carry: they still neighbour it.
-    stored_key = pd.MultiIndex.from_arrays([hist_gid[in_range], _micros(stored["time"])])
-    good_key = pd.MultiIndex.from_arrays([gid, _micros(good["time"])])
-    position = stored_key.get_indexer(good_key) if len(stored) else np.full(len(good), -1)
-    carried = good_key.get_indexer(stored_key) >= 0 if len(stored) else np.zeros(0, dtype=bool)
+    position, carried = np.full(len(good), -1), np.zeros(len(stored), dtype=bool)
+    if len(stored):
+        stored_key = pd.MultiIndex.from_arrays([hist_gid[in_range], _micros(stored["time"])])
+        good_key = pd.MultiIndex.from_arrays([gid, _micros(good["time"])])
+        position, carried = stored_key.get_indexer(good_key), good_key.get_indexer(stored_key) >= 0
     context_rows = np.flatnonzero(hist_gid >= 0)
     context_rows = context_rows[~in_range[context_rows]]
     extra = np.flatnonzero(in_range)[~carried & (hist_gid[in_range] >= 0)]
