@@ -6,14 +6,31 @@ with their domain. Nothing here imports Dagster: the commands start fast.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
+from collections.abc import Iterator
 
 import click
+import sqlalchemy as sa
 
 
 def _who(by: str | None) -> str:
     return by or f"cli:{getpass.getuser()}"
+
+
+@contextlib.contextmanager
+def _warehouse() -> Iterator[sa.Engine]:
+    """The warehouse engine for one command; a row or key that does not exist is a usage error, not a traceback."""
+    from resources.database import warehouse_engine
+
+    engine = warehouse_engine()
+    try:
+        yield engine
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
 
 
 def _parse_assignments(values: tuple[str, ...]) -> dict[str, object]:
@@ -45,23 +62,18 @@ def quarantine() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def quarantine_list(table, rule, run_id, partition_key, include_released, limit, as_json) -> None:
     """Quarantined rows, newest first."""
-    from resources.database import warehouse_engine
     from resources.quality.quarantine import list_quarantine
 
-    engine = warehouse_engine()
-    try:
-        with engine.connect() as conn:
-            rows = list_quarantine(
-                conn,
-                table=table,
-                rule=rule,
-                run_id=run_id,
-                partition_key=partition_key,
-                include_released=include_released,
-                limit=limit,
-            )
-    finally:
-        engine.dispose()
+    with _warehouse() as engine, engine.connect() as conn:
+        rows = list_quarantine(
+            conn,
+            table=table,
+            rule=rule,
+            run_id=run_id,
+            partition_key=partition_key,
+            include_released=include_released,
+            limit=limit,
+        )
     if as_json:
         click.echo(json.dumps([vars(r) for r in rows], indent=2, default=str))
         return
@@ -88,23 +100,16 @@ def quarantine_release(
     ids: tuple[int, ...], assignments: tuple[str, ...], by: str | None, reason: str
 ) -> None:
     """Re-validate and upsert quarantined rows IDS (after applying --set corrections to each)."""
-    from resources.database import warehouse_engine
     from resources.quality.quarantine import correct
     from resources.warehouse.release import release
 
     who = _who(by)
     changes = _parse_assignments(assignments)
-    engine = warehouse_engine()
-    try:
+    with _warehouse() as engine:
         if changes:
             for qid in ids:
                 correct(engine, qid, changes, changed_by=who, reason=reason)
-        try:
-            outcome = release(engine, ids, run_id=who, reason=reason)
-        except LookupError as exc:
-            raise click.ClickException(str(exc)) from None
-    finally:
-        engine.dispose()
+        outcome = release(engine, ids, run_id=who, reason=reason)
     click.echo(
         f"released {len(outcome.released)} of {len(ids)} row(s): inserted {outcome.inserted}, "
         f"updated {outcome.updated}, unchanged {outcome.unchanged}"
@@ -128,21 +133,13 @@ def archive() -> None:
 @click.option("--reason", default="restored from timeseries_archive", show_default=True)
 def archive_restore(ids, table, key_parts, by, reason) -> None:
     """Write archived versions back (by archive IDS, or --table and --key)."""
-    from resources.database import warehouse_engine
     from resources.warehouse.restore import restore
 
     if bool(ids) == bool(table):
         raise click.UsageError("give archive IDS, or --table with --key")
-    key = None
-    if table:
-        key = _parse_assignments(key_parts)
-    engine = warehouse_engine()
-    try:
+    key = _parse_assignments(key_parts) if table else None
+    with _warehouse() as engine:
         result = restore(engine, ids or None, table=table, key=key, restored_by=_who(by), reason=reason)
-    except LookupError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        engine.dispose()
     click.echo(
         f"restored {result.restored} archived row(s) {list(result.archive_ids)}: inserted {result.inserted}, "
         f"updated {result.updated}, unchanged {result.unchanged}"
