@@ -226,3 +226,30 @@ def test_parameters_are_literals_that_cannot_escape(stored):
     for value in (datetime(2024, 1, 1), object(), "a\x00b"):
         with pytest.raises((TypeError, ValueError)):
             literal(value)
+
+
+def test_without_an_adbc_connection_reads_go_through_the_engine(stored, monkeypatch, caplog):
+    """A URL libpq cannot open as it is (or no driver): same results through the engine, logged once, and
+    the message does not carry the URL."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    expected = stored.get_ohlcv_frame("binance", list(SYMBOLS), "1m", limit=3)
+    records = stored.get_ohlcv("binance", "BTC/USDT", "1m", limit=3)
+    secret_url = "postgresql://postgres:s3cret@nowhere/db"
+
+    def refuse(uri, **kwargs):
+        raise adbc.OperationalError(f"could not connect to {uri}")
+
+    monkeypatch.setattr(adbc, "connect", refuse)
+    wh = Warehouse(stored.engine)
+    wh._reader = ArrowReader(secret_url)
+    try:
+        with caplog.at_level("WARNING"):
+            pd.testing.assert_frame_equal(
+                wh.get_ohlcv_frame("binance", list(SYMBOLS), "1m", limit=3), expected
+            )
+            assert wh.get_ohlcv("binance", "BTC/USDT", "1m", limit=3) == records
+        warnings = [r.getMessage() for r in caplog.records if "ADBC" in r.getMessage()]
+        assert len(warnings) == 1 and "s3cret" not in warnings[0]
+    finally:
+        wh.close()

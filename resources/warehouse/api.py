@@ -19,6 +19,7 @@ go through `reader`, an ADBC connection pool (`resources.warehouse.arrow_reads`)
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -30,12 +31,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from resources.database import create_engine, redact, warehouse_engine
 from resources.settings import Settings
-from resources.warehouse.arrow_reads import ArrowReader
+from resources.warehouse.arrow_reads import ArrowReader, ReaderUnavailable
 from resources.warehouse.ops import with_operations
 from resources.warehouse.ops.common import generate_correlation_id
 from resources.warehouse.ops.operations import health_details
 from resources.warehouse.records import Health
 
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -52,10 +54,18 @@ def _in_transaction(fn: Callable[Concatenate[sa.Connection, P], R]) -> Callable[
 
 def _on_reader(fn: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Warehouse, P], R]:
     """A Warehouse method running the read `fn` through the API's ArrowReader (ADBC: committed data at
-    wire speed; see `resources.warehouse.arrow_reads`)."""
+    wire speed; see `resources.warehouse.arrow_reads`), or, when no ADBC connection can be opened, in a
+    transaction of the engine like any other operation (same results, slower; logged once)."""
 
     def method(self: Warehouse, *args: P.args, **kwargs: P.kwargs) -> R:
-        return fn(self.reader, *args, **kwargs)
+        if not self._reader_failed:
+            try:
+                return fn(self.reader, *args, **kwargs)
+            except ReaderUnavailable as exc:
+                self._reader_failed = True
+                log.warning("reads go through the engine, not ADBC: %s", exc)
+        with self.engine.begin() as conn:
+            return fn(conn, *args, **kwargs)
 
     return method
 
@@ -106,6 +116,7 @@ class Warehouse:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._reader: ArrowReader | None = None
         self._reader_lock = threading.Lock()
+        self._reader_failed = False
 
     @property
     def reader(self) -> ArrowReader:

@@ -101,6 +101,11 @@ def render(statement: sa.TextClause, params: Mapping[str, Any]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[int(m.group(1)) - 1], sql)
 
 
+class ReaderUnavailable(RuntimeError):
+    """No ADBC connection could be opened (driver missing, or a URL libpq cannot use as it is: e.g. an
+    engine made with `creator=`); the message never contains the URL."""
+
+
 class ArrowReader:
     """A pool of ADBC connections to one database; safe to share between threads."""
 
@@ -133,14 +138,15 @@ class ArrowReader:
                 opened = False
         if not opened:
             return self._idle.get()
-        import adbc_driver_postgresql.dbapi as adbc
-
         try:
+            import adbc_driver_postgresql.dbapi as adbc
+
             return adbc.connect(self._uri, autocommit=True)
-        except Exception:
+        except Exception as exc:  # ImportError, or libpq refusing the URL: the caller may fall back
             with self._lock:
                 self._opened -= 1
-            raise
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ReaderUnavailable(f"{type(exc).__name__}: {reason.replace(self._uri, '<url>')}") from None
 
     def read(self, statement: sa.TextClause, params: Mapping[str, Any]) -> pa.Table:
         """The whole result of one statement (`render`)."""

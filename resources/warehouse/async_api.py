@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -35,12 +36,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from resources.database import async_url, create_engine, normalize_url, redact, warehouse_url
 from resources.settings import Settings
 from resources.warehouse.api import reader_connections, unhealthy
-from resources.warehouse.arrow_reads import ArrowReader
+from resources.warehouse.arrow_reads import ArrowReader, ReaderUnavailable
 from resources.warehouse.ops import with_operations
 from resources.warehouse.ops.common import generate_correlation_id
 from resources.warehouse.ops.operations import health_details
 from resources.warehouse.records import Health
 
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -61,10 +63,18 @@ def _on_reader(
     fn: Callable[Concatenate[Any, P], R],
 ) -> Callable[Concatenate[AsyncWarehouse, P], Coroutine[Any, Any, R]]:
     """An AsyncWarehouse coroutine method running the read `fn` on the ArrowReader (ADBC) in a worker
-    thread: ADBC decodes in C and releases the GIL, so the event loop stays free."""
+    thread: ADBC decodes in C and releases the GIL, so the event loop stays free. Without an ADBC
+    connection, on asyncpg in a transaction of its own (same results, slower; logged once)."""
 
     async def method(self: AsyncWarehouse, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await asyncio.to_thread(fn, self.reader, *args, **kwargs)
+        if not self._reader_failed:
+            try:
+                return await asyncio.to_thread(fn, self.reader, *args, **kwargs)
+            except ReaderUnavailable as exc:
+                self._reader_failed = True
+                log.warning("reads go through asyncpg, not ADBC: %s", exc)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(fn, *args, **kwargs)
 
     return method
 
@@ -105,6 +115,7 @@ class AsyncWarehouse:
         self._sync_engine: sa.Engine | None = None
         self._sync_lock = threading.Lock()
         self._reader: ArrowReader | None = None
+        self._reader_failed = False
 
     @property
     def reader(self) -> ArrowReader:
