@@ -33,7 +33,8 @@ def print_summary(report: DemoReport, echo: Echo) -> None:
     echo(f"  asset checks: {passed} passed, {len(report.checks) - passed} failed")
     for check in report.checks:
         if not check.passed:
-            echo(f"    FAILED ({check.severity}) {check.asset}: {check.name} — {check.description}")
+            day = f" [{check.partition}]" if check.partition else ""
+            echo(f"    FAILED ({check.severity}) {check.asset}: {check.name}{day} — {check.description}")
     echo("")
     caps = report.capabilities
     flags = ("hypertables", "native_partitions", "compression", "continuous_aggregates")

@@ -81,6 +81,7 @@ class Progress(logging.Handler):
                 passed=bool(evaluation.passed),
                 severity=getattr(evaluation.severity, "value", str(evaluation.severity)),
                 description=description,
+                partition=evaluation.partition,
             )
             self.report.checks.append(outcome)
             self.step_checks.setdefault(step, []).append(outcome)
@@ -105,6 +106,7 @@ class Progress(logging.Handler):
         if checks:
             return "\n".join(
                 f"  check {'ok  ' if c.passed else c.severity.lower():<5} {c.asset}: {c.name}"
+                + (f" [{c.partition}]" if c.partition else "")
                 + ("" if c.passed else f" — {c.description}")
                 for c in checks
             )

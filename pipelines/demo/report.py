@@ -30,6 +30,7 @@ class CheckOutcome:
     passed: bool
     severity: str
     description: str
+    partition: str | None = None  # the day a partitioned check evaluated (one outcome per day of a range)
 
 
 @dataclass

@@ -11,6 +11,13 @@ through `load_frame`:
 * `<dataset>_unique_key` (blocking, ERROR): the natural key duplicated in the real table within the
   checked window (impossible under the primary key; it guards loads that bypass it and tables without one).
 
+Partitioned checks report one result per daily partition, also in a single-run backfill of a range: each
+day of the run's range is checked on its own rows and recorded with its partition key
+(`dg.AssetCheckEvaluation(partition=...)`). Dagster plans one execution per partition of the run
+(`ASSET_CHECK_EVALUATION_PLANNED` carries the run's partition subset) and an `AssetCheckResult` of a
+range run has no partition, so the planned per-day executions would otherwise end "skipped" or
+"execution failed" in the UI although the check passed.
+
 The builder is shared; the checks sit next to their asset: each domain's `checks.py` calls `checks_of` for
 its checked datasets (`pipelines/datasets.py`). They target asset keys (`dg.AssetKey`), so this module
 imports no asset.
@@ -18,12 +25,15 @@ imports no asset.
 
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 from psycopg2 import sql as pgsql
 
 from pipelines.datasets import Dataset
@@ -56,10 +66,10 @@ def _run_start(context: dg.AssetCheckExecutionContext) -> datetime:
     return datetime.fromtimestamp(started, UTC) if started else datetime.now(UTC)
 
 
-def _window(context: dg.AssetCheckExecutionContext, dataset: str, partitioned: bool) -> tuple[str, dict]:
-    """(column, bounds) of the checked rows: the partition window, or what this run wrote."""
-    if partitioned:
-        window = context.partition_time_window
+def _window(context: dg.AssetCheckExecutionContext, dataset: str, partition: str | None) -> tuple[str, dict]:
+    """(column, bounds) of the checked rows: the partition's day, or what this run wrote (unpartitioned)."""
+    if partition is not None:
+        window = DAILY.time_window_for_partition_key(partition)
         return TIMESERIES[dataset].time_column, {"start": window.start, "end": window.end}
     return "ingested_at", {"start": _run_start(context), "end": datetime.max.replace(tzinfo=UTC)}
 
@@ -96,20 +106,30 @@ def _read_rows(engine: sa.Engine, dataset: str, column: str, bounds: dict) -> pd
     return typed
 
 
-def _quarantined(engine: sa.Engine, dataset: str, run_id: str) -> int:
+def _quarantined(engine: sa.Engine, dataset: str, run_id: str, partition: str | None) -> int:
+    """Rows of `dataset` this run quarantined (of one partition when given: loads label rows by day)."""
     from resources.quality.quarantine import count_quarantined
 
     with engine.connect() as conn:
-        return count_quarantined(conn, dataset, run_id=run_id)
+        return count_quarantined(conn, dataset, run_id=run_id, partition_key=partition)
 
 
-def _load_stats(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey) -> list[dict]:
-    """rows_fetched / rows_quarantined of this run's materializations of the asset (latest one otherwise)."""
+def _load_stats(
+    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, partition: str | None
+) -> list[dict]:
+    """rows_fetched / rows_quarantined of this run's materializations of the asset (of the partition when
+    given; the latest materialization otherwise)."""
     entries = context.instance.all_logs(context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-    found = [e for e in entries if e.asset_materialization and e.asset_materialization.asset_key == asset_key]
+    found = [
+        e
+        for e in entries
+        if e.asset_materialization
+        and e.asset_materialization.asset_key == asset_key
+        and (partition is None or e.asset_materialization.partition == partition)
+    ]
     if not found:
-        latest = context.instance.get_latest_materialization_event(asset_key)
-        found = [latest] if latest is not None else []
+        latest = _latest_materialization(context, asset_key, partition)
+        found = [latest.event_log_entry] if latest is not None else []
     stats = []
     for entry in found:
         meta = entry.asset_materialization.metadata
@@ -125,6 +145,69 @@ def _load_stats(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey) 
             }
         )
     return stats
+
+
+def _latest_materialization(
+    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, partition: str | None
+) -> dg.EventLogRecord | None:
+    """The latest materialization record of the asset (of one partition when given)."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition] if partition else None),
+        limit=1,
+    ).records
+    return records[0] if records else None
+
+
+# --------------------------------------------------------------------------------------------------------
+# One result per partition
+# --------------------------------------------------------------------------------------------------------
+
+# (context, partition or None) -> the check's result for that partition (or for the run, unpartitioned)
+Evaluate = Callable[[dg.AssetCheckExecutionContext, "str | None"], dg.AssetCheckResult]
+
+
+def _target(
+    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, partition: str
+) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """The materialization of the partition the result is about (the UI ties a result to it)."""
+    record = _latest_materialization(context, asset_key, partition)
+    if record is None:
+        return None
+    return AssetCheckEvaluationTargetMaterializationData(
+        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+    )
+
+
+def per_partition(
+    context: dg.AssetCheckExecutionContext,
+    asset_key: dg.AssetKey,
+    spec: dg.AssetCheckSpec,
+    evaluate: Evaluate,
+    partitioned: bool,
+) -> Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation | dg.Output]:
+    """The check's results: one evaluation per partition of the run (a range run included), each
+    recorded with its partition key; one plain result for an unpartitioned check.
+
+    A failed blocking ERROR evaluation still fails the step after all partitions are reported, so
+    downstream assets do not run (Dagster raises on it as it does for an `AssetCheckResult`).
+    """
+    if not partitioned:
+        yield evaluate(context, None)
+        return
+    for partition in context.partition_keys:
+        result = evaluate(context, partition)
+        yield dg.AssetCheckEvaluation(
+            asset_key=asset_key,
+            check_name=spec.name,
+            passed=result.passed,
+            metadata=result.metadata,
+            severity=result.severity,
+            description=result.description,
+            blocking=spec.blocking,
+            partition=partition,
+            target_materialization_data=_target(context, asset_key, partition),
+        )
+    yield dg.Output(None)  # the check's output (an `AssetCheckResult` yields it implicitly)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -160,22 +243,21 @@ def _build_checks(
             partitions_def=partitions_def,
         )
 
-    @check(
-        "expectations", f"GX suite of the {dataset} rules on the stored rows of the materialization (WARN)."
-    )
-    def expectations(
-        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    def spec(suffix: str, blocking: bool) -> dg.AssetCheckSpec:
+        return dg.AssetCheckSpec(f"{dataset}_{suffix}", asset=key, blocking=blocking)
+
+    def evaluate_expectations(
+        context: dg.AssetCheckExecutionContext, partition: str | None, engine: sa.Engine
     ) -> dg.AssetCheckResult:
         from resources.quality.expectations import validate
         from resources.quality.rules import load_rules
 
-        engine = warehouse.engine()
-        column, bounds = _window(context, dataset, partitioned)
+        column, bounds = _window(context, dataset, partition)
         frame = _read_rows(engine, dataset, column, bounds)
         with engine.connect() as conn:
             rules = load_rules(conn, dataset)
         result = validate(dataset, frame, rules)
-        quarantined = _quarantined(engine, dataset, context.run.run_id)
+        quarantined = _quarantined(engine, dataset, context.run.run_id, partition)
         failed = result["failed"]
         metadata = {
             "rows_checked": len(frame),
@@ -199,15 +281,23 @@ def _build_checks(
         )
 
     @check(
-        "quarantine_fraction",
-        f"Blocks downstream when more than max_fraction of the {dataset} rows were quarantined.",
-        blocking=True,
+        "expectations", f"GX suite of the {dataset} rules on the stored rows of the materialization (WARN)."
     )
-    def quarantine_fraction(
-        context: dg.AssetCheckExecutionContext, config: QuarantineFractionConfig, warehouse: WarehouseResource
+    def expectations(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> Iterator:
+        engine = warehouse.engine()
+        yield from per_partition(
+            context,
+            key,
+            spec("expectations", False),
+            lambda ctx, partition: evaluate_expectations(ctx, partition, engine),
+            partitioned,
+        )
+
+    def evaluate_fraction(
+        context: dg.AssetCheckExecutionContext, partition: str | None, engine: sa.Engine, max_fraction: float
     ) -> dg.AssetCheckResult:
-        stats = _load_stats(context, key)
-        quarantined_run = _quarantined(warehouse.engine(), dataset, context.run.run_id)
+        stats = _load_stats(context, key, partition)
+        quarantined_run = _quarantined(engine, dataset, context.run.run_id, partition)
         if not stats:
             return dg.AssetCheckResult(
                 passed=True,
@@ -218,33 +308,42 @@ def _build_checks(
             )
         worst = max(stats, key=lambda s: s["quarantined"] / s["fetched"] if s["fetched"] else 0.0)
         fraction = worst["quarantined"] / worst["fetched"] if worst["fetched"] else 0.0
-        passed = fraction <= config.max_fraction
         return dg.AssetCheckResult(
-            passed=passed,
+            passed=fraction <= max_fraction,
             severity=dg.AssetCheckSeverity.ERROR,
             metadata={
                 "fraction": dg.MetadataValue.float(round(fraction, 6)),
-                "max_fraction": dg.MetadataValue.float(config.max_fraction),
+                "max_fraction": dg.MetadataValue.float(max_fraction),
                 "rows_fetched": worst["fetched"],
                 "rows_quarantined": worst["quarantined"],
                 "quarantined_this_run": quarantined_run,
                 "materializations": dg.MetadataValue.json(stats[:20]),
             },
-            description=f"{fraction:.2%} of the fetched rows quarantined (max {config.max_fraction:.2%})",
+            description=f"{fraction:.2%} of the fetched rows quarantined (max {max_fraction:.2%})",
         )
 
     @check(
-        "unique_key",
-        f"Blocks downstream when a natural key of {dataset} is stored more than once.",
+        "quarantine_fraction",
+        f"Blocks downstream when more than max_fraction of the {dataset} rows were quarantined.",
         blocking=True,
     )
-    def unique_key(
-        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-    ) -> dg.AssetCheckResult:
-        column, bounds = _window(context, dataset, partitioned)
-        dups = _query(
-            warehouse.engine(), _compose("common/quality_check_duplicates", dataset, column), bounds
+    def quarantine_fraction(
+        context: dg.AssetCheckExecutionContext, config: QuarantineFractionConfig, warehouse: WarehouseResource
+    ) -> Iterator:
+        engine = warehouse.engine()
+        yield from per_partition(
+            context,
+            key,
+            spec("quarantine_fraction", True),
+            lambda ctx, partition: evaluate_fraction(ctx, partition, engine, config.max_fraction),
+            partitioned,
         )
+
+    def evaluate_unique(
+        context: dg.AssetCheckExecutionContext, partition: str | None, engine: sa.Engine
+    ) -> dg.AssetCheckResult:
+        column, bounds = _window(context, dataset, partition)
+        dups = _query(engine, _compose("common/quality_check_duplicates", dataset, column), bounds)
         groups = int(dups["groups"].iloc[0]) if "groups" in dups and len(dups) else 0
         metadata = {
             "key": ", ".join(key_columns(dataset)),
@@ -255,6 +354,21 @@ def _build_checks(
             metadata["sample"] = dg.MetadataValue.json(records(dups.drop(columns=["groups"]).head(SHOWN)))
         return dg.AssetCheckResult(
             passed=groups == 0, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata
+        )
+
+    @check(
+        "unique_key",
+        f"Blocks downstream when a natural key of {dataset} is stored more than once.",
+        blocking=True,
+    )
+    def unique_key(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> Iterator:
+        engine = warehouse.engine()
+        yield from per_partition(
+            context,
+            key,
+            spec("unique_key", True),
+            lambda ctx, partition: evaluate_unique(ctx, partition, engine),
+            partitioned,
         )
 
     return [expectations, quarantine_fraction, unique_key]
