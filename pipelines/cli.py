@@ -13,6 +13,7 @@ from datetime import datetime
 import click
 
 from pipelines.backup_cli import backup, restore
+from pipelines.cold_cli import cold
 from pipelines.quality_cli import archive, quarantine
 from resources.settings import ConfigurationError
 
@@ -153,6 +154,7 @@ cli.add_command(quarantine)
 cli.add_command(archive)
 cli.add_command(backup)
 cli.add_command(restore)
+cli.add_command(cold)
 
 
 def main() -> None:

@@ -143,7 +143,7 @@ class MaintenancePlan:
                 (
                     d.table,
                     d.piece,
-                    d.action,
+                    d.label,
                     ", ".join(d.intervals) or "all",
                     _ts(d.start),
                     _ts(d.end),

@@ -12,6 +12,9 @@ maintenance:
   retention:                   # whole chunks / partitions older than this are dropped; unlisted: forever
     ohlcv: {1m: 90d}           # per candle interval; other intervals (and the 1h/1d aggregates) forever
     market_trades: 30d
+  cold:                        # optional: export expired pieces to Parquet before they are dropped
+    ohlcv: /srv/cold           # per table (a folder or an fsspec URL such as s3://bucket/cold) ...
+  # cold: /srv/cold            # ... or one location for every table with a retention
 ```
 
 Durations use the project's interval notation (`resources.intervals`: '90d', '12h', '4w'); `forever` or
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from resources.intervals import IntervalError, interval_to_timedelta, validate_interval
 from resources.models import TIMESERIES
@@ -51,6 +55,12 @@ class MaintenancePolicy:
     retention: Mapping[str, Mapping[str, timedelta]] = field(default_factory=dict)
     compress_after: timedelta = timedelta(days=7)
     compress_tables: tuple[str, ...] = COMPRESSIBLE_TABLES
+    # table (or '*' for every table) -> cold location; retention exports there before it drops.
+    cold: Mapping[str, str] = field(default_factory=dict)
+
+    def cold_for(self, table: str) -> str | None:
+        """Where `table`'s expired rows are exported before they leave, or None (dropped for good)."""
+        return self.cold.get(table, self.cold.get(ALL_INTERVALS))
 
     def retention_for(self, table: str, interval: str | None = None) -> timedelta | None:
         """Max age of `table`'s rows (of `interval` for per-interval tables), or None for forever."""
@@ -69,12 +79,23 @@ class MaintenancePolicy:
                 key = table if interval == ALL_INTERVALS else f"{table}[{interval}]"
                 out[key] = format_age(age)
         out["compress_after"] = format_age(self.compress_after)
+        for table, location in sorted(self.cold.items()):
+            out["cold" if table == ALL_INTERVALS else f"cold[{table}]"] = redact_location(location)
         return out
 
 
 def format_age(delta: timedelta) -> str:
     """A duration as days for people and metadata: 90 days -> "90d", 12 hours -> "0.5d"."""
     return f"{delta.total_seconds() / 86400:g}d"
+
+
+def redact_location(location: str) -> str:
+    """A cold location for logs and metadata: a password written in an URL is replaced by ***."""
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 # No retention: deleting data must be a decision of the user, never a default (issue 11: a default
@@ -104,11 +125,11 @@ def parse_policy(raw: Any, where: str = "maintenance") -> MaintenancePolicy:
         return DEFAULT_POLICY
     if not isinstance(raw, Mapping):
         raise ConfigurationError(f"{where}: `maintenance` must be a mapping")
-    unknown = set(raw) - {"compression", "retention"}
+    unknown = set(raw) - {"compression", "retention", "cold"}
     if unknown:
         raise ConfigurationError(
             f"{where}: unknown key(s) maintenance.{', maintenance.'.join(sorted(map(str, unknown)))} "
-            "(expected compression, retention)"
+            "(expected compression, retention, cold)"
         )
     compress_after, compress_tables = DEFAULT_POLICY.compress_after, DEFAULT_POLICY.compress_tables
     compression = raw.get("compression")
@@ -135,8 +156,31 @@ def parse_policy(raw: Any, where: str = "maintenance") -> MaintenancePolicy:
             else:
                 retention.pop(str(table), None)
     return MaintenancePolicy(
-        retention=retention, compress_after=compress_after, compress_tables=compress_tables
+        retention=retention,
+        compress_after=compress_after,
+        compress_tables=compress_tables,
+        cold=_cold(raw.get("cold"), where),
     )
+
+
+def _cold(value: Any, where: str) -> dict[str, str]:
+    """`cold: <location>` (every table) or `cold: {table: location}`; a relative folder stays relative to the
+    working directory, like the landing folder."""
+    if value is None:
+        return {}
+    if isinstance(value, str) and value.strip():
+        return {ALL_INTERVALS: value.strip()}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{where}: maintenance.cold takes a folder / URL, or a mapping table -> one")
+    out: dict[str, str] = {}
+    for table, location in value.items():
+        if str(table) != ALL_INTERVALS and str(table) not in TIMESERIES:
+            known = ", ".join(sorted(TIMESERIES))
+            raise ConfigurationError(f"{where}: maintenance.cold.{table}: not a time-series table ({known})")
+        if not isinstance(location, str) or not location.strip():
+            raise ConfigurationError(f"{where}: maintenance.cold.{table}: expected a folder or an URL")
+        out[str(table)] = location.strip()
+    return out
 
 
 def _retention_rules(table: str, spec: Any, where: str) -> dict[str, timedelta]:

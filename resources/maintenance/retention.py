@@ -10,6 +10,11 @@ only the expired intervals' rows are deleted from it (the 1h/1d candles stay). B
 ohlcv the aggregates are refreshed, and a piece that still holds dirty (not yet aggregated) hours — a
 load committed meanwhile — is kept and reported, so raw candles never leave before their 1h/1d buckets.
 
+With a cold tier configured for the table (`maintenance: cold:`), the rows leaving a piece are first
+exported to Parquet (`resources.maintenance.cold`) in the transaction that removes them, after the piece is
+locked against writes; the drop or delete happens only once the files are verified, and a failed export
+keeps the piece and records the error (event 'retention_export_failed').
+
 Nothing expires unless the policy lists it (the default policy has no retention). Every drop or delete is
 recorded in `system_events` in the transaction that does it (source 'maintenance', component
 'retention'): table, piece, intervals, time range, rows counted just before, bytes of a dropped piece.
@@ -35,9 +40,10 @@ from resources.maintenance.aggregates import (
     pending_buckets,
     refresh_aggregates,
 )
+from resources.maintenance.cold import ColdExportError, export_piece
 from resources.maintenance.compression import LOCK_NOT_AVAILABLE, LOCK_TIMEOUT
 from resources.maintenance.pieces import Piece, composed, list_pieces, piece_sizes
-from resources.maintenance.policy import ALL_INTERVALS, MaintenancePolicy, format_age
+from resources.maintenance.policy import ALL_INTERVALS, MaintenancePolicy, format_age, redact_location
 from resources.models import TIMESERIES
 from resources.sqlfiles import sql_text
 from resources.warehouse.ops.operations import log_event
@@ -48,10 +54,12 @@ DROPPED = "dropped"
 ROWS_DELETED = "rows deleted"
 KEPT_DIRTY = "kept: hours not yet aggregated"
 BUSY = "busy (lock timeout), retried next run"
+EXPORT_FAILED = "kept: cold export failed"
 
 EVENT_SOURCE = "maintenance"
 EVENT_COMPONENT = "retention"
 EVENT_TYPES = {DROPPED: "retention_drop", ROWS_DELETED: "retention_delete"}
+EXPORT_FAILED_EVENT = "retention_export_failed"
 
 Rules = Mapping[str, timedelta]
 Sizes = Callable[[sa.Connection], dict[tuple[str, str], int]]
@@ -75,6 +83,16 @@ class PieceAction:
     bytes: int | None = None
     rows_by_interval: Mapping[str, int] = field(default_factory=dict)  # ohlcv only
     schema: str = ""
+    export_to: str | None = None  # the cold location the rows go to first (redacted), None: dropped for good
+    exported: Mapping[str, object] = field(default_factory=dict)  # files, rows, bytes of the export
+    error: str | None = None  # EXPORT_FAILED: why
+
+    @property
+    def label(self) -> str:
+        """The action as people read it: "export then drop" when a cold tier receives the rows first."""
+        if self.export_to and self.action in (DROPPED, ROWS_DELETED):
+            return f"export then {'drop' if self.action == DROPPED else 'delete rows'}"
+        return self.action
 
     def record(self) -> dict[str, object]:
         """Flat, JSON-ready form (metadata tables, `maintenance plan --json`, system_events details)."""
@@ -88,6 +106,8 @@ class PieceAction:
             "rows": self.rows,
             "rows_by_interval": dict(self.rows_by_interval),
             "bytes": self.bytes,
+            **({"export_to": self.export_to, "exported": dict(self.exported)} if self.export_to else {}),
+            **({"error": self.error} if self.error else {}),
         }
 
 
@@ -132,12 +152,15 @@ class RetentionResult:
             "rows_deleted": sum(a.rows or 0 for a in self.of(ROWS_DELETED)),
             "pieces_kept_dirty": len(self.of(KEPT_DIRTY)),
             "pieces_busy": len(self.of(BUSY)),
+            "pieces_exported": sum(1 for a in self.removed if a.exported),
+            "rows_exported": sum(int(a.exported.get("rows", 0)) for a in self.removed),
+            "export_failures": len(self.of(EXPORT_FAILED)),
             "seconds": round(self.seconds, 3),
         }
         if self.refresh is not None:
             out["refreshed_dirty_hours"] = self.refresh.dirty_hours
         for action in self.actions:
-            if action.action in (KEPT_DIRTY, BUSY):
+            if action.action in (KEPT_DIRTY, BUSY, EXPORT_FAILED):
                 out[f"{action.table}/{action.piece}"] = (
                     f"{action.action}: [{action.start.isoformat()}, {action.end.isoformat()})"
                 )
@@ -193,6 +216,7 @@ def plan_retention(
     planned: list[PieceAction] = []
     for table, rules in sorted(policy.retention.items()):
         sizes = _sizes_once(caps, table)
+        cold = _shown(policy.cold_for(table))
         future = [p for p in created if p.table == table]
         for piece in sorted(list_pieces(conn, caps, table) + future, key=_oldest_first):
             expiry = decide(conn, table, rules, piece, now)
@@ -201,10 +225,14 @@ def plan_retention(
             rows, by_interval = count_rows(conn, expiry)
             if expiry.action == ROWS_DELETED:
                 if rows:
-                    planned.append(expiry.outcome(ROWS_DELETED, rows, rows_by_interval=by_interval))
+                    planned.append(
+                        expiry.outcome(ROWS_DELETED, rows, rows_by_interval=by_interval, export_to=cold)
+                    )
                 continue
             size = sizes(conn).get((piece.schema, piece.name))
-            planned.append(expiry.outcome(DROPPED, rows, bytes=size, rows_by_interval=by_interval))
+            planned.append(
+                expiry.outcome(DROPPED, rows, bytes=size, rows_by_interval=by_interval, export_to=cold)
+            )
     return planned
 
 
@@ -232,12 +260,17 @@ def apply_retention(
         with engine.connect() as conn:
             pieces = [p for p in list_pieces(conn, caps, table) if not p.is_default]
         sizes = _sizes_once(caps, table)
+        cold = policy.cold_for(table)
         for piece in pieces:
-            action = _expire(engine, caps, rules, piece, result.now, sizes, run_id)
+            action = _expire(engine, caps, rules, piece, result.now, sizes, run_id, cold)
             if action is not None:
                 result.actions.append(action)
     result.seconds = time.perf_counter() - began
     return result
+
+
+def _shown(location: str | None) -> str | None:
+    return None if location is None else redact_location(location)
 
 
 def _oldest_first(piece: Piece) -> tuple[bool, datetime]:
@@ -265,6 +298,23 @@ def _expire(
     now: datetime,
     sizes: Sizes,
     run_id: str | None,
+    cold: str | None = None,
+) -> PieceAction | None:
+    try:
+        return _expire_piece(engine, caps, rules, piece, now, sizes, run_id, cold)
+    except ColdExportError as exc:
+        return _export_failed(engine, rules, piece, now, run_id, cold, exc)
+
+
+def _expire_piece(
+    engine: sa.Engine,
+    caps: Capabilities,
+    rules: Rules,
+    piece: Piece,
+    now: datetime,
+    sizes: Sizes,
+    run_id: str | None,
+    cold: str | None,
 ) -> PieceAction | None:
     table = piece.table
     try:
@@ -276,18 +326,26 @@ def _expire(
             if expiry.guarded and (dirty := pending_buckets(conn, piece.start, piece.end)):
                 log.warning("%s keeps %s: %d hours not yet aggregated", table, piece.name, dirty)
                 return expiry.outcome(KEPT_DIRTY, dirty)
+            if cold is not None:
+                # No write may reach the piece between the export and the drop: rows would be lost.
+                conn.execute(sa.text(f"LOCK TABLE {piece.qualified} IN SHARE MODE"))
             rows, by_interval = count_rows(conn, expiry)
+            exported: dict[str, object] = {}
+            if cold is not None and rows:
+                intervals = expiry.intervals if expiry.action == ROWS_DELETED else ()
+                exported = export_piece(conn, piece, cold, rows, intervals, run_id).record()
+            extra = {"export_to": _shown(cold), "exported": exported} if cold is not None else {}
             if expiry.action == ROWS_DELETED:
                 if not rows:
                     return None
                 params = {"start": piece.start, "end": piece.end, "expired": list(expiry.intervals)}
                 deleted = conn.execute(sql_text("common/ohlcv_delete_intervals"), params).rowcount
-                outcome = expiry.outcome(ROWS_DELETED, deleted, rows_by_interval=by_interval)
+                outcome = expiry.outcome(ROWS_DELETED, deleted, rows_by_interval=by_interval, **extra)
             else:
                 size = sizes(conn).get((piece.schema, piece.name))
                 if not _drop(conn, caps, piece):
                     return None  # already gone (a concurrent run): nothing to record
-                outcome = expiry.outcome(DROPPED, rows, bytes=size, rows_by_interval=by_interval)
+                outcome = expiry.outcome(DROPPED, rows, bytes=size, rows_by_interval=by_interval, **extra)
             # The drop (or delete) waited for any load still writing into the piece; such a load recorded
             # its hours in the dirty log in the same transaction, so it is visible now: undo, keep the piece.
             if expiry.guarded and (dirty := pending_buckets(conn, piece.start, piece.end)):
@@ -301,6 +359,47 @@ def _expire(
             raise
         log.warning("%s: %s is busy (lock timeout), left for the next run", table, piece.name)
         return PieceAction(table, piece.name, piece.start, piece.end, BUSY, schema=piece.schema)
+
+
+def _export_failed(
+    engine: sa.Engine,
+    rules: Rules,
+    piece: Piece,
+    now: datetime,
+    run_id: str | None,
+    cold: str | None,
+    exc: ColdExportError,
+) -> PieceAction:
+    """The piece stays (its transaction rolled back); the error goes to system_events and the step."""
+    action = PieceAction(
+        piece.table,
+        piece.name,
+        piece.start,
+        piece.end,
+        EXPORT_FAILED,
+        schema=piece.schema,
+        export_to=_shown(cold),
+        error=str(exc),
+    )
+    message = f"retention kept {piece.table} {piece.schema}.{piece.name}: the export to the cold tier failed ({exc})"
+    details = {
+        **action.record(),
+        "retention": {interval: format_age(age) for interval, age in sorted(rules.items())},
+        "now": now.isoformat(),
+        "run_id": run_id,
+    }
+    with engine.begin() as conn:
+        log_event(
+            conn,
+            "error",
+            EVENT_SOURCE,
+            EXPORT_FAILED_EVENT,
+            message,
+            component=EVENT_COMPONENT,
+            details=details,
+        )
+    log.error("%s", message)
+    return action
 
 
 def _record(

@@ -21,6 +21,7 @@ from resources.intervals import interval_to_timedelta, validate_interval
 from resources.models import MarketTrade as MarketTradeModel
 from resources.models import OrderbookSnapshot as OrderbookModel
 from resources.sqlfiles import sql_text
+from resources.warehouse import cold as cold_tier
 from resources.warehouse.aggregates import aggregate_query
 from resources.warehouse.ops.common import (
     R,
@@ -40,6 +41,7 @@ from resources.warehouse.records import (
     Trade,
     VolumeLevel,
     frame_from_arrow,
+    from_arrow,
     from_row,
     to_frame,
     utc,
@@ -134,11 +136,20 @@ def get_ohlcv(
     end: datetime | None = None,
     limit: int | None = None,
     source: OhlcvSource = "auto",
+    cold: bool = True,
 ) -> list[Candle]:
     """Candles of one series in time order (seed 004's `get_range`); '1h'/'1d' fall back to the aggregates
-    when no such candles are stored (see `_ohlcv_statement`). Bounds as in `sql/common/get_ohlcv.sql`."""
+    when no such candles are stored (see `_ohlcv_statement`). Bounds as in `sql/common/get_ohlcv.sql`.
+
+    With `cold` (default), candles retention exported to the cold tier fill the part of the range no longer
+    in the database (`resources.warehouse.cold`); `get_ohlcv_frame` says which part came from where."""
     params = _ohlcv_params(exchange, symbol, interval, start, end, limit)
-    return fetch_all(conn, _ohlcv_statement(conn, params, source), Candle, params)
+    candles = fetch_all(conn, _ohlcv_statement(conn, params, source), Candle, params)
+    if not cold or not _cold_ohlcv_files(conn, params, [symbol]).num_rows:
+        return candles
+    return from_arrow(
+        Candle, get_ohlcv_frame(conn, exchange, symbol, interval, start, end, limit, source, as_arrow=True)
+    )
 
 
 def get_ohlcv_frame(
@@ -152,6 +163,7 @@ def get_ohlcv_frame(
     source: OhlcvSource = "auto",
     *,
     as_arrow: bool = False,
+    cold: bool = True,
 ) -> pd.DataFrame | pa.Table:
     """Candles of one series, or of many in one query (`symbol` a list; ordered by symbol then time,
     `limit` per series), as a DataFrame typed like `to_frame(get_ohlcv(...))` or, with `as_arrow=True`, an
@@ -168,7 +180,18 @@ def get_ohlcv_frame(
     table = concat(tables, schema)
     if stored and aggregated:
         table = table.sort_by([("symbol", "ascending"), ("time", "ascending")])
-    return table if as_arrow else frame_from_arrow(table)
+    files = _cold_ohlcv_files(conn, params, symbols) if cold else None
+    if files is not None and files.num_rows:
+        rows = cold_tier.read_files(files, schema, params["start"], params["end"], symbols)
+        table = cold_tier.merge_tiers(table, rows, ("symbol", "time"), ("symbol", "time"), params["limit"])
+    return table if as_arrow else cold_tier.with_tiers(frame_from_arrow(table), table)
+
+
+def _cold_ohlcv_files(conn: Source, params: Mapping[str, Any], symbols: list[str]) -> pa.Table:
+    """The cold-tier files of the series in the read's range (most often none: one indexed lookup)."""
+    return cold_tier.cold_files(
+        conn, "ohlcv", params["start"], params["end"], params["exchange"], symbols, params["interval"]
+    )
 
 
 _OHLCV_COLUMNS = (
