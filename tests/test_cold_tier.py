@@ -32,6 +32,7 @@ from resources.maintenance.plan import plan_maintenance
 from resources.maintenance.policy import parse_policy
 from resources.settings import ConfigurationError
 from resources.warehouse import upsert_dataframe
+from resources.warehouse.api import Warehouse
 from resources.warehouse.cold import COLD, DATABASE
 from resources.warehouse.ops.common import MAX_TIME, MIN_TIME
 from resources.warehouse.ops.market import get_ohlcv, get_ohlcv_frame
@@ -173,6 +174,12 @@ def test_retention_with_a_cold_tier_loses_nothing_and_reads_span_both_tiers(any_
         tiers = frame.attrs["tiers"]
         btc = [(t["tier"], t["rows"]) for t in tiers if t["symbol"] == "BTC/USDT"]
         assert btc == [(COLD, 3 * 1440), (DATABASE, 600)]
+        # The storage API reads through ADBC (ArrowReader): the same series.
+        with Warehouse(any_backend_url) as wh:
+            assert wh.get_ohlcv("testex", "BTC/USDT", "1m") == series_before
+            api_frame = wh.get_ohlcv_frame("testex", "BTC/USDT", "1m", start=OLD + DAY, end=NOW)
+        assert len(api_frame) == 2 * 1440 + 600
+        assert [t["tier"] for t in api_frame.attrs["tiers"]] == [COLD, DATABASE]
     finally:
         engine.dispose()
 
