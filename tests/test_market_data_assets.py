@@ -94,25 +94,28 @@ def test_three_partitions_backfill_in_one_run_then_write_nothing(any_backend_url
     resources = synthetic_resources(any_backend_url, tmp_path)
     first = dg.materialize([market_data.ohlcv], resources=resources, tags=RANGE_TAGS)
 
-    partitions = sorted(e.partition for e in first.get_asset_materialization_events())
-    assert partitions == ["2024-03-01", "2024-03-02", "2024-03-03"]  # one run, three partitions
-    event = first.get_asset_materialization_events()[0].materialization.metadata
-    assert event["rows_inserted"].value == 72 and event["dagster/row_count"].value == 72
-    assert event["rows_quarantined"].value == 0
-    assert event["dagster/table_name"].value == "public.ohlcv"
-    assert "2024-03-01T00:00:00+00:00" in event["time_range"].value
+    events = {e.partition: e.materialization.metadata for e in first.get_asset_materialization_events()}
+    assert sorted(events) == ["2024-03-01", "2024-03-02", "2024-03-03"]  # one run, three partitions
+    for day, event in events.items():  # each partition carries its own day's counts, not the range's
+        assert event["rows_inserted"].value == 24 and event["dagster/row_count"].value == 24
+        assert event["rows_fetched"].value == 24 and event["rows_quarantined"].value == 0
+        assert event["dagster/table_name"].value == "public.ohlcv"
+        assert event["time_range"].value.startswith(f"{day}T00:00:00+00:00")
+        assert event["window"].value.startswith(f"{day}T00:00:00+00:00")
     engine = resources["warehouse"].engine()
     assert count(engine, "ohlcv") == 72
 
     second = dg.materialize([market_data.ohlcv], resources=resources, tags=RANGE_TAGS)
-    again = second.get_asset_materialization_events()[0].materialization.metadata
-    assert again["ranges_requested"].value == 0 and again["requests"].value == 0  # coverage: nothing to ask
-    assert again["rows_inserted"].value == again["rows_updated"].value == 0
+    for event in second.get_asset_materialization_events():
+        again = event.materialization.metadata
+        assert again["ranges_requested"].value == 0 and again["requests"].value == 0  # coverage: nothing
+        assert again["rows_inserted"].value == again["rows_updated"].value == 0
+        assert again["dagster/row_count"].value == 24  # the stored rows of the day, not what the run wrote
 
     config = {"ops": {"ohlcv": {"config": {"refetch": True}}}}
     third = dg.materialize([market_data.ohlcv], resources=resources, tags=RANGE_TAGS, run_config=config)
     forced = third.get_asset_materialization_events()[0].materialization.metadata
-    assert forced["rows_fetched"].value == 72 and forced["rows_unchanged"].value == 72
+    assert forced["rows_fetched"].value == 24 and forced["rows_unchanged"].value == 24
     assert forced["rows_inserted"].value == forced["rows_updated"].value == 0
     assert count(engine, "ohlcv") == 72
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -170,3 +171,117 @@ def test_a_failing_partition_reads_failed_with_its_severity_and_the_others_succe
     assert [(e["partition"], e["status"], e["evaluation"]["severity"]) for e in mine] == [
         ("2024-03-02", "FAILED", "ERROR")
     ]
+
+
+MATERIALIZATIONS_QUERY = """
+query Materializations($assetKey: AssetKeyInput!, $partitions: [String!]) {
+  assetOrError(assetKey: $assetKey) {
+    ... on Asset {
+      assetMaterializations(partitions: $partitions) {
+        partition runId
+        metadataEntries { label ... on IntMetadataEntry { intValue } }
+      }
+    }
+  }
+}
+"""
+
+
+def materializations(instance, asset: str, run_id: str) -> dict[str, dict[str, int]]:
+    """The integer metadata of each partition's materialization by the run, as the UI lists them."""
+    data = graphql(instance, MATERIALIZATIONS_QUERY, assetKey={"path": [asset]}, partitions=DAYS)
+    return {
+        m["partition"]: {e["label"]: e["intValue"] for e in m["metadataEntries"] if "intValue" in e}
+        for m in data["assetOrError"]["assetMaterializations"]
+        if m["runId"] == run_id
+    }
+
+
+def test_each_partition_of_a_range_run_carries_its_own_counts(instance, db_url, tmp_path, engine):
+    resources = synthetic_resources(db_url, tmp_path)
+    # The middle day is loaded first, so the range run inserts into the first and last days only.
+    assert backfill_ohlcv(instance, resources, partition_key="2024-03-02").success
+    result = backfill_ohlcv(instance, resources, tags=RANGE_TAGS)
+    assert result.success
+
+    by_day = materializations(instance, "ohlcv", result.run_id)
+    assert sorted(by_day) == DAYS
+    with engine.connect() as conn:
+        stored = dict(
+            conn.execute(sa.text("SELECT to_char(time, 'YYYY-MM-DD'), count(*) FROM ohlcv GROUP BY 1")).all()
+        )
+    assert stored == dict.fromkeys(DAYS, 24)
+    inserted = {day: m["rows_inserted"] for day, m in by_day.items()}
+    assert inserted == {"2024-03-01": 24, "2024-03-02": 0, "2024-03-03": 24}
+    for day, meta in by_day.items():
+        assert meta["dagster/row_count"] == stored[day], day  # the stored rows of that day, not the range's
+        assert meta["rows_fetched"] == inserted[day] + meta["rows_unchanged"] + meta["rows_quarantined"]
+
+
+REPOSITORY_QUERY = """
+{
+  repositoriesOrError {
+    ... on RepositoryConnection {
+      nodes {
+        name location { name }
+        schedules { name description pipelineName executionTimezone }
+        jobs { name description isAssetJob }
+      }
+    }
+  }
+}
+"""
+
+JOB_PARTITIONS_QUERY = """
+query Job($selector: PipelineSelector!) {
+  pipelineOrError(params: $selector) {
+    ... on Pipeline { partitionKeysOrError { ... on PartitionKeys { partitionKeys } } }
+  }
+}
+"""
+
+DRY_RUN = """
+mutation Tick($selector: ScheduleSelector!, $timestamp: Float) {
+  scheduleDryRun(selectorData: $selector, timestamp: $timestamp) {
+    ... on DryRunInstigationTick {
+      evaluationResult { runRequests { runKey jobName tags { key value } } skipReason error { message } }
+    }
+  }
+}
+"""
+
+# (schedule, tick time UTC, the partition its run loads)
+TICKS = [
+    ("daily_market_data", "2024-03-05T00:15:00", "2024-03-04"),
+    ("intraday_market_data", "2024-03-05T13:45:00", "2024-03-05"),
+    ("daily_derived", "2024-03-05T00:45:00", "2024-03-04"),
+]
+
+
+def test_schedules_are_described_and_every_tick_names_its_partition(instance):
+    (repo,) = graphql(instance, REPOSITORY_QUERY)["repositoriesOrError"]["nodes"]
+    location = {"repositoryName": repo["name"], "repositoryLocationName": repo["location"]["name"]}
+    schedules = {s["name"]: s for s in repo["schedules"]}
+    jobs = {j["name"]: j for j in repo["jobs"] if not j["name"].startswith("__")}
+    assert all(s["description"] for s in schedules.values()), schedules
+    assert all(j["description"] for j in jobs.values()), jobs
+
+    for name, at, partition in TICKS:
+        schedule = schedules[name]
+        assert schedule["executionTimezone"] == "UTC"
+        # The schedule's job is partitioned by day: the tick's partition is one of its keys.
+        job = graphql(
+            instance, JOB_PARTITIONS_QUERY, selector={**location, "pipelineName": schedule["pipelineName"]}
+        )
+        keys = job["pipelineOrError"]["partitionKeysOrError"]["partitionKeys"]
+        assert partition in keys and keys == sorted(keys)
+
+        timestamp = datetime.fromisoformat(at).replace(tzinfo=UTC).timestamp()
+        tick = graphql(instance, DRY_RUN, selector={**location, "scheduleName": name}, timestamp=timestamp)[
+            "scheduleDryRun"
+        ]["evaluationResult"]
+        assert tick["error"] is None and tick["skipReason"] is None, tick
+        (request,) = tick["runRequests"]
+        tags = {t["key"]: t["value"] for t in request["tags"]}
+        assert tags["dagster/partition"] == partition, (name, tags)
+        assert partition in request["runKey"]

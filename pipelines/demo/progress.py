@@ -63,10 +63,10 @@ class Progress(logging.Handler):
             mat = event.event_specific_data.materialization
             name = mat.asset_key.to_user_string()
             written = _written(mat.metadata)
-            # A range run reports one materialization per partition with the step's totals: count once.
+            # A range run reports one materialization per partition, each with its own day's counts.
             seen = self.step_written.setdefault(step, {})
-            if written is not None and name not in seen:
-                seen[name] = written
+            if written is not None:
+                seen[name] = seen.get(name, 0) + written
                 self.report.rows_written[name] += written
                 self.run_written[name] += written
         elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:

@@ -79,19 +79,30 @@ class DayRun:
 
     @property
     def row_count(self) -> int:
-        """Rows of the asset over the window (Dagster's dagster/row_count)."""
+        """Rows of the asset over the window (the sum of the days' stored rows)."""
         return sum(o.row_count for o in self.outputs.values())
 
+    def partition_metadata(self) -> dict[str, dict]:
+        """Each day's own counts, by partition key: a range run's materializations are one per day, and
+        each says what its day holds (`dagster/row_count`: the day's stored rows) and what it wrote."""
+        return {
+            key: {
+                "dagster/row_count": o.row_count,
+                "rows_in": o.rows_in,
+                "rows_out": o.rows_out,
+                "rows_written": o.written,
+                "day_data_version": o.version,
+            }
+            for key, o in self.outputs.items()
+        }
+
     def result(self, extra: dict | None = None) -> dg.MaterializeResult:
-        """The materialization: counts summed over the days, the per-day versions and their combination."""
+        """What every day of the run shares: column lineage, the per-day versions and their combination
+        (the run's data version), the asset's extra metadata (plots, summaries of the run)."""
         outs = self.outputs
         version = lineage.content_version([{"day": k, "version": o.version} for k, o in outs.items()])
         metadata = {
-            "dagster/row_count": self.row_count,
             "dagster/column_lineage": column_lineage(self.asset),
-            "rows_in": sum(o.rows_in for o in outs.values()),
-            "rows_out": sum(o.rows_out for o in outs.values()),
-            "rows_written": sum(o.written for o in outs.values()),
             "data_versions": dg.MetadataValue.json({k: o.version for k, o in outs.items()}),
             **(extra or {}),
         }
@@ -178,6 +189,8 @@ def derived_asset(steps: type[DerivedSteps]) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         asset = steps(context, warehouse.engine(), analytics)
         run = materialize_days(context, steps.name, steps.code_version, asset.day)
+        for key, metadata in run.partition_metadata().items():
+            context.add_asset_metadata(metadata, partition_key=key)
         return run.result(asset.extra(run))
 
     return compute

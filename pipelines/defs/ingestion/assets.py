@@ -18,7 +18,6 @@ from pipelines.datasets import dataset
 from pipelines.partitions import WAREHOUSE_POOL
 from pipelines.table_metadata import table_metadata
 from resources.dagster_resources import LandingFolderResource, WarehouseResource
-from resources.files import ledger
 from resources.files.landing import FileReport, FolderReport, load_landing_folder
 
 DATASET = dataset("historical_files")
@@ -92,11 +91,11 @@ def _shown(report: FolderReport) -> list[FileReport]:
     return sorted(report.files, key=lambda f: (order.get(f.status, 5), f.path))[:SHOWN_FILES]
 
 
-def _stored_rows(engine: sa.Engine, paths: list[str]) -> int:
-    """Candles stored from the files now in the folder, by the ledger (no scan of the candle table)."""
+def _table_rows(engine: sa.Engine, table: str) -> int:
+    """Rows stored in the asset's table (Dagster's `dagster/row_count` of an unpartitioned asset is the
+    table's row count, not what a run touched: a no-op re-run reports the same number)."""
     with engine.connect() as conn:
-        entries = ledger.latest_entries(conn, paths)
-    return sum(e.rows_loaded for e in entries.values())
+        return int(conn.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one())
 
 
 def folder_metadata(report: FolderReport, folder: Path, row_count: int) -> dict[str, object]:
@@ -156,5 +155,5 @@ def historical_files(
         f"{report.failed} failed; rows: {report.fetched} fetched, {report.inserted} inserted, "
         f"{report.updated} updated, {report.unchanged} unchanged, {report.quarantined} quarantined"
     )
-    row_count = _stored_rows(engine, [f.path for f in report.files])
+    row_count = _table_rows(engine, DATASET.table)
     return dg.MaterializeResult(metadata=folder_metadata(report, folder, row_count))

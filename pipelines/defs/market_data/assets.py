@@ -36,24 +36,19 @@ from pipelines.partitions import daily_dataset_asset
 from pipelines.table_metadata import table_metadata
 from resources.dagster_resources import ExchangeResource, WarehouseResource
 from resources.exchanges.client import supports_history
-from resources.exchanges.ingest import IngestResult, ensure_source, rows_in_window
+from resources.exchanges.ingest import IngestResult, day_chunks, ensure_source, rows_in_window
 from resources.warehouse.load import LoadResult
 
 MARKET_DATASETS = in_group(MARKET_DATA)
 MARKET_DATA_ASSETS = [d.asset for d in MARKET_DATASETS]
 
 
-def _result(
-    table: str,
-    total: IngestResult,
-    start: pd.Timestamp,
-    end: pd.Timestamp,
-    sources: list[str],
-    row_count: int,
-    notes: list[str] | None = None,
-) -> dg.MaterializeResult:
+def _day_metadata(
+    total: IngestResult, start: pd.Timestamp, end: pd.Timestamp, sources: list[str], row_count: int
+) -> dict[str, object]:
+    """The counts of one partition (one UTC day): what its load did and the rows it holds now."""
     load = total.load
-    metadata: dict[str, object] = {
+    return {
         "rows_fetched": load.fetched,
         "rows_inserted": load.inserted,
         "rows_updated": load.updated,
@@ -70,11 +65,18 @@ def _result(
         "ranges_requested": total.ranges,
         **total.stats.as_metadata(),
         "dagster/row_count": row_count,
-        **table_metadata(table),
     }
-    if notes:
-        metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in notes))
-    return dg.MaterializeResult(metadata=metadata)
+
+
+def _stored_rows(
+    warehouse: WarehouseResource, ds: Dataset, configs: list, start: pd.Timestamp, end: pd.Timestamp
+) -> int:
+    """Rows of the dataset's table in `[start, end)` from the selected exchanges: a partition's row count."""
+    if ds.per_source:
+        with warehouse.engine().begin() as conn:
+            source_ids = [ensure_source(conn, c, s) for c in configs for s in c.metrics]
+        return rows_in_window(warehouse.engine(), ds.table, start, end, source_ids=source_ids)
+    return rows_in_window(warehouse.engine(), ds.table, start, end, exchanges=[c.name for c in configs])
 
 
 def _materialize(
@@ -84,34 +86,45 @@ def _materialize(
     exchanges: ExchangeResource,
     ds: Dataset,
 ) -> dg.MaterializeResult:
-    """Ingest the partition window (one day, or a backfill's whole range) for every selected exchange."""
+    """Ingest the partition window (one day, or a backfill's range) day by day for every selected exchange.
+
+    Each day is one partition: its materialization carries its own counts and stored row count
+    (`context.add_asset_metadata(..., partition_key=day)`), not the whole range's, and its loads are
+    labelled with the day (the quarantine rows of a day are found by its partition key).
+    """
     table, ingest, point_in_time = ds.table, ds.ingest, ds.point_in_time
     start, end = window(context)
     configs = selected(exchanges.universe(), config)
     ctx = load_context(context, warehouse, exchanges)
     now = ctx.current_time()
-    total = IngestResult(LoadResult(table))
-    for exchange_config in configs:
-        result = ingest(ctx, exchanges.client(exchange_config), exchange_config, start, end, config.refetch)
-        context.log.info(
-            f"{table} {exchange_config.name}: {result.load.fetched} rows fetched in {result.stats.requests} "
-            f"requests, {result.load.inserted} inserted, {result.load.updated} updated"
+    sources = [c.source for c in configs]
+    run_total = {c.name: IngestResult(LoadResult(table)) for c in configs}
+    for day_start, day_end, day in day_chunks(start, end):
+        total = IngestResult(LoadResult(table))
+        for exchange_config in configs:
+            client = exchanges.client(exchange_config)
+            result = ingest(ctx, client, exchange_config, day_start, day_end, config.refetch)
+            run_total[exchange_config.name] = run_total[exchange_config.name] + result
+            total = total + result
+        metadata = _day_metadata(
+            total, day_start, day_end, sources, _stored_rows(warehouse, ds, configs, day_start, day_end)
         )
-        total = total + result
-    notes = [
-        f"{c.name}: {note}"
-        for c in configs
-        if point_in_time
-        and not supports_history(exchanges.client(c))
-        and (note := point_in_time(c, start, end, now))
-    ]
-    if ds.per_source:
-        with warehouse.engine().begin() as conn:
-            source_ids = [ensure_source(conn, c, s) for c in configs for s in c.metrics]
-        rows = rows_in_window(warehouse.engine(), table, start, end, source_ids=source_ids)
-    else:
-        rows = rows_in_window(warehouse.engine(), table, start, end, exchanges=[c.name for c in configs])
-    return _result(table, total, start, end, [c.source for c in configs], rows, notes)
+        notes = [
+            f"{c.name}: {note}"
+            for c in configs
+            if point_in_time
+            and not supports_history(exchanges.client(c))
+            and (note := point_in_time(c, day_start, day_end, now))
+        ]
+        if notes:
+            metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in notes))
+        context.add_asset_metadata(metadata, partition_key=day)
+    for name, result in run_total.items():
+        context.log.info(
+            f"{table} {name}: {result.load.fetched} rows fetched in {result.stats.requests} requests, "
+            f"{result.load.inserted} inserted, {result.load.updated} updated"
+        )
+    return dg.MaterializeResult(metadata=table_metadata(table))
 
 
 def market_data_asset(ds: Dataset) -> dg.AssetsDefinition:
