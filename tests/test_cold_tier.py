@@ -16,11 +16,13 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+import yaml
 from sqlalchemy.engine import URL
 
 from resources import clock
@@ -31,11 +33,17 @@ from resources.maintenance.cold import read_cold, restore
 from resources.maintenance.plan import plan_maintenance
 from resources.maintenance.policy import parse_policy
 from resources.settings import ConfigurationError
+from resources.universe_file import universe_path
 from resources.warehouse import upsert_dataframe
 from resources.warehouse.api import Warehouse
 from resources.warehouse.cold import COLD, DATABASE
 from resources.warehouse.ops.common import MAX_TIME, MIN_TIME
-from resources.warehouse.ops.market import get_ohlcv, get_ohlcv_frame
+from resources.warehouse.ops.market import (
+    get_market_trades,
+    get_market_trades_frame,
+    get_ohlcv,
+    get_ohlcv_frame,
+)
 from tests.maintenance_data import candles, count, trades
 
 NOW = floor_to(clock.now(), HOUR)
@@ -116,6 +124,8 @@ def test_retention_with_a_cold_tier_loses_nothing_and_reads_span_both_tiers(any_
         before = {t: table_rows(engine, t) for t in KEYS}
         with engine.connect() as conn:
             series_before = get_ohlcv(conn, "testex", "BTC/USDT", "1m", cold=False)
+            trades_before = get_market_trades(conn, "testex", "BTC/USDT", cold=False)
+        assert len(trades_before) == 340
         assert len(series_before) == 3 * 1440 + 600
         policy = policy_with({"ohlcv": str(cold), "market_trades": str(cold)})
 
@@ -169,6 +179,10 @@ def test_retention_with_a_cold_tier_loses_nothing_and_reads_span_both_tiers(any_
             assert len(get_ohlcv(conn, "testex", "BTC/USDT", "1m", limit=10)) == 10
             assert get_ohlcv(conn, "testex", "BTC/USDT", "1m", limit=10) == series_before[:10]
             hot_only = get_ohlcv(conn, "testex", "BTC/USDT", "1m", cold=False)
+            assert get_market_trades(conn, "testex", "BTC/USDT") == trades_before
+            assert len(get_market_trades(conn, "testex", "BTC/USDT", cold=False)) == 40
+            trades_frame = get_market_trades_frame(conn, "testex", "BTC/USDT", limit=350)
+        assert [(t["tier"], t["rows"]) for t in trades_frame.attrs["tiers"]] == [(COLD, 300), (DATABASE, 40)]
         assert len(hot_only) == 600
         assert len(frame) == 3 * 1440 + 600 + 1440
         tiers = frame.attrs["tiers"]
@@ -280,3 +294,51 @@ def test_cold_configuration_is_validated():
         policy_with({"nope": "/srv/cold"})
     with pytest.raises(ConfigurationError, match="maintenance.cold"):
         policy_with(["/srv/cold"])
+
+
+def run_nightly(url: URL, universe: Path) -> dg.ExecuteInProcessResult:
+    """The real `nightly_maintenance` job in process, with the policy of `universe`; failures returned."""
+    from pipelines.defs.maintenance import POLICY_OPS
+    from pipelines.defs.maintenance import defs as maintenance_defs
+    from resources.dagster_resources import WarehouseResource
+
+    warehouse = WarehouseResource(database_url=url.render_as_string(hide_password=False))
+    defs = dg.Definitions.merge(maintenance_defs, dg.Definitions(resources={"warehouse": warehouse}))
+    config = {"ops": {op: {"config": {"universe": str(universe)}} for op in POLICY_OPS}}
+    return defs.get_job_def("nightly_maintenance").execute_in_process(run_config=config, raise_on_error=False)
+
+
+def test_the_nightly_job_exports_then_drops_and_fails_the_step_when_the_export_fails(engine, safe_tmp):
+    """The Dagster job end to end (PostgreSQL): the plan says "export then drop", retention exports, and a
+    broken cold location fails `apply_retention` with nothing dropped."""
+    seed(engine)
+    url = engine.url
+    broken = safe_tmp / "blocker"
+    broken.write_text("not a folder")
+    for location, ok in ((str(broken / "cold"), False), (str(safe_tmp / "cold"), True)):
+        raw = yaml.safe_load(universe_path(None).read_text())
+        raw["maintenance"] = {"retention": RETENTION, "cold": location}
+        universe = safe_tmp / "universe.yaml"
+        universe.write_text(yaml.safe_dump(raw))
+        before = {t: table_rows(engine, t) for t in KEYS}
+        result = run_nightly(url, universe)
+        plan = next(
+            e.event_specific_data.metadata
+            for e in result.all_events
+            if e.event_type_value == "STEP_OUTPUT" and e.step_key == "plan_maintenance"
+        )
+        assert "export then drop" in plan["plan"].value
+        if not ok:
+            assert not result.success
+            failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+            assert failure.step_key == "apply_retention"
+            assert "export to the cold tier failed" in failure.event_specific_data.error.message
+            for table in KEYS:
+                pd.testing.assert_frame_equal(table_rows(engine, table), before[table])
+        else:
+            assert result.success, [
+                e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+            ]
+            for table in KEYS:
+                pd.testing.assert_frame_equal(union(engine, table), before[table])
+            assert manifest(engine)

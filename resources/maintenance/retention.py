@@ -163,6 +163,7 @@ class RetentionResult:
             if action.action in (KEPT_DIRTY, BUSY, EXPORT_FAILED):
                 out[f"{action.table}/{action.piece}"] = (
                     f"{action.action}: [{action.start.isoformat()}, {action.end.isoformat()})"
+                    + (f": {action.error}" if action.error else "")
                 )
         return out
 

@@ -122,11 +122,16 @@ def read_files(
 
 
 def merge_tiers(
-    hot: pa.Table, cold: pa.Table, keys: Sequence[str], order: Sequence[str], limit: int | None
+    hot: pa.Table,
+    cold: pa.Table,
+    keys: Sequence[str],
+    order: Sequence[str],
+    limit: int | None,
+    series: Sequence[str] = ("symbol",),
 ) -> pa.Table:
     """`hot` (database) and `cold` rows as one table ordered by `order`, the database row kept where both
-    hold a key, at most `limit` rows per series (`order[:-1]` names the series: the limit of the reads is
-    per series), with the part each tier gave in the schema metadata (`TIERS_KEY`, see `tiers`)."""
+    hold a key, at most `limit` rows per `series` (the limit of the reads is per series), with the part
+    each tier gave in the schema metadata (`TIERS_KEY`, see `tiers`)."""
     if cold.num_rows:
         held = pc.is_in(_key(cold, keys), value_set=_key(hot, keys)) if hot.num_rows else None
         if held is not None:
@@ -137,8 +142,8 @@ def merge_tiers(
     ]
     merged = pa.concat_tables(marked).sort_by([(c, "ascending") for c in order])
     if limit is not None:
-        merged = _head_per_series(merged, list(order[:-1]), limit)
-    summary = _tier_summary(merged, list(order[:-1]))
+        merged = _head_per_series(merged, list(series), limit)
+    summary = _tier_summary(merged, list(series))
     merged = merged.drop_columns(["_tier"])
     metadata = dict(merged.schema.metadata or {})
     metadata[TIERS_KEY] = json.dumps(summary).encode()

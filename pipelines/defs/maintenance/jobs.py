@@ -61,7 +61,8 @@ def apply_retention(
     context: dg.OpExecutionContext, config: PolicyConfig, warehouse: WarehouseResource
 ) -> None:
     """Drop expired chunks/partitions of the tables the policy lists (none by default), each recorded in
-    system_events; refreshes the aggregates again first, so late loads are kept."""
+    system_events; refreshes the aggregates again first, so late loads are kept. With a cold tier the rows
+    are exported first; a failed export keeps its piece and fails the step once the others are done."""
     policy = load_policy(config.universe)
     result = retention.apply_retention(
         warehouse.engine(), policy, caps=warehouse.capabilities(), run_id=context.run_id
@@ -69,9 +70,14 @@ def apply_retention(
     if result.refresh is not None and result.refresh.dirty_hours:
         for event in aggregate_events(result.refresh):
             context.log_event(event)
-    context.add_output_metadata(
-        {**policy.describe(), **result.metadata(), "removed": pieces_table(result.removed)}
-    )
+    metadata = {**policy.describe(), **result.metadata(), "removed": pieces_table(result.removed)}
+    failed = result.of(retention.EXPORT_FAILED)
+    if failed:  # the pieces stay; a green run would hide that the cold tier is broken
+        raise dg.Failure(
+            description=f"{len(failed)} piece(s) kept: the export to the cold tier failed ({failed[0].error})",
+            metadata=metadata,
+        )
+    context.add_output_metadata(metadata)
 
 
 @dg.op(pool=MAINTENANCE_POOL, ins={"after": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing))

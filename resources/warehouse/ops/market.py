@@ -340,10 +340,18 @@ def get_market_trades(
     start: datetime | None = None,
     end: datetime | None = None,
     limit: int | None = None,
+    cold: bool = True,
 ) -> list[Trade]:
-    """Tape trades of a symbol with time in [start, end), in time order."""
-    return _symbol_rows(
+    """Tape trades of a symbol with time in [start, end), in time order; with `cold`, trades retention
+    exported to the cold tier fill the part of the range no longer in the database."""
+    trades = _symbol_rows(
         conn, MarketTradeModel, Trade, exchange, symbol, start, end, limit, "time", "trade_id"
+    )
+    lo, hi = bounds(start, end)
+    if not cold or not cold_tier.cold_files(conn, "market_trades", lo, hi, exchange, [symbol]).num_rows:
+        return trades
+    return from_arrow(
+        Trade, get_market_trades_frame(conn, exchange, symbol, start, end, limit, as_arrow=True)
     )
 
 
@@ -356,6 +364,7 @@ def get_market_trades_frame(
     limit: int | None = None,
     *,
     as_arrow: bool = False,
+    cold: bool = True,
 ) -> pd.DataFrame | pa.Table:
     """Tape trades of one symbol, or of many in one query (ordered by symbol, time and trade id; `limit`
     per symbol), as a DataFrame typed like `to_frame(get_market_trades(...))` or, with `as_arrow=True`, an
@@ -363,9 +372,15 @@ def get_market_trades_frame(
     lo, hi = bounds(start, end)
     params = {"exchange": exchange, "start": lo, "end": hi, "limit": checked_limit(limit)}
     schema = read_schema("market_trades", [f.name for f in dataclasses.fields(Trade)])
-    tables = read_series(conn, "common/get_market_trades_frame", params, symbols_of(symbol), schema)
+    symbols = symbols_of(symbol)
+    tables = read_series(conn, "common/get_market_trades_frame", params, symbols, schema)
     table = concat(tables, schema)
-    return table if as_arrow else frame_from_arrow(table)
+    files = cold_tier.cold_files(conn, "market_trades", lo, hi, exchange, symbols) if cold else None
+    if files is not None and files.num_rows:
+        rows = cold_tier.read_files(files, schema, lo, hi, symbols)
+        keys = ("symbol", "trade_id", "time")
+        table = cold_tier.merge_tiers(table, rows, keys, ("symbol", "time", "trade_id"), params["limit"])
+    return table if as_arrow else cold_tier.with_tiers(frame_from_arrow(table), table)
 
 
 def _book_summary(bids: Sequence[Sequence[float]], asks: Sequence[Sequence[float]]) -> dict[str, Any]:
