@@ -1,4 +1,13 @@
-"""Market-data schedules: yesterday complete at 00:15, today topped up every 15 minutes, nightly gap backfill."""
+"""Market-data schedules: yesterday complete at 00:15, today topped up every 15 minutes, nightly gap backfill.
+
+The two market-data schedules target the partitioned `market_data_job` and every tick's run request names
+its partition (`partition_key`), so each tick and run reads "partition <day>" in the UI. They are written
+out rather than built by `dg.build_schedule_from_partitioned_job`: that builder requests the *last*
+partition at tick time, which under DAILY's `end_offset=1` is today, not the complete yesterday the
+00:15 load wants, and it keys runs by partition, which would let only the first of the day's 96
+intraday ticks run. (Dagster 1.13 shows "Partition set: None" on every schedule page, built either way:
+`ScheduleSnap.from_def` sets no partition set name.)
+"""
 
 from datetime import UTC, datetime
 
@@ -9,7 +18,12 @@ from pipelines.partitions import yesterday_of
 
 
 @dg.schedule(
-    name="daily_market_data", cron_schedule="15 0 * * *", job=market_data_job, execution_timezone="UTC"
+    name="daily_market_data",
+    cron_schedule="15 0 * * *",
+    job=market_data_job,
+    execution_timezone="UTC",
+    description="00:15 UTC: yesterday's partition of every market-data asset, complete (the tick of day D "
+    "requests partition D-1, run key daily-<D-1>).",
 )
 def daily_market_data(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Yesterday's partition, complete: runs at 00:15 UTC once the last candles have settled."""
@@ -18,7 +32,12 @@ def daily_market_data(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 
 
 @dg.schedule(
-    name="intraday_market_data", cron_schedule="*/15 * * * *", job=market_data_job, execution_timezone="UTC"
+    name="intraday_market_data",
+    cron_schedule="*/15 * * * *",
+    job=market_data_job,
+    execution_timezone="UTC",
+    description="Every 15 minutes: today's partition topped up (only new candles are fetched) and a "
+    "point-in-time snapshot of order books and tickers; the tick names today's partition.",
 )
 def intraday_market_data(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Today's partition, topped up every 15 minutes (only the new candles are fetched) plus snapshots."""
@@ -27,7 +46,12 @@ def intraday_market_data(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
 
 
 @dg.schedule(
-    name="nightly_gap_backfill", cron_schedule="45 1 * * *", job=gap_backfill_job, execution_timezone="UTC"
+    name="nightly_gap_backfill",
+    cron_schedule="45 1 * * *",
+    job=gap_backfill_job,
+    execution_timezone="UTC",
+    description="01:45 UTC: the gap report of the last 7 days and a fetch of exactly the missing candles "
+    "(unpartitioned: one ohlcv materialization per day it filled).",
 )
 def nightly_gap_backfill(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Fill what the last week's runs missed (exchange outages, failed runs), after the daily load."""
