@@ -525,8 +525,8 @@ def test_nightly_maintenance_runs_every_step_in_order(db_url, safe_tmp):
     import dagster as dg
     import yaml
 
-    from pipelines.maintenance import POLICY_OPS
-    from pipelines.maintenance import defs as maintenance_defs
+    from pipelines.defs.maintenance import POLICY_OPS
+    from pipelines.defs.maintenance import defs as maintenance_defs
     from resources.dagster_resources import WarehouseResource
     from resources.database import create_engine
     from resources.universe_file import universe_path
@@ -587,13 +587,13 @@ def test_nightly_maintenance_runs_every_step_in_order(db_url, safe_tmp):
 
 
 def test_schedules_are_utc_and_jobs_use_the_maintenance_pool():
-    from pipelines.maintenance import defs as maintenance_defs
+    from pipelines.defs.maintenance import defs as maintenance_defs
     from pipelines.partitions import MAINTENANCE_POOL
 
     schedules = {s.name: s for s in maintenance_defs.schedules}
     assert schedules["nightly_maintenance_schedule"].cron_schedule == "30 2 * * *"
     assert schedules["aggregate_refresh_schedule"].cron_schedule == "5 * * * *"
     assert {s.execution_timezone for s in schedules.values()} == {"UTC"}
-    from pipelines.maintenance import nightly_maintenance
+    from pipelines.defs.maintenance import nightly_maintenance
 
     assert {node.definition.pool for node in nightly_maintenance.graph.nodes} == {MAINTENANCE_POOL}

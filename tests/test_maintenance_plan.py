@@ -80,8 +80,8 @@ def universe_with(tmp: Path, maintenance: dict | None) -> Path:
 
 def run_nightly(url: URL, universe: Path | None = None) -> dg.ExecuteInProcessResult:
     """The real `nightly_maintenance` job, in process, with the policy of `universe` (None: the shipped one)."""
-    from pipelines.maintenance import POLICY_OPS
-    from pipelines.maintenance import defs as maintenance_defs
+    from pipelines.defs.maintenance import POLICY_OPS
+    from pipelines.defs.maintenance import defs as maintenance_defs
     from resources.dagster_resources import WarehouseResource
 
     warehouse = WarehouseResource(database_url=url.render_as_string(hide_password=False))
