@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -164,43 +165,41 @@ def _key(table: pa.Table, keys: Sequence[str]) -> pa.Array:
 
 
 def _head_per_series(table: pa.Table, series: list[str], limit: int) -> pa.Table:
-    if not series:
-        return table.slice(0, limit)
-    rank = pa.array(_ranks(table, series))
-    return table.filter(pc.less(rank, limit))
+    """The first `limit` rows of each series (the table is sorted by series first)."""
+    starts = _run_starts(table, series)
+    index = np.arange(table.num_rows)
+    first = np.maximum.accumulate(np.where(starts, index, 0))
+    return table.filter(pa.array(index - first < limit))
 
 
-def _ranks(table: pa.Table, series: list[str]) -> list[int]:
-    """Position of each row in its series (the table is sorted by series first)."""
-    ranks, previous, n = [], None, 0
-    for row in zip(*(table.column(c).to_pylist() for c in series), strict=True):
-        n = n + 1 if row == previous else 0
-        ranks.append(n)
-        previous = row
-    return ranks
+def _run_starts(table: pa.Table, columns: list[str]) -> np.ndarray:
+    """True where a row's values of `columns` differ from the previous row's (and at the first row)."""
+    starts = np.zeros(table.num_rows, dtype=bool)
+    if table.num_rows:
+        starts[0] = True
+    for column in columns:
+        values = pc.cast(table.column(column), pa.string()).to_numpy(zero_copy_only=False)
+        starts[1:] |= values[1:] != values[:-1]
+    return starts
 
 
 def _tier_summary(table: pa.Table, series: list[str]) -> list[dict[str, Any]]:
     """Runs of consecutive rows of one tier within each series: [{tier, <series>, from, to, rows}]."""
-    out: list[dict[str, Any]] = []
+    starts = np.flatnonzero(_run_starts(table, [*series, "_tier"]))
+    ends = np.append(starts[1:], table.num_rows) - 1
     names = [*series, "_tier"]
-    values = [table.column(c).to_pylist() for c in names]
-    times = table.column("time").to_pylist()
-    for i, row in enumerate(zip(*values, strict=True)):
-        last = out[-1] if out else None
-        if last is not None and tuple(last[c] for c in series) + (last["tier"],) == row:
-            last["to"], last["rows"] = times[i].isoformat(), last["rows"] + 1
-            continue
-        out.append(
-            {
-                "tier": row[-1],
-                **dict(zip(series, row[:-1], strict=True)),
-                "from": times[i].isoformat(),
-                "to": times[i].isoformat(),
-                "rows": 1,
-            }
-        )
-    return out
+    heads = table.take(pa.array(starts)).select([*names, "time"]).to_pylist()
+    lasts = table.take(pa.array(ends)).column("time").to_pylist()
+    return [
+        {
+            "tier": head["_tier"],
+            **{c: head[c] for c in series},
+            "from": head["time"].isoformat(),
+            "to": last.isoformat(),
+            "rows": int(stop - begin + 1),
+        }
+        for head, last, begin, stop in zip(heads, lasts, starts, ends, strict=True)
+    ]
 
 
 def with_tiers(frame: Any, table: pa.Table) -> Any:
