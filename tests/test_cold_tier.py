@@ -133,6 +133,8 @@ def test_retention_with_a_cold_tier_loses_nothing_and_reads_span_both_tiers(any_
         labels = {(d.table, d.label) for d in plan.drops}
         assert labels == {("ohlcv", "export then delete rows"), ("market_trades", "export then drop")}
         assert "export then drop" in plan.text() and "export then delete rows" in plan.text()
+        assert f"; cold[ohlcv] {cold}" in plan.text().splitlines()[1]
+        assert plan.as_dict()["apply_retention"][0]["export_to"] == str(cold)
 
         result = retention.apply_retention(engine, policy, now=NOW, run_id="run-1")
         assert not result.of(retention.EXPORT_FAILED)

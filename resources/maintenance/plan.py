@@ -156,9 +156,11 @@ class MaintenancePlan:
         return "\n".join(out)
 
     def _policy_line(self) -> str:
-        rules = {k: v for k, v in self.policy.items() if k not in ("compress_after", "retention")}
+        cold = {k: v for k, v in self.policy.items() if k == "cold" or k.startswith("cold[")}
+        rules = {k: v for k, v in self.policy.items() if k not in ("compress_after", "retention", *cold)}
         kept = ", ".join(f"{k} {v}" for k, v in rules.items()) or "none (everything is kept)"
-        return f"policy: retention {kept}; compression after {self.policy['compress_after']}"
+        line = f"policy: retention {kept}; compression after {self.policy['compress_after']}"
+        return line + "".join(f"; {k} {v}" for k, v in cold.items())
 
     def _retention_headline(self) -> str:
         if not self.retention_configured:
