@@ -344,3 +344,25 @@ def test_the_nightly_job_exports_then_drops_and_fails_the_step_when_the_export_f
             for table in KEYS:
                 pd.testing.assert_frame_equal(union(engine, table), before[table])
             assert manifest(engine)
+
+
+def test_an_fsspec_url_works_as_the_cold_location(engine):
+    """A cold tier that is not a local folder (fsspec's in-memory filesystem standing for s3:// or gs://)."""
+    import fsspec
+
+    location = f"memory://mw-cold-{os.getpid()}-{id(engine)}"
+    seed(engine)
+    before = {t: table_rows(engine, t) for t in KEYS}
+    with engine.connect() as conn:
+        series_before = get_ohlcv(conn, "testex", "BTC/USDT", "1m", cold=False)
+    try:
+        result = retention.apply_retention(engine, policy_with(location), now=NOW)
+        assert result.removed and not result.of(retention.EXPORT_FAILED)
+        assert {r[1] for r in manifest(engine)} == {location}
+        for table in KEYS:
+            pd.testing.assert_frame_equal(union(engine, table), before[table])
+        with engine.connect() as conn:
+            assert get_ohlcv(conn, "testex", "BTC/USDT", "1m") == series_before
+    finally:
+        fs = fsspec.filesystem("memory")
+        fs.rm(location.removeprefix("memory://"), recursive=True)
