@@ -56,7 +56,6 @@ from resources.partitioning import ensure_partitions  # noqa: E402
 from resources.schema import upgrade  # noqa: E402
 from resources.warehouse.api import Warehouse  # noqa: E402
 from resources.warehouse.load import load_frame  # noqa: E402
-from resources.warehouse.ops import market  # noqa: E402
 from resources.warehouse.upsert import (  # noqa: E402
     _binary_copy_payload,
     _table_meta,
@@ -194,34 +193,44 @@ def day_frame(symbols: int) -> pd.DataFrame:
     return frame
 
 
-def scaling(engine: sa.Engine, args) -> tuple[list[tuple[int, float, float]], int]:
+def build_table(engine: sa.Engine, size: int, day: pd.DataFrame, symbols: int) -> tuple[int, float, float]:
+    """A table of `size` rows around DAY (DAY itself left out), then DAY loaded into it: (rows, build s,
+    load s)."""
+    empty_tables(engine)
+    minutes_before = max(0, (size - len(day)) // symbols - 2 * 1440)
+    started = time.perf_counter()
+    fill(engine, DAY - timedelta(minutes=minutes_before), DAY, symbols)
+    fill(engine, DAY + timedelta(days=1), DAY + timedelta(days=3), symbols)
+    vacuum(engine)
+    built = time.perf_counter() - started
+    new_s, first = timed(lambda: load_frame(engine, "ohlcv", day, run_id="day", now=NOW))
+    assert first.inserted == len(day), first
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT count(*) FROM ohlcv").scalar_one()
+    print(f"  table of {rows:,} rows built in {built:.0f} s, day loaded in {new_s:.2f} s", flush=True)
+    return rows, built, new_s
+
+
+def scaling(engines: list[sa.Engine], args) -> tuple[list[tuple[int, float, float]], int]:
+    """One table per size (each in its own scratch database), then the day re-loaded into each in turn,
+    run after run: a change of machine load hits every size alike."""
     symbols = max(1, round(args.day_rows / 1440))
     day = day_frame(symbols)
-    out = []
-    for size in args.sizes:
-        empty_tables(engine)
-        minutes_before = max(0, (size - len(day)) // symbols - 2 * 1440)
-        started = time.perf_counter()
-        fill(engine, DAY - timedelta(minutes=minutes_before), DAY, symbols)
-        fill(engine, DAY + timedelta(days=1), DAY + timedelta(days=3), symbols)
-        vacuum(engine)
-        built = time.perf_counter() - started
-        new_s, first = timed(lambda: load_frame(engine, "ohlcv", day, run_id="day", now=NOW))
-        assert first.inserted == len(day), first
-        again = []
-        for i in range(args.repeats):
-            seconds, result = timed(lambda i=i: load_frame(engine, "ohlcv", day, run_id=f"re{i}", now=NOW))
+    built = [
+        build_table(engine, size, day, symbols) for engine, size in zip(engines, args.sizes, strict=True)
+    ]
+    again: list[list[float]] = [[] for _ in engines]
+    for i in range(args.scaling_repeats):
+        for engine, runs in zip(engines, again, strict=True):
+            seconds, result = timed(
+                lambda e=engine, i=i: load_frame(e, "ohlcv", day, run_id=f"re{i}", now=NOW)
+            )
             assert result.unchanged == len(day), result
-            again.append(seconds)
-        with engine.connect() as conn:
-            rows = conn.exec_driver_sql("SELECT count(*) FROM ohlcv").scalar_one()
-        print(
-            f"  table of {rows:,} rows (built in {built:.0f} s): day loaded in {new_s:.2f} s, "
-            f"re-loaded in {statistics.median(again):.2f} s (median of {args.repeats}); load {load_average()}",
-            flush=True,
-        )
-        out.append((rows, new_s, statistics.median(again)))
-    return out, symbols
+            runs.append(seconds)
+    print(f"  re-loads done; load {load_average()}", flush=True)
+    return [
+        (rows, new_s, statistics.median(runs)) for (rows, _, new_s), runs in zip(built, again, strict=True)
+    ], symbols
 
 
 # --- reads ------------------------------------------------------------------------------------------------
@@ -257,7 +266,8 @@ class _Null(io.RawIOBase):
 
 
 def multi_series_api() -> bool:
-    return "as_arrow" in inspect.signature(market.get_ohlcv_frame).parameters
+    """Whether the API reads many series in one call (the same script measures the code before it did)."""
+    return "as_arrow" in inspect.signature(Warehouse.get_ohlcv_frame).parameters
 
 
 def reads(engine: sa.Engine, url: sa.URL, args, symbols: int) -> tuple[list, list, list[str]]:
@@ -322,6 +332,8 @@ def reads(engine: sa.Engine, url: sa.URL, args, symbols: int) -> tuple[list, lis
             if connectorx is not None:
                 methods["connectorx -> pandas"] = with_connectorx
             samples: dict[str, list[float]] = {name: [] for name in methods}
+            for fn in methods.values():  # untimed: connections opened, as in a running application
+                fn()
             for _ in range(args.repeats):  # interleaved: a change of machine load hits every method alike
                 for name, fn in methods.items():
                     seconds, got = timed(fn)
@@ -391,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--queries", type=int, default=200, help="1,000-row reads timed per method")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; medians reported")
+    parser.add_argument(
+        "--scaling-repeats", type=int, default=7, help="re-loads of the day per table size (medians)"
+    )
     parser.add_argument("--skip", default="", help="sections to skip, comma-separated: loads,scaling,reads")
     parser.add_argument("--database", default="mw_bench_pipeline", help="scratch database name")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
@@ -399,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
 
     url = server_url(database=args.database)
     engine = create_engine(url)
+    scratch: list[sa.URL] = []
     try:
         upgrade(engine)
         with engine.connect() as conn:
@@ -411,12 +427,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         load_lines = loads(engine, args) if "loads" not in skip else []
         scale_lines, symbols = ([], 1)
+        read_engine, read_url = engine, url
         if "scaling" not in skip or "reads" not in skip:
             sizes = args.sizes if "scaling" not in skip else args.sizes[-1:]
             print(f"scaling: the same day re-loaded into tables of {', '.join(f'{s:,}' for s in sizes)} rows")
-            scale_lines, symbols = scaling(engine, argparse.Namespace(**{**vars(args), "sizes": sizes}))
+            engines = [engine]
+            for size in sizes[1:]:
+                scratch.append(server_url(database=f"{args.database}_{size}"))
+                engines.append(create_engine(scratch[-1]))
+                upgrade(engines[-1])
+            scale_lines, symbols = scaling(engines, argparse.Namespace(**{**vars(args), "sizes": sizes}))
+            read_engine, read_url = engines[-1], (scratch or [url])[-1]
+            for other in engines[1:-1]:
+                other.dispose()
         read_lines, p50_lines, notes = (
-            reads(engine, url, args, symbols) if "reads" not in skip else ([], [], [])
+            reads(read_engine, read_url, args, symbols) if "reads" not in skip else ([], [], [])
         )
 
         print()
@@ -434,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {name} | {seconds:.2f} | {rate:,.0f} | {rate / ceiling:.2f} | {note} |")
         if scale_lines and "scaling" not in skip:
             print(
-                f"\n| table rows | load the new day, s | re-load it unchanged, s (median of {args.repeats}) | re-load rows/s |"
+                f"\n| table rows | load the new day, s | re-load it unchanged, s (median of {args.scaling_repeats}) | re-load rows/s |"
             )
             print("|---:|---:|---:|---:|")
             for rows, new_s, again_s in scale_lines:
@@ -464,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         engine.dispose()
         if not args.keep:
-            drop_database(url)
+            for scratch_url in [url, *scratch]:
+                drop_database(scratch_url)
     return 0
 
 

@@ -253,3 +253,20 @@ def test_without_an_adbc_connection_reads_go_through_the_engine(stored, monkeypa
         assert len(warnings) == 1 and "s3cret" not in warnings[0]
     finally:
         wh.close()
+
+
+def test_limited_reads_without_an_end_see_past_gaps(stored):
+    """With a limit and no end, the window of `limit` intervals is read first (limit_window); a series
+    with a gap there still gets its next candles from after the gap, singly and among many."""
+    gap_start = T0 + timedelta(days=3)
+    later = candles("BTC/USDT", n=20, seed=9).assign(time=lambda f: f["time"] - T0 + gap_start)
+    upsert_dataframe(stored.engine, "ohlcv", later)
+    start = T0 + timedelta(minutes=290)  # 10 stored candles left before the gap
+    got = stored.get_ohlcv("binance", "BTC/USDT", "1m", start, limit=15)
+    expected = [*pd.date_range(start, periods=10, freq="min"), *later["time"].iloc[:5]]
+    assert [c.time for c in got] == [t.to_pydatetime() for t in expected]
+    frame = stored.get_ohlcv_frame("binance", ["BTC/USDT", "ETH/USDT"], "1m", start, limit=15)
+    assert list(frame.loc[frame["symbol"] == "BTC/USDT", "time"]) == list(expected)
+    assert (frame["symbol"] == "ETH/USDT").sum() == 10  # ETH has no candles after the gap
+    one = stored.get_ohlcv_frame("binance", "BTC/USDT", "1m", start, limit=15)
+    assert list(one["time"]) == list(expected)

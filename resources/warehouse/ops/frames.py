@@ -8,7 +8,7 @@ columns (exchange, interval, ...) added back once instead of sent per row.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -119,6 +119,23 @@ def _with_constants(table: pa.Table, params: Mapping[str, Any], schema: pa.Schem
         for f in schema
     ]
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def limit_window(params: Mapping[str, Any]) -> datetime | None:
+    """End of the window a read with a limit and no end reads first: [start, start + limit intervals).
+
+    Without an end the planner opens every partition (chunk) after `start` (~10 ms on a 20M-row table for a
+    1,000-row read); one series holds at most `limit` aligned candles in that window. Whatever the times
+    (aligned or not), the first `limit` rows of the window are the first `limit` rows of the range, so the
+    callers read the window, and only when a series comes back short the rest of the range (`windowed`)."""
+    step = _step(params)
+    if params.get("limit") is None or params["end"] != MAX_TIME or step is None or not params["limit"]:
+        return None
+    try:
+        end = params["start"] + params["limit"] * step
+    except OverflowError:
+        return None
+    return end if end < MAX_TIME else None
 
 
 def _step(params: Mapping[str, Any]) -> timedelta | None:

@@ -32,7 +32,14 @@ from resources.warehouse.ops.common import (
     fetch_one,
     fetch_required,
 )
-from resources.warehouse.ops.frames import concat, fetch_arrow, read_schema, read_series, symbols_of
+from resources.warehouse.ops.frames import (
+    concat,
+    fetch_arrow,
+    limit_window,
+    read_schema,
+    read_series,
+    symbols_of,
+)
 from resources.warehouse.records import (
     Candle,
     Gap,
@@ -144,7 +151,15 @@ def get_ohlcv(
     With `cold` (default), candles retention exported to the cold tier fill the part of the range no longer
     in the database (`resources.warehouse.cold`); `get_ohlcv_frame` says which part came from where."""
     params = _ohlcv_params(exchange, symbol, interval, start, end, limit)
-    candles = fetch_all(conn, _ohlcv_statement(conn, params, source), Candle, params)
+    statement = _ohlcv_statement(conn, params, source)
+    cut = limit_window(params)
+    if cut is None:
+        candles = fetch_all(conn, statement, Candle, params)
+    else:  # the window first (see limit_window), the rest of the range only when it falls short
+        candles = fetch_all(conn, statement, Candle, {**params, "end": cut})
+        if len(candles) < params["limit"]:
+            rest = {**params, "start": cut, "limit": params["limit"] - len(candles)}
+            candles += fetch_all(conn, statement, Candle, rest)
     if not cold or not _cold_ohlcv_files(conn, params, [symbol]).num_rows:
         return candles
     return from_arrow(
@@ -173,7 +188,7 @@ def get_ohlcv_frame(
     params = _ohlcv_params(exchange, symbols[0], interval, start, end, limit)
     stored, aggregated = _ohlcv_sources(conn, params, symbols, source)
     schema = read_schema("ohlcv", _OHLCV_COLUMNS)
-    tables = read_series(conn, "common/get_ohlcv_frame", params, stored, schema) if stored else []
+    tables = _stored_ohlcv(conn, params, stored, schema) if stored else []
     for one in aggregated:
         statement = aggregate_query(params["interval"])
         tables.append(fetch_arrow(conn, statement, {**params, "symbol": one}, schema))
@@ -185,6 +200,20 @@ def get_ohlcv_frame(
         rows = cold_tier.read_files(files, schema, params["start"], params["end"], symbols)
         table = cold_tier.merge_tiers(table, rows, ("symbol", "time"), ("symbol", "time"), params["limit"])
     return table if as_arrow else cold_tier.with_tiers(frame_from_arrow(table), table)
+
+
+def _stored_ohlcv(
+    conn: Source, params: Mapping[str, Any], symbols: list[str], schema: pa.Schema
+) -> list[pa.Table]:
+    """Stored candles of `symbols`; with a limit and no end, the limit's window first (`limit_window`),
+    the whole range again only if a series comes back short of its limit."""
+    cut = limit_window(params)
+    if cut is not None:
+        tables = read_series(conn, "common/get_ohlcv_frame", {**params, "end": cut}, symbols, schema)
+        counts = pa.concat_tables(tables).column("symbol").value_counts() if tables else []
+        if len(counts) == len(symbols) and all(c["counts"].as_py() >= params["limit"] for c in counts):
+            return tables
+    return read_series(conn, "common/get_ohlcv_frame", params, symbols, schema)
 
 
 def _cold_ohlcv_files(conn: Source, params: Mapping[str, Any], symbols: list[str]) -> pa.Table:
