@@ -1,24 +1,59 @@
 """Partitioning and concurrency shared by every asset: UTC days, and the pools that bound DB load.
 
 A backfill of N days is a single run (`BackfillPolicy.single_run()`) that loads in bounded batches.
+
+The daily partitions start where the universe says the history starts (`history_start` in the universe
+file, overridden by `MW_HISTORY_START`), by default on `DEFAULT_HISTORY_START`: the UI then shows the days
+the warehouse is meant to hold, not a thousand empty ones. The start is a fixed date, not "N days ago":
+a partitions definition that moved every day would change the assets' definitions (and their backfills'
+partition sets) daily.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import warnings
 from collections.abc import Callable, Iterator
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from pipelines.table_metadata import table_metadata
 from resources import clock
+from resources.exchanges.universe import load_universe
+from resources.settings import ConfigurationError
 
 if TYPE_CHECKING:
     from pipelines.datasets import Dataset
 
-DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="UTC", end_offset=1)
+DEFAULT_HISTORY_START = "2026-01-01"
+HISTORY_START_ENV = "MW_HISTORY_START"
+
+
+def history_start() -> date:
+    """The first day of the warehouse's history: `MW_HISTORY_START`, else the universe file's
+    `history_start`, else `DEFAULT_HISTORY_START` (an ISO date; a wrong one names where it came from)."""
+    from_env = os.environ.get(HISTORY_START_ENV)
+    universe = load_universe()
+    value, source = (
+        (from_env, HISTORY_START_ENV)
+        if from_env
+        else (
+            universe.settings.get("history_start", DEFAULT_HISTORY_START),
+            f"{universe.path}: history_start",
+        )
+    )
+    if isinstance(value, date):  # YAML reads an unquoted date as a date
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as error:
+        raise ConfigurationError(f"{source} is not an ISO date (YYYY-MM-DD): {value!r}") from error
+
+
+DAILY = dg.DailyPartitionsDefinition(start_date=history_start().isoformat(), timezone="UTC", end_offset=1)
 SINGLE_RUN_BACKFILL = dg.BackfillPolicy.single_run()
 
 # Concurrency pools (limits are set in dagster.yaml / the Dagster UI): warehouse writes vs maintenance.
@@ -48,6 +83,14 @@ def yesterday_of(context: dg.ScheduleEvaluationContext) -> str:
 def daily_dataset_asset(ds: Dataset, code_version: str, **kwargs: Any) -> Callable[..., dg.AssetsDefinition]:
     """The decorator of a dataset's asset: daily partitions backfilled in one run, in the warehouse pool,
     with its table's metadata (`kwargs`: deps and the like)."""
+    with warnings.catch_warnings():
+        # `backfill_policy` is "beta" in Dagster 1.13: known and chosen; the warning, once per asset at every
+        # import of the code location (UI, daemon, every run worker), flooded the UI's logs.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _dataset_asset(ds, code_version, **kwargs)
+
+
+def _dataset_asset(ds: Dataset, code_version: str, **kwargs: Any) -> Callable[..., dg.AssetsDefinition]:
     return dg.asset(
         name=ds.asset,
         group_name=ds.group,

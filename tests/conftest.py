@@ -24,6 +24,10 @@ from tests.databases import TEMPLATE_DB, create_database, timescaledb_server_url
 
 _counter = itertools.count()
 
+# The tests' fixed dates (2024-01 onwards) predate the default first partition; the daily partitions are
+# built when `pipelines` is first imported (at collection), so the history start is set here, before.
+os.environ.setdefault("MW_HISTORY_START", "2024-01-01")
+
 
 @pytest.fixture(scope="session")
 def safe_root():

@@ -8,9 +8,13 @@ location (`pipelines.definitions:defs`), as dagster-graphql's own tests do.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -21,9 +25,12 @@ from dagster_graphql.test.utils import execute_dagster_graphql
 
 from pipelines.defs import market_data
 from pipelines.defs.quality import quality_checks
-from tests.test_market_data_assets import RANGE_TAGS, synthetic_resources
+from pipelines.partitions import DEFAULT_HISTORY_START
+from resources.dagster_resources import ExchangeResource, WarehouseResource
+from tests.universes import SYNTHETIC_UNIVERSE, universe_file
 
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
+RANGE_TAGS = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]}
 CHECKS = {"ohlcv_expectations", "ohlcv_quarantine_fraction", "ohlcv_unique_key"}
 
 CHECKS_QUERY = """
@@ -98,6 +105,13 @@ def statuses_by_day(check: dict) -> dict[str, str]:
 def executions(instance: dg.DagsterInstance, asset: str, check: str) -> list[dict]:
     data = graphql(instance, EXECUTIONS_QUERY, assetKey={"path": [asset]}, checkName=check)
     return data["assetCheckExecutions"]
+
+
+def synthetic_resources(url, tmp_path) -> dict:
+    return {
+        "warehouse": WarehouseResource(database_url=url.render_as_string(hide_password=False)),
+        "exchanges": ExchangeResource(universe_path=universe_file(tmp_path, SYNTHETIC_UNIVERSE)),
+    }
 
 
 def backfill_ohlcv(instance, resources, **kwargs) -> dg.ExecuteInProcessResult:
@@ -285,3 +299,48 @@ def test_schedules_are_described_and_every_tick_names_its_partition(instance):
         tags = {t["key"]: t["value"] for t in request["tags"]}
         assert tags["dagster/partition"] == partition, (name, tags)
         assert partition in request["runKey"]
+
+
+FIRST_PARTITION = """
+import sys
+from datetime import date
+from pipelines.partitions import DAILY
+from pipelines.demo.window import demo_window
+print(DAILY.get_first_partition_key())
+try:
+    demo_window(2, date.fromisoformat(DAILY.get_first_partition_key()))
+except ValueError as error:
+    print("refused:", error)
+"""
+
+
+def first_partition(tmp_path, universe: str | None, **env: str) -> list[str]:
+    """The first daily partition a fresh process sees, and whether the demo accepts a window whose first
+    day is the one before it."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("MW_HISTORY_START", "MW_UNIVERSE")}
+    if universe is not None:
+        environ["MW_UNIVERSE"] = universe_file(tmp_path, universe)
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_PARTITION],
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=120,
+    )
+    assert done.returncode == 0 or not done.stdout, done.stderr[-2000:]
+    return done.stdout.splitlines() or [done.stderr.strip().splitlines()[-1]]
+
+
+def test_partitions_start_where_the_universe_says_the_history_starts(tmp_path):
+    shipped = first_partition(tmp_path, None)
+    assert shipped[0] == DEFAULT_HISTORY_START  # the shipped universe: a recent start, not 2024-01-01
+    # The demo refuses a window that starts before the first partition.
+    assert shipped[1].startswith("refused: the window starts") and DEFAULT_HISTORY_START in shipped[1]
+
+    universe = SYNTHETIC_UNIVERSE + "history_start: 2025-06-15\n"
+    assert first_partition(tmp_path, universe)[0] == "2025-06-15"
+    assert first_partition(tmp_path, universe, MW_HISTORY_START="2025-07-01")[0] == "2025-07-01"
+    assert first_partition(tmp_path, SYNTHETIC_UNIVERSE)[0] == DEFAULT_HISTORY_START  # not set: default
+    error = first_partition(tmp_path, SYNTHETIC_UNIVERSE + "history_start: June\n")[0]
+    assert "history_start is not an ISO date" in error and "universe.yaml" in error
