@@ -110,8 +110,12 @@ def test_a_configured_folder_that_does_not_exist_fails_the_run(db_url, tmp_path)
     assert "does not exist" in str(failure.error.message)
 
 
-def test_sensor_requests_a_run_only_when_files_appear_or_change(landing_dir):
-    resources = {"landing": LandingFolderResource(path=str(landing_dir), settle_seconds=0)}
+def test_sensor_requests_a_run_only_when_files_appear_or_change(landing_dir, db_url):
+    warehouse = WarehouseResource(database_url=db_url.render_as_string(hide_password=False))
+    resources = {
+        "landing": LandingFolderResource(path=str(landing_dir), settle_seconds=0),
+        "warehouse": warehouse,
+    }
     old = time.time() - 60
     for path in landing_dir.rglob("*.json"):
         os.utime(path, (old, old))
@@ -131,15 +135,44 @@ def test_sensor_requests_a_run_only_when_files_appear_or_change(landing_dir):
     assert isinstance(second, dg.RunRequest) and second.run_key != first.run_key
 
     # A file still being written (modified within settle_seconds) waits for the next tick.
-    busy = {"landing": LandingFolderResource(path=str(landing_dir), settle_seconds=30)}
+    busy = {
+        "landing": LandingFolderResource(path=str(landing_dir), settle_seconds=30),
+        "warehouse": warehouse,
+    }
     context = dg.build_sensor_context(cursor=cursor, resources=busy)
     skipped = history.landing_folder_sensor(context)
     assert isinstance(skipped, dg.SkipReason) and "1 file(s) still being written" in skipped.skip_message
 
 
+def test_sensor_does_not_reload_what_the_ledger_has_seen(landing_dir, db_url):
+    """A fresh sensor (no cursor, as when the UI starts) after the files were loaded requests nothing:
+    the loaded files and the known-failed one are in the ledger in their current version."""
+    warehouse = WarehouseResource(database_url=db_url.render_as_string(hide_password=False))
+    resources = {
+        "landing": LandingFolderResource(path=str(landing_dir), settle_seconds=0),
+        "warehouse": warehouse,
+    }
+    old = time.time() - 60
+    for path in landing_dir.rglob("*.json"):
+        os.utime(path, (old, old))
+    assert materialize(db_url, landing_dir).success  # loads one file, records the corrupt one as failed
+
+    skipped = history.landing_folder_sensor(dg.build_sensor_context(cursor=None, resources=resources))
+    assert isinstance(skipped, dg.SkipReason), skipped
+    assert "all 3 landed files already in the ledger; 1 known failed" in skipped.skip_message
+
+    # The failed file fixed in place (new content and mtime): a run for it.
+    (landing_dir / "binance" / "corrupt-1m.json").write_text(json.dumps(klines(3)))
+    request = history.landing_folder_sensor(dg.build_sensor_context(cursor=None, resources=resources))
+    assert isinstance(request, dg.RunRequest) and request.tags["market-warehouse/unseen-files"] == "1"
+
+
 def test_sensor_skips_a_missing_folder(tmp_path):
     context = dg.build_sensor_context(
-        resources={"landing": LandingFolderResource(path=str(tmp_path / "none"))}
+        resources={
+            "landing": LandingFolderResource(path=str(tmp_path / "none")),
+            "warehouse": WarehouseResource(),
+        }
     )
     result = history.landing_folder_sensor(context)
     assert isinstance(result, dg.SkipReason) and "does not exist" in result.skip_message

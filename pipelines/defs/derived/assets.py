@@ -8,6 +8,7 @@ loaders, and say what it read and owns: `DayOutput`) and the run's extra metadat
 and the upstream entries from `lineage.py`; plots from `plots.py`; the few SQL reads from `queries.py`.
 """
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -136,9 +137,11 @@ class Forecasts(DerivedSteps):
 
 class ForecastAccuracy(DerivedSteps):
     # The accuracy of day D's forecasts is known once the candles of D+1 are: it reads forecasts' D-1.
-    previous_day = dg.TimeWindowPartitionMapping(
-        start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
-    )
+    with warnings.catch_warnings():  # the parameter is "beta" in Dagster 1.13: known and chosen
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        previous_day = dg.TimeWindowPartitionMapping(
+            start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
+        )
     name, code_version = "forecast_accuracy", "1"
     deps = [dg.AssetDep("forecasts", partition_mapping=previous_day), dg.AssetKey(OHLCV)]
 

@@ -1,14 +1,24 @@
-"""The landing-folder sensor: requests a run when the set of (path, size, mtime) in the folder changes."""
+"""The landing-folder sensor: requests a run when the folder holds files the `ingest_files` ledger has not
+seen in their current version.
+
+The (path, size, mtime) digest of the settled files is the cheap test of every tick (the cursor). When it
+changed, the ledger decides: a file is new when it has no entry, its size differs from its latest entry's,
+or it was modified after that entry was written. Files the demo or an earlier run just loaded, and a file
+whose failure is already recorded (the `historical_files_no_failed_files` check reports it), do not start
+a run that would read them all again and log the known failure once more.
+"""
 
 # No `from __future__ import annotations`: Dagster reads the resource types of the signatures.
 import hashlib
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 
 from pipelines.defs.ingestion.jobs import historical_files_job
-from resources.dagster_resources import LandingFolderResource
+from resources.dagster_resources import LandingFolderResource, WarehouseResource
+from resources.files import ledger
 from resources.files.landing import landed_files
 
 
@@ -31,6 +41,32 @@ def folder_state(folder: Path, *, settle_seconds: float, now: float | None = Non
     return digest, len(settled), busy
 
 
+def unseen_files(
+    folder: Path, warehouse: WarehouseResource, *, settle_seconds: float
+) -> tuple[list[str], int]:
+    """(settled files the ledger has not seen in their current version, of those the known-failed count)."""
+    now = time.time()  # the system clock: compared with st_mtime (see folder_state)
+    stats: dict[str, tuple[int, float]] = {}
+    for path in landed_files(folder):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        if now - stat.st_mtime >= settle_seconds:
+            stats[path.relative_to(folder).as_posix()] = (stat.st_size, stat.st_mtime)
+    with warehouse.engine().connect() as conn:
+        entries = ledger.latest_entries(conn, list(stats))
+    unseen, failed = [], 0
+    for relative, (size, mtime) in sorted(stats.items()):
+        entry = entries.get(relative)
+        written = entry.loaded_at.replace(tzinfo=entry.loaded_at.tzinfo or UTC) if entry else None
+        if entry is None or entry.size_bytes != size or datetime.fromtimestamp(mtime, UTC) > written:
+            unseen.append(relative)
+        elif entry.status == "failed":
+            failed += 1
+    return unseen, failed
+
+
 @dg.sensor(
     name="landing_folder_sensor",
     job=historical_files_job,
@@ -38,7 +74,9 @@ def folder_state(folder: Path, *, settle_seconds: float, now: float | None = Non
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests historical_files_job when files of the landing folder appear or change.",
 )
-def landing_folder_sensor(context: dg.SensorEvaluationContext, landing: LandingFolderResource):
+def landing_folder_sensor(
+    context: dg.SensorEvaluationContext, landing: LandingFolderResource, warehouse: WarehouseResource
+):
     folder = landing.folder()
     if not folder.is_dir():
         return dg.SkipReason(f"landing folder {folder} does not exist yet")
@@ -49,4 +87,11 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext, landing: LandingF
     if digest == context.cursor:
         return dg.SkipReason(f"no new or changed files among {count}{note}")
     context.update_cursor(digest)
-    return dg.RunRequest(run_key=digest, tags={"market-warehouse/landed-files": str(count)})
+    unseen, failed = unseen_files(folder, warehouse, settle_seconds=landing.settle_seconds)
+    if not unseen:
+        known = f"; {failed} known failed (fix or replace them)" if failed else ""
+        return dg.SkipReason(f"all {count} landed files already in the ledger{known}{note}")
+    return dg.RunRequest(
+        run_key=digest,
+        tags={"market-warehouse/landed-files": str(count), "market-warehouse/unseen-files": str(len(unseen))},
+    )
