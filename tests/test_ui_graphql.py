@@ -24,6 +24,7 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster_graphql.test.utils import execute_dagster_graphql
 
 from pipelines.defs import market_data
+from pipelines.defs.derived import AnalyticsResource, features_asset
 from pipelines.defs.quality import quality_checks
 from pipelines.partitions import DEFAULT_HISTORY_START
 from resources.dagster_resources import ExchangeResource, WarehouseResource
@@ -344,3 +345,22 @@ def test_partitions_start_where_the_universe_says_the_history_starts(tmp_path):
     assert first_partition(tmp_path, SYNTHETIC_UNIVERSE)[0] == DEFAULT_HISTORY_START  # not set: default
     error = first_partition(tmp_path, SYNTHETIC_UNIVERSE + "history_start: June\n")[0]
     assert "history_start is not an ISO date" in error and "universe.yaml" in error
+
+
+def test_each_day_of_a_derived_range_run_carries_its_own_counts(instance, db_url, tmp_path, engine):
+    resources = {**synthetic_resources(db_url, tmp_path), "analytics": AnalyticsResource()}
+    result = dg.materialize(
+        [market_data.ohlcv, features_asset], resources=resources, instance=instance, tags=RANGE_TAGS
+    )
+    assert result.success
+    by_day = materializations(instance, "features", result.run_id)
+    with engine.connect() as conn:
+        stored = dict(
+            conn.execute(
+                sa.text("SELECT to_char(time, 'YYYY-MM-DD'), count(*) FROM features GROUP BY 1")
+            ).all()
+        )
+    assert sorted(by_day) == DAYS and sorted(stored) == DAYS
+    for day, meta in by_day.items():
+        assert meta["dagster/row_count"] == stored[day], day  # the day's rows, not the range's
+        assert meta["rows_out"] == stored[day] and meta["rows_written"] == stored[day], day
