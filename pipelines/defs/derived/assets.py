@@ -11,7 +11,7 @@ and the upstream entries from `lineage.py`; plots from `plots.py`; the few SQL r
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 import pandas as pd
@@ -151,8 +151,15 @@ class ForecastAccuracy(DerivedSteps):
 
     @contextmanager
     def day(self, day: Day) -> Iterator:
+        now = clock.now()
+        if day.end > now:
+            # An asset backfill maps forecasts' D-1 to this D, so forecasts up to yesterday bring today in:
+            # scoring a day whose candles are still coming would store partial metrics. Not scored, said so.
+            with self.engine.begin() as conn:
+                yield conn, self._not_scored(day, now)
+            return
         with self.engine.begin() as conn:
-            filled = accuracy.fill_actuals(conn, day.start, day.end, clock.now())
+            filled = accuracy.fill_actuals(conn, day.start, day.end, now)
             model_ids = accuracy.runs_with_targets_in(conn, day.start, day.end)
             scores = accuracy.score_runs(conn, model_ids)
             changed = accuracy.store_scores(conn, scores)
@@ -175,6 +182,24 @@ class ForecastAccuracy(DerivedSteps):
                     recorded_rows_out=len(scored) + len(scores),
                 ),
             )
+
+    @staticmethod
+    def _not_scored(day: Day, now: datetime) -> DayOutput:
+        """The output of a day not complete yet: nothing filled or scored, the reason in its metadata."""
+        note = (
+            f"not scored: the day ends {day.end.isoformat()}, after now ({now.isoformat()}); its accuracy is "
+            "scored by the run of a complete day"
+        )
+        return DayOutput(
+            version=lineage.content_version([{"day": day.key, "scored": False}]),
+            rows_in=0,
+            rows_out=0,
+            written=0,
+            upstream=[],
+            row_count=0,
+            metadata={"not_scored": note},
+            note=note,
+        )
 
     def extra(self, run: DayRun) -> dict:
         scores = frames_concat(self.scores)

@@ -52,6 +52,7 @@ class DayOutput:
     row_count: int  # rows of the asset for the day in its table (Dagster's dagster/row_count)
     metadata: dict = field(default_factory=dict)  # the lineage row's metadata
     recorded_rows_out: int | None = None  # rows_out of the lineage row when it counts more than the day's
+    note: str | None = None  # shown on the day's materialization (e.g. why the day was not computed)
 
 
 # A step opens the transaction the lineage row joins: `with step(day) as (conn, output): ...`.
@@ -92,6 +93,7 @@ class DayRun:
                 "rows_out": o.rows_out,
                 "rows_written": o.written,
                 "day_data_version": o.version,
+                **({"note": o.note} if o.note else {}),
             }
             for key, o in self.outputs.items()
         }
