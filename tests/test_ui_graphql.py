@@ -25,6 +25,8 @@ from dagster_graphql.test.utils import execute_dagster_graphql
 
 from pipelines.defs import market_data
 from pipelines.defs.derived import AnalyticsResource, features_asset
+from pipelines.defs.market_data.assets import ASSETS as MARKET_ASSETS
+from pipelines.defs.market_data.checks import CHECKS as MARKET_CHECKS
 from pipelines.defs.quality import quality_checks
 from pipelines.partitions import DEFAULT_HISTORY_START
 from resources.dagster_resources import ExchangeResource, WarehouseResource
@@ -32,7 +34,6 @@ from tests.universes import SYNTHETIC_UNIVERSE, universe_file
 
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
 RANGE_TAGS = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]}
-CHECKS = {"ohlcv_expectations", "ohlcv_quarantine_fraction", "ohlcv_unique_key"}
 
 CHECKS_QUERY = """
 query Checks($assetKey: AssetKeyInput!) {
@@ -129,24 +130,36 @@ def backfill_ohlcv(instance, resources, **kwargs) -> dg.ExecuteInProcessResult:
 
 def test_checks_of_a_three_day_single_run_backfill_read_succeeded_per_partition(instance, db_url, tmp_path):
     resources = synthetic_resources(db_url, tmp_path)
-    result = backfill_ohlcv(instance, resources, tags=RANGE_TAGS)
+    # The run a single-run backfill of market_data_job over three days launches: every market-data asset
+    # and every check of theirs, one run.
+    result = dg.materialize(
+        [*(MARKET_ASSETS[a] for a in market_data.MARKET_DATA_ASSETS), *MARKET_CHECKS],
+        resources=resources,
+        instance=instance,
+        tags=RANGE_TAGS,
+        raise_on_error=False,
+    )
     assert result.success
     # One evaluation per check and partition, each naming its day.
+    declared = {(k.asset_key.to_user_string(), k.name) for c in MARKET_CHECKS for k in c.check_keys}
+    assert len(declared) == 3 * len(market_data.MARKET_DATA_ASSETS)
     evaluations = result.get_asset_check_evaluations()
-    assert sorted((e.check_name, e.partition) for e in evaluations) == sorted(
-        (c, d) for c in CHECKS for d in DAYS
+    assert sorted((e.asset_key.to_user_string(), e.check_name, e.partition) for e in evaluations) == sorted(
+        (asset, check, day) for asset, check in declared for day in DAYS
     )
 
-    checks = checks_of(instance, "ohlcv")
-    assert set(checks) >= CHECKS
-    for name in CHECKS:
-        latest = checks[name]["executionForLatestMaterialization"]
-        assert latest is not None and latest["status"] == "SUCCEEDED", (name, latest)
-        assert statuses_by_day(checks[name]) == dict.fromkeys(DAYS, "SUCCEEDED"), name
-        runs = executions(instance, "ohlcv", name)
-        assert sorted(e["partition"] for e in runs) == DAYS
-        assert {e["status"] for e in runs} == {"SUCCEEDED"}
-        assert {e["runId"] for e in runs} == {result.run_id}
+    for asset in market_data.MARKET_DATA_ASSETS:
+        checks = checks_of(instance, asset)
+        names = {check for a, check in declared if a == asset}
+        assert set(checks) >= names
+        for name in names:
+            latest = checks[name]["executionForLatestMaterialization"]
+            assert latest is not None and latest["status"] == "SUCCEEDED", (asset, name, latest)
+            assert statuses_by_day(checks[name]) == dict.fromkeys(DAYS, "SUCCEEDED"), (asset, name)
+            runs = executions(instance, asset, name)
+            assert sorted(e["partition"] for e in runs) == DAYS
+            assert {e["status"] for e in runs} == {"SUCCEEDED"}
+            assert {e["runId"] for e in runs} == {result.run_id}
 
 
 def test_a_failing_partition_reads_failed_with_its_severity_and_the_others_succeeded(
