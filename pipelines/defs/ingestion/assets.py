@@ -18,7 +18,7 @@ from pipelines.datasets import dataset
 from pipelines.partitions import WAREHOUSE_POOL
 from pipelines.table_metadata import table_metadata
 from resources.dagster_resources import LandingFolderResource, WarehouseResource
-from resources.files.landing import FileReport, FolderReport, load_landing_folder
+from resources.files.landing import FileReport, FolderReport, load_landing_folder, summary
 
 DATASET = dataset("historical_files")
 CODE_VERSION = "1"
@@ -99,21 +99,13 @@ def _table_rows(engine: sa.Engine, table: str) -> int:
 
 
 def folder_metadata(report: FolderReport, folder: Path, row_count: int) -> dict[str, object]:
+    totals = summary(report)
     metadata: dict[str, object] = {
         "landing_folder": str(folder),
-        "files_seen": report.seen,
-        "files_loaded": report.loaded,
-        "files_skipped": report.skipped,
-        "files_failed": report.failed,
-        "files_empty": report.empty,
-        "rows_fetched": report.fetched,
-        "rows_inserted": report.inserted,
-        "rows_updated": report.updated,
-        "rows_unchanged": report.unchanged,
-        "rows_quarantined": report.quarantined,
-        "quarantine_reasons": dg.MetadataValue.json(report.quarantine_reasons),
+        **{k: v for k, v in totals.items() if k not in ("quarantine_reasons", "min_time", "max_time")},
+        "quarantine_reasons": dg.MetadataValue.json(totals["quarantine_reasons"]),
         "time_range": _time_range(report) or "no rows loaded",
-        "source": "landed files (JSON, NDJSON, gzip)",
+        "source": "landed files (JSON, NDJSON, CSV, Parquet, Feather/Arrow IPC; gzip, zip)",
         "files": dg.MetadataValue.table([_file_record(f) for f in _shown(report)], schema=_FILE_COLUMNS),
         "dagster/row_count": row_count,
         **TABLE_METADATA,
