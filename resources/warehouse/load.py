@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -137,13 +138,15 @@ def load_batch(
     now: datetime | None = None,
     score_config: ScoreConfig | None = None,
     quarantine: bool = True,
+    split: SplitResult | None = None,
 ) -> tuple[LoadResult, SplitResult]:
     """One batch in the caller's transaction. With `quarantine=False` rejected rows are only reported
-    (used when releasing rows that are already in quarantine)."""
+    (used when releasing rows that are already in quarantine). `split`: the batch's `split_frame` with these
+    rules and `now`, when the caller made it already (load_frame, ahead of the write)."""
     from resources.warehouse.upsert import AuditContext, lock_range, upsert_frame
 
     now = now or clock.now()
-    split = split_frame(dataset, batch, rules, now=now)
+    split = split if split is not None else split_frame(dataset, batch, rules, now=now)
     if quarantine and len(split.rejected):
         write_quarantine(
             conn,
@@ -222,21 +225,29 @@ def load_frame(
     with engine.connect() as conn:
         rules = load_rules(conn, dataset)
     now = now or clock.now()
-    for start in range(0, len(frame), max(1, batch_rows)):
-        batch = frame.iloc[start : start + batch_rows]
-        with engine.begin() as conn:
-            result, _ = load_batch(
-                conn,
-                dataset,
-                batch,
-                rules,
-                run_id=run_id,
-                partition_key=partition_key,
-                source=source,
-                now=now,
-                score_config=score_config,
-            )
-        total = total + result
+    batches = [frame.iloc[start : start + batch_rows] for start in range(0, len(frame), max(1, batch_rows))]
+    # The next batch is split (validated and typed: no database needed) in a worker thread while this one
+    # is written: the server's work and the client's overlap on the two cores. Its errors surface in turn.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-load-split") as pool:
+        pending = pool.submit(split_frame, dataset, batches[0], rules, now=now)
+        for index, batch in enumerate(batches):
+            split = pending.result()
+            if index + 1 < len(batches):
+                pending = pool.submit(split_frame, dataset, batches[index + 1], rules, now=now)
+            with engine.begin() as conn:
+                result, _ = load_batch(
+                    conn,
+                    dataset,
+                    batch,
+                    rules,
+                    run_id=run_id,
+                    partition_key=partition_key,
+                    source=source,
+                    now=now,
+                    score_config=score_config,
+                    split=split,
+                )
+            total = total + result
     if total.quarantined:
         log.warning(
             "%s: %d of %d rows quarantined (%s)",
