@@ -21,10 +21,10 @@ import numbers
 import queue
 import re
 import threading
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -34,6 +34,7 @@ from sqlalchemy.engine import URL
 
 from resources.database import normalize_url
 
+T = TypeVar("T")
 # SQLAlchemy renders the `:name` parameters of the SQL files as `$1, $2, …` for this dialect.
 _DOLLAR = postgresql.psycopg2.dialect(paramstyle="numeric_dollar")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -168,12 +169,17 @@ class ArrowReader:
         """Several statements at once on the pool's connections; results in the order given."""
         if len(parts) == 1 or self.parallel == 1:
             return [self.read(statement, params) for statement, params in parts]
+        futures = [self.submit(self.read, statement, params) for statement, params in parts]
+        return [future.result() for future in futures]
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """`fn(*args)` on the reader's worker threads: an independent read run meanwhile (e.g. the cold-tier
+        manifest beside the candles). `fn` must not wait on other submitted work."""
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="mw-arrow-read")
             pool = self._pool
-        futures = [pool.submit(self.read, statement, params) for statement, params in parts]
-        return [future.result() for future in futures]
+        return pool.submit(fn, *args)
 
     def close(self) -> None:
         """Close every connection (idle ones now; none may be in use)."""
