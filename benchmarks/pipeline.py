@@ -334,7 +334,9 @@ def reads(engine: sa.Engine, url: sa.URL, args, symbols: int) -> tuple[list, lis
             samples: dict[str, list[float]] = {name: [] for name in methods}
             for fn in methods.values():  # untimed: connections opened, as in a running application
                 fn()
-            for _ in range(args.repeats):  # interleaved: a change of machine load hits every method alike
+            for _ in range(
+                args.read_repeats
+            ):  # interleaved: a change of machine load hits every method alike
                 for name, fn in methods.items():
                     seconds, got = timed(fn)
                     assert got == rows, (name, got)
@@ -406,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scaling-repeats", type=int, default=7, help="re-loads of the day per table size (medians)"
     )
+    parser.add_argument("--read-repeats", type=int, default=7, help="runs of each read (medians)")
     parser.add_argument("--skip", default="", help="sections to skip, comma-separated: loads,scaling,reads")
     parser.add_argument("--database", default="mw_bench_pipeline", help="scratch database name")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
@@ -468,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"re-load spread (slowest / fastest): {max(agains) / min(agains):.2f}x (goal <= 1.2x)")
         if read_lines:
             print(
-                f"\n| read | rows | series | seconds (median of {args.repeats}) | rows/s | ratio to the wire ceiling |"
+                f"\n| read | rows | series | seconds (median of {args.read_repeats}) | rows/s | ratio to the wire ceiling |"
             )
             print("|---|---:|---:|---:|---:|---:|")
             for rows, n_series, name, seconds, base in read_lines:
