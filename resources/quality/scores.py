@@ -29,8 +29,11 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from psycopg2 import sql as pgsql
+from pyarrow import csv
 
 from resources import clock
 from resources.columns import kind_of
@@ -106,7 +109,8 @@ def load_history(conn: sa.Connection, dataset: str, frame: pd.DataFrame, config:
     bounds = series_bounds(dataset, frame)
     history = _copy_query(conn, dataset, history_statement(conn, dataset, bounds, config))
     if _warmup_from(spec, bounds, config) > _NO_BOUND:
-        series, in_range = history["series"].to_numpy(), history["in_range"].to_numpy()
+        series = history.column("series").to_numpy()
+        in_range = history.column("in_range").to_numpy(zero_copy_only=False)
         warm = np.bincount(series[~in_range], minlength=len(bounds))
         short = np.flatnonzero(warm < config.window + 1)
         if len(short):  # their warm-up again, without the first bound (their stored versions are read)
@@ -114,9 +118,13 @@ def load_history(conn: sa.Connection, dataset: str, frame: pd.DataFrame, config:
                 conn, dataset, bounds.iloc[short], config, warmup_from=_NO_BOUND, with_range=False
             )
             again = _copy_query(conn, dataset, query)
-            again["series"] = short[again["series"].to_numpy()]
+            again = again.set_column(
+                again.schema.get_field_index("series"),
+                "series",
+                pa.array(short[again.column("series").to_numpy()]),
+            )
             keep = in_range | ~np.isin(series, short)
-            history = pd.concat([history.loc[keep], again], ignore_index=True)
+            history = pa.concat_tables([history.filter(pa.array(keep)), again])
     return _typed_history(history, spec, bounds)
 
 
@@ -179,31 +187,38 @@ def history_statement(
         return cursor.mogrify(str(compiled), compiled.construct_params(params)).decode()
 
 
-def _typed_history(history: pd.DataFrame, spec: SeriesSpec, bounds: pd.DataFrame) -> pd.DataFrame:
-    series = history["series"].to_numpy()
+def _typed_history(table: pa.Table, spec: SeriesSpec, bounds: pd.DataFrame) -> pd.DataFrame:
+    """The history frame, built at once (a frame per batch: column by column costs more than the data)."""
+    series = table.column("series").to_numpy()
+    columns: dict[str, object] = {"series": series}
     for key in spec.series:  # the batch's own values and dtype
-        history[key] = bounds[key].iloc[series].array
-    history["time"] = pd.to_datetime(history.pop("time_us"), unit="us", utc=True)
-    history["ingested_at"] = pd.to_datetime(history.pop("ingested_us"), unit="us", utc=True)
-    if isinstance(bounds["min"].dtype, pd.DatetimeTZDtype):
-        history["time"] = history["time"].dt.as_unit(bounds["min"].dtype.unit)
-    for col in spec.value_columns:
-        history[col] = history[col].astype("float64")
-    return history
+        columns[key] = bounds[key].iloc[series].array
+    unit = bounds["min"].dtype.unit if isinstance(bounds["min"].dtype, pd.DatetimeTZDtype) else "us"
+    for name, micros in (("time", "time_us"), ("ingested_at", "ingested_us")):
+        times = pd.to_datetime(table.column(micros).to_numpy(), unit="us", utc=True)
+        columns[name] = (times.as_unit(unit) if name == "time" else times).array
+    for name in spec.value_columns:
+        columns[name] = table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    stored = table.select(list(spec.stored_columns)).to_pandas(types_mapper=_STORED_TYPES.get)
+    for name in spec.stored_columns:
+        columns[name] = stored[name].array
+    columns["in_range"] = table.column("in_range").to_numpy(zero_copy_only=False)
+    columns["stored_nan"] = table.column("stored_nan").to_numpy(zero_copy_only=False)
+    return pd.DataFrame(columns)
 
 
-def _copy_query(conn: sa.Connection, dataset: str, query: str) -> pd.DataFrame:
-    """Run the literal history `query` through COPY ... TO STDOUT (CSV) and parse it with pyarrow.
+_STORED_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+def _copy_query(conn: sa.Connection, dataset: str, query: str) -> pa.Table:
+    """Run the literal history `query` through COPY ... TO STDOUT (CSV) and parse it with pyarrow, adding
+    `stored_nan` (a stored float is NaN, which PostgreSQL tells from NULL).
 
     Row-by-row fetching through the driver builds a Python datetime per value and costs seconds per 100k
     rows; COPY with epoch-microsecond columns and pyarrow's CSV reader costs milliseconds. Integers are
     read as int64 (exact), other numbers as float64 (a float4 prints the shortest text that reads back
     to the same float4).
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    from pyarrow import csv
-
     spec = SCORED[dataset]
     table_columns = Base.metadata.tables[dataset].c
     types = {"series": pa.int64(), "time_us": pa.int64(), "ingested_us": pa.int64(), "in_range": pa.bool_()}
@@ -226,11 +241,7 @@ def _copy_query(conn: sa.Connection, dataset: str, query: str) -> pd.DataFrame:
     for name, type_ in types.items():
         if type_ == pa.float64():
             nan |= pc.fill_null(pc.is_nan(table[name]), False).to_numpy(zero_copy_only=False)
-    frame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get)
-    for name in ("series", "time_us", "ingested_us", "in_range"):
-        frame[name] = frame[name].to_numpy(dtype="int64" if name != "in_range" else bool)
-    frame["stored_nan"] = nan
-    return frame
+    return table.append_column("stored_nan", pa.array(nan))
 
 
 def rolling_z(values: pd.Series, gid: np.ndarray, config: ScoreConfig) -> pd.Series:
