@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -24,8 +25,19 @@ def load_sql(name: str, root: Path = SQL_DIR) -> str:
 
 
 def sql_text(name: str, root: Path = SQL_DIR) -> sa.TextClause:
-    """A single statement from `<root>/<name>.sql` with `:named` bind parameters."""
-    return sa.text(load_sql(name, root))
+    """A single statement from `<root>/<name>.sql` with `:named` bind parameters, its comments removed:
+    SQLAlchemy binds a `:name` mentioned in a comment too, psycopg2 interpolates the value there, and a
+    string with a newline would end the comment and run as SQL."""
+    return sa.text(without_comments(load_sql(name, root)))
+
+
+# A quoted literal (quotes doubled inside), or a `--` comment up to the end of its line.
+_LITERAL_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|--[^\n]*")
+
+
+def without_comments(sql: str) -> str:
+    """`sql` without its `--` comments (quoted literals kept as they are)."""
+    return _LITERAL_OR_COMMENT.sub(lambda m: m.group(0) if m.group(0).startswith("'") else "", sql)
 
 
 def run_script(conn: sa.Connection, name: str) -> None:

@@ -270,3 +270,12 @@ def test_limited_reads_without_an_end_see_past_gaps(stored):
     assert (frame["symbol"] == "ETH/USDT").sum() == 10  # ETH has no candles after the gap
     one = stored.get_ohlcv_frame("binance", "BTC/USDT", "1m", start, limit=15)
     assert list(one["time"]) == list(expected)
+
+
+def test_a_value_cannot_escape_a_comment_of_the_sql_files(stored):
+    """The SQL files mention their `:parameters` in comments; on a psycopg2 connection the value would be
+    interpolated there too, and a newline would end the comment: sql_text drops comments first."""
+    hostile = "a\n; CREATE TEMP TABLE escaped (x int); --"
+    with stored.engine.connect() as conn:
+        assert q.get_ohlcv_frame(conn, "binance", [hostile], "1h").empty  # '1h': the existence query runs
+        assert not conn.exec_driver_sql("SELECT to_regclass('pg_temp.escaped') IS NOT NULL").scalar()

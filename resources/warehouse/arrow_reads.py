@@ -33,6 +33,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
 
 from resources.database import normalize_url
+from resources.sqlfiles import without_comments
 
 T = TypeVar("T")
 # SQLAlchemy renders the `:name` parameters of the SQL files as `$1, $2, …` for this dialect.
@@ -54,19 +55,9 @@ def libpq_uri(url: URL | str) -> str:
     return url.set(query={}).render_as_string(hide_password=False) + "?" + pairs
 
 
-# A quoted literal (quotes doubled inside), or a `--` comment up to the end of its line.
-_LITERAL_OR_COMMENT = re.compile(r"'(?:[^']|'')*'|--[^\n]*")
-
-
-def _without_comments(sql: str) -> str:
-    """`sql` without its `--` comments. The SQL files mention their `:parameters` in comments, and a value
-    rendered there could end the comment with a newline and become SQL."""
-    return _LITERAL_OR_COMMENT.sub(lambda m: m.group(0) if m.group(0).startswith("'") else "", sql)
-
-
 @functools.lru_cache(maxsize=256)
 def _compiled(sql: str) -> tuple[str, tuple[str, ...]]:
-    compiled = sa.text(_without_comments(sql)).compile(dialect=_DOLLAR)
+    compiled = sa.text(without_comments(sql)).compile(dialect=_DOLLAR)  # statements not from sql_text too
     return str(compiled), tuple(compiled.positiontup or ())
 
 
