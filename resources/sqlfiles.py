@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -24,11 +25,24 @@ def load_sql(name: str, root: Path = SQL_DIR) -> str:
     return path.read_text()
 
 
-def sql_text(name: str, root: Path = SQL_DIR) -> sa.TextClause:
+def sql_text(name: str, root: Path = SQL_DIR, columns: Sequence[str] = ()) -> sa.TextClause:
     """A single statement from `<root>/<name>.sql` with `:named` bind parameters, its comments removed:
     SQLAlchemy binds a `:name` mentioned in a comment too, psycopg2 interpolates the value there, and a
-    string with a newline would end the comment and run as SQL."""
-    return sa.text(without_comments(load_sql(name, root)))
+    string with a newline would end the comment and run as SQL.
+
+    `columns` fill the file's `{columns}` list (quoted identifiers), for a statement that reads whatever
+    columns a model declares (the feature frames: a new feature adds no SQL edit)."""
+    sql = without_comments(load_sql(name, root))
+    if columns:
+        if "{columns}" not in sql:
+            raise ValueError(f"{name}.sql has no {{columns}} list to fill")
+        sql = sql.replace("{columns}", ", ".join(quoted(c) for c in columns))
+    return sa.text(sql)
+
+
+def quoted(identifier: str) -> str:
+    """A PostgreSQL identifier quoted (inner double quotes doubled)."""
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 # A quoted literal (quotes doubled inside), or a `--` comment up to the end of its line.

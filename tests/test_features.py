@@ -8,14 +8,18 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
+from pipelines.defs.derived.lineage import COLUMN_LINEAGE
 from resources.analytics.features import (
     CORE_V1,
     FEATURE_COLUMNS,
+    INDICATORS,
     FeatureParams,
     compute_features,
     features_for_window,
     memory_bars,
+    missing_columns,
     read_candles,
     warmup_bars,
     warmup_by_indicator,
@@ -109,3 +113,42 @@ def test_values_match_independent_pandas(stored):
         [stored["high"] - stored["low"], (stored["high"] - prev).abs(), (stored["low"] - prev).abs()], axis=1
     ).max(axis=1)
     np.testing.assert_allclose(got["atr"][tail], tr.ewm(alpha=1 / 14, adjust=False).mean()[tail], rtol=1e-9)
+
+
+def test_every_declared_feature_is_a_column_of_the_model_and_of_the_migrated_table(engine):
+    """A feature declared in INDICATORS without its model column (or a model float column no indicator
+    writes) fails here; the migrated table must have the columns too (a model column without migration)."""
+    assert missing_columns() == []
+    assert missing_columns([*FEATURE_COLUMNS, "new_feature"]) == ["no column for 'new_feature'"]
+    assert missing_columns(FEATURE_COLUMNS[1:]) == [f"no indicator writes column {FEATURE_COLUMNS[0]!r}"]
+    table = sa.inspect(engine).get_columns("features")
+    assert set(FEATURE_COLUMNS) <= {column["name"] for column in table}
+
+
+@pytest.mark.parametrize("indicator", INDICATORS, ids=lambda i: i.name)
+def test_an_indicator_reads_only_its_declared_inputs(stored, indicator):
+    """The declared inputs are the column lineage: scrambling every other candle column changes nothing."""
+    p = CORE_V1.params
+    scrambled = stored.copy()
+    for column in {"open", "high", "low", "close", "volume"} - set(indicator.inputs):
+        scrambled[column] = scrambled[column].sample(frac=1.0, random_state=7).to_numpy() * 1.37
+    for column, want, got in zip(
+        indicator.outputs, indicator.compute(stored, p), indicator.compute(scrambled, p), strict=True
+    ):
+        np.testing.assert_array_equal(got, want, err_msg=column)
+    if indicator.inputs != ("open", "high", "low", "close", "volume"):
+        dropped = stored.copy()
+        dropped[list(indicator.inputs)] = dropped[list(indicator.inputs)].to_numpy()[::-1]
+        assert any(
+            not np.array_equal(a, b, equal_nan=True)
+            for a, b in zip(indicator.compute(stored, p), indicator.compute(dropped, p), strict=True)
+        ), "changing the declared inputs changes nothing: the test could not fail"
+
+
+def test_feature_column_lineage_comes_from_the_declarations():
+    lineage = COLUMN_LINEAGE["features"]
+    assert set(lineage) == {*FEATURE_COLUMNS, "time"}
+    assert lineage["atr"] == ["ohlcv.high", "ohlcv.low", "ohlcv.close"]
+    for indicator in INDICATORS:
+        for column in indicator.outputs:
+            assert lineage[column] == [f"ohlcv.{c}" for c in indicator.inputs]

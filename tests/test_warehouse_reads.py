@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from resources.analytics.features import FEATURE_COLUMNS, read_features
+from resources.sqlfiles import sql_text
 from resources.warehouse.api import Warehouse
 from resources.warehouse.arrow_reads import ArrowReader, literal, render
 from resources.warehouse.async_api import AsyncWarehouse
@@ -194,8 +195,21 @@ def test_features_frames(any_engine):
         both = wh.get_features_frame("binance", ["B/USDT", "A/USDT"], "1h", "base")
         assert list(both["symbol"].unique()) == ["A/USDT", "B/USDT"] and len(both) == 100
         assert (both["feature_set"] == "base").all() and (both["interval"] == "1h").all()
+        limited = wh.get_features_frame("binance", ["B/USDT", "A/USDT"], "1h", "base", limit=5)
+        assert list(limited.columns) == list(both.columns) and len(limited) == 10
+        pd.testing.assert_frame_equal(
+            limited[limited["symbol"] == "A/USDT"].reset_index(drop=True), got.iloc[:5], check_like=True
+        )
     finally:
         wh.close()
+
+
+def test_sql_text_fills_the_column_list_with_quoted_identifiers():
+    """The feature frame reads take their value columns from the model: a new feature needs no SQL edit."""
+    statement = str(sql_text("common/get_features_frame", columns=["rsi", 'odd"name']))
+    assert 'SELECT symbol, time, "rsi", "odd""name"\n' in statement
+    with pytest.raises(ValueError, match="get_ohlcv_frame.sql has no {columns} list"):
+        sql_text("common/get_ohlcv_frame", columns=["rsi"])
 
 
 def test_async_reads_equal_the_sync_ones(stored, any_backend_url):

@@ -9,6 +9,7 @@ decayed below `CONVERGENCE` (relative): (1 - alpha) ** n <= CONVERGENCE. TA-Lib 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ import talib
 from talib import abstract
 
 from resources.models import Feature, Ohlcv
-from resources.models.analytics import FEATURE_COLUMNS
+from resources.models.analytics import FEATURE_COLUMNS as STORED_FEATURE_COLUMNS
 
 # Relative weight left on the state at the start of the history read; 1e-14 keeps partition results within
 # ~1e-13 (relative to the price level) of the whole-series values.
@@ -69,20 +70,118 @@ def _lookback(name: str, **params: Any) -> int:
     return int(function.lookback)
 
 
+def _floats(candles: pd.DataFrame, *columns: str) -> list[np.ndarray]:
+    return [candles[c].to_numpy(dtype="float64") for c in columns]
+
+
+def _log_return(candles: pd.DataFrame) -> np.ndarray:
+    (close,) = _floats(candles, "close")
+    return np.concatenate([[np.nan], np.diff(np.log(close))])
+
+
+def _volatility(candles: pd.DataFrame, p: FeatureParams) -> tuple[np.ndarray]:
+    return (pd.Series(_log_return(candles)).rolling(p.volatility_window).std(ddof=1).to_numpy(),)
+
+
+def _macd(candles: pd.DataFrame, p: FeatureParams) -> tuple[np.ndarray, ...]:
+    (close,) = _floats(candles, "close")
+    return talib.MACD(close, fastperiod=p.macd_fast, slowperiod=p.macd_slow, signalperiod=p.macd_signal)
+
+
+def _bbands(candles: pd.DataFrame, p: FeatureParams) -> tuple[np.ndarray, ...]:
+    (close,) = _floats(candles, "close")
+    return talib.BBANDS(
+        close, timeperiod=p.bb_period, nbdevup=p.bb_stddev, nbdevdn=p.bb_stddev, matype=talib.MA_Type.SMA
+    )
+
+
+def _volume_zscore(candles: pd.DataFrame, p: FeatureParams) -> tuple[np.ndarray]:
+    volume = pd.Series(*_floats(candles, "volume"))
+    rolling = volume.rolling(p.volume_window)
+    std = rolling.std(ddof=1)
+    return (((volume - rolling.mean()) / std.where(std > 0)).to_numpy(),)
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One indicator, declared once: the `features` columns it writes, the candle columns it reads (the
+    Dagster column lineage of those columns is made from them), the bars of history it needs before a day
+    (so a day computed alone equals the whole series) and how it computes them (one array per output, in
+    order). A new feature is one entry of INDICATORS, plus its column in the `Feature` model and the
+    migration Alembic generates from it (tests/test_features.py fails until both exist)."""
+
+    name: str
+    outputs: tuple[str, ...]
+    inputs: tuple[str, ...]
+    warmup: Callable[[FeatureParams], int]
+    compute: Callable[[pd.DataFrame, FeatureParams], Sequence[np.ndarray]]
+
+
+INDICATORS: tuple[Indicator, ...] = (
+    Indicator("log_return", ("log_return",), ("close",), lambda p: 1, lambda c, p: (_log_return(c),)),
+    Indicator("volatility", ("volatility",), ("close",), lambda p: p.volatility_window, _volatility),
+    Indicator(
+        "rsi",
+        ("rsi",),
+        ("close",),
+        lambda p: _lookback("RSI", timeperiod=p.rsi_period) + memory_bars(1.0 / p.rsi_period),
+        lambda c, p: (talib.RSI(*_floats(c, "close"), timeperiod=p.rsi_period),),
+    ),
+    Indicator(
+        "macd",
+        ("macd", "macd_signal", "macd_hist"),
+        ("close",),
+        lambda p: (
+            _lookback("MACD", fastperiod=p.macd_fast, slowperiod=p.macd_slow, signalperiod=p.macd_signal)
+            + memory_bars(2.0 / (p.macd_slow + 1))
+            + memory_bars(2.0 / (p.macd_signal + 1))
+        ),
+        _macd,
+    ),
+    Indicator(
+        "bbands",
+        ("bb_upper", "bb_middle", "bb_lower"),
+        ("close",),
+        lambda p: _lookback("BBANDS", timeperiod=p.bb_period),
+        _bbands,
+    ),
+    Indicator(
+        "atr",
+        ("atr",),
+        ("high", "low", "close"),
+        lambda p: _lookback("ATR", timeperiod=p.atr_period) + memory_bars(1.0 / p.atr_period),
+        lambda c, p: (talib.ATR(*_floats(c, "high", "low", "close"), timeperiod=p.atr_period),),
+    ),
+    # Session VWAP restarts every UTC day: no history needed.
+    Indicator(
+        "vwap", ("vwap",), ("high", "low", "close", "volume"), lambda p: 0, lambda c, p: (session_vwap(c),)
+    ),
+    Indicator(
+        "volume_zscore", ("volume_zscore",), ("volume",), lambda p: p.volume_window - 1, _volume_zscore
+    ),
+)
+
+# The values a feature set computes per candle, in declaration order.
+FEATURE_COLUMNS = [column for indicator in INDICATORS for column in indicator.outputs]
+
+
+def feature_inputs() -> dict[str, tuple[str, ...]]:
+    """Feature column -> the candle columns it is computed from (for column lineage)."""
+    return {column: indicator.inputs for indicator in INDICATORS for column in indicator.outputs}
+
+
+def missing_columns(declared: Sequence[str] = FEATURE_COLUMNS) -> list[str]:
+    """Declared feature columns the `Feature` model (hence the migrated table) lacks, and model float
+    columns no indicator writes; empty when the declaration and the schema agree."""
+    stored = set(STORED_FEATURE_COLUMNS)
+    return [f"no column for {c!r}" for c in declared if c not in stored] + [
+        f"no indicator writes column {c!r}" for c in STORED_FEATURE_COLUMNS if c not in declared
+    ]
+
+
 def warmup_by_indicator(p: FeatureParams) -> dict[str, int]:
     """Bars of history before a day that each indicator needs to reproduce the whole-series value."""
-    macd_memory = memory_bars(2.0 / (p.macd_slow + 1)) + memory_bars(2.0 / (p.macd_signal + 1))
-    return {
-        "log_return": 1,
-        "volatility": p.volatility_window,
-        "rsi": _lookback("RSI", timeperiod=p.rsi_period) + memory_bars(1.0 / p.rsi_period),
-        "macd": _lookback("MACD", fastperiod=p.macd_fast, slowperiod=p.macd_slow, signalperiod=p.macd_signal)
-        + macd_memory,
-        "bbands": _lookback("BBANDS", timeperiod=p.bb_period),
-        "atr": _lookback("ATR", timeperiod=p.atr_period) + memory_bars(1.0 / p.atr_period),
-        "vwap": 0,  # session VWAP restarts every UTC day
-        "volume_zscore": p.volume_window - 1,
-    }
+    return {indicator.name: indicator.warmup(p) for indicator in INDICATORS}
 
 
 def warmup_bars(p: FeatureParams) -> int:
@@ -94,31 +193,15 @@ def compute_features(candles: pd.DataFrame, p: FeatureParams) -> pd.DataFrame:
 
     Bars without enough history get NaN; the caller drops the warm-up bars.
     """
-    close = candles["close"].to_numpy(dtype="float64")
-    high = candles["high"].to_numpy(dtype="float64")
-    low = candles["low"].to_numpy(dtype="float64")
-    volume = candles["volume"].to_numpy(dtype="float64")
     out = pd.DataFrame({"time": candles["time"].to_numpy()}, index=candles.index)
-
-    log_close = np.log(close)
-    log_return = np.concatenate([[np.nan], np.diff(log_close)])
-    out["log_return"] = log_return
-    out["volatility"] = pd.Series(log_return).rolling(p.volatility_window).std(ddof=1).to_numpy()
-    out["rsi"] = talib.RSI(close, timeperiod=p.rsi_period)
-    macd, signal, hist = talib.MACD(
-        close, fastperiod=p.macd_fast, slowperiod=p.macd_slow, signalperiod=p.macd_signal
-    )
-    out["macd"], out["macd_signal"], out["macd_hist"] = macd, signal, hist
-    upper, middle, lower = talib.BBANDS(
-        close, timeperiod=p.bb_period, nbdevup=p.bb_stddev, nbdevdn=p.bb_stddev, matype=talib.MA_Type.SMA
-    )
-    out["bb_upper"], out["bb_middle"], out["bb_lower"] = upper, middle, lower
-    out["atr"] = talib.ATR(high, low, close, timeperiod=p.atr_period)
-    out["vwap"] = session_vwap(candles)
-    vol = pd.Series(volume)
-    rolling = vol.rolling(p.volume_window)
-    std = rolling.std(ddof=1)
-    out["volume_zscore"] = ((vol - rolling.mean()) / std.where(std > 0)).to_numpy()
+    for indicator in INDICATORS:
+        values = indicator.compute(candles, p)
+        if len(values) != len(indicator.outputs):
+            raise ValueError(
+                f"indicator {indicator.name!r} computed {len(values)} arrays for outputs {indicator.outputs}"
+            )
+        for column, array in zip(indicator.outputs, values, strict=True):
+            out[column] = array
     return out
 
 

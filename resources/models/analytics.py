@@ -51,9 +51,9 @@ class Feature(Base):
     computed_at: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())
 
 
-# The values a feature set computes per candle: the float columns of `features`, in table order. The
-# feature code (`resources.analytics.features`) and the feature reads (`resources.warehouse.ops.analytics`)
-# both take them from here, so a new feature is one column of the model (plus its migration).
+# The stored values of a feature set per candle: the float columns of `features`, in table order, for the
+# feature reads (`resources.warehouse.ops.analytics`). The features themselves are declared in
+# `resources.analytics.features.INDICATORS`; tests/test_features.py fails while the two differ.
 FEATURE_COLUMNS = [column.name for column in Feature.__table__.c if isinstance(column.type, Float)]
 
 

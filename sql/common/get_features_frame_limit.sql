@@ -1,6 +1,6 @@
--- get_features_frame.sql with at most :limit rows per series (the first ones in time order).
-SELECT f.symbol, f.time, f.log_return, f.volatility, f.rsi, f.macd,
-       f.macd_signal, f.macd_hist, f.bb_upper, f.bb_middle, f.bb_lower, f.atr, f.vwap, f.volume_zscore
+-- get_features_frame.sql with at most :limit rows per series (the first ones in time order); {columns}: the
+-- feature columns (unqualified: only `f` has them).
+SELECT f.symbol, f.time, {columns}
 FROM unnest(CAST(:symbols AS text[])) AS s(symbol)
 CROSS JOIN LATERAL (
     SELECT *

@@ -6,7 +6,7 @@ from datetime import datetime
 import dagster as dg
 import sqlalchemy as sa
 
-from resources.analytics import lineage
+from resources.analytics import features, lineage
 
 OHLCV = "ohlcv"
 FILES = "historical_files"
@@ -15,19 +15,9 @@ MAX_DAY_ENTRIES = 31
 
 _CANDLE = ["ohlcv.open", "ohlcv.high", "ohlcv.low", "ohlcv.close", "ohlcv.volume"]
 COLUMN_LINEAGE = {
+    # Made from the feature declarations (each indicator names the candle columns it reads).
     "features": {
-        "log_return": ["ohlcv.close"],
-        "volatility": ["ohlcv.close"],
-        "rsi": ["ohlcv.close"],
-        "macd": ["ohlcv.close"],
-        "macd_signal": ["ohlcv.close"],
-        "macd_hist": ["ohlcv.close"],
-        "bb_upper": ["ohlcv.close"],
-        "bb_middle": ["ohlcv.close"],
-        "bb_lower": ["ohlcv.close"],
-        "atr": ["ohlcv.high", "ohlcv.low", "ohlcv.close"],
-        "vwap": ["ohlcv.high", "ohlcv.low", "ohlcv.close", "ohlcv.volume"],
-        "volume_zscore": ["ohlcv.volume"],
+        **{column: [f"ohlcv.{c}" for c in inputs] for column, inputs in features.feature_inputs().items()},
         "time": ["ohlcv.time"],
     },
     "forecasts": {

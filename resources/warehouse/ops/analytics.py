@@ -45,5 +45,7 @@ def get_features_frame(
         "limit": checked_limit(limit),
     }
     schema = read_schema("features", FEATURE_FRAME_COLUMNS)
-    table = concat(read_series(conn, "common/get_features_frame", params, symbols_of(symbol), schema), schema)
+    symbols = symbols_of(symbol)
+    tables = read_series(conn, "common/get_features_frame", params, symbols, schema, columns=FEATURE_COLUMNS)
+    table = concat(tables, schema)
     return table if as_arrow else frame_from_arrow(table)

@@ -82,13 +82,15 @@ def read_series(
     symbols: list[str],
     schema: pa.Schema,
     step: timedelta | None = None,
+    columns: Sequence[str] = (),
 ) -> list[pa.Table]:
-    """Rows of `symbols` ordered by symbol then time (`query`; `query`_limit for a limit per series of many).
+    """Rows of `symbols` ordered by symbol then time (`query`; `query`_limit for a limit per series of many;
+    `columns` fill its `{columns}` list).
 
     Through an ArrowReader, a read of several series is cut into groups of series, and a long bounded
     range of one series (without limit) into time ranges, read at once; concatenated in order."""
     per_series = params["limit"] is not None and len(symbols) > 1
-    statement = sql_text(query + ("_limit" if per_series else ""))
+    statement = sql_text(query + ("_limit" if per_series else ""), columns=columns)
     parts = [{**params, "symbols": symbols}]
     if isinstance(conn, ArrowReader) and conn.parallel > 1:
         if len(symbols) > 1:
