@@ -15,10 +15,11 @@ import contextlib
 import os
 import warnings
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from pipelines.table_metadata import table_metadata
 from resources import clock
@@ -74,10 +75,37 @@ def partitions_at_clock() -> Iterator[None]:
         yield
 
 
-def yesterday_of(context: dg.ScheduleEvaluationContext) -> str:
-    """The partition key of the UTC day before a schedule tick (daily schedules load the complete day)."""
-    at = context.scheduled_execution_time.astimezone(UTC)
-    return (at - timedelta(days=1)).date().isoformat()
+def utc_schedule(
+    name: str,
+    job: dg.JobDefinition | UnresolvedAssetJobDefinition,
+    cron: str,
+    description: str,
+    request: Callable[[datetime], dg.RunRequest] | None = None,
+    **kwargs: Any,
+) -> dg.ScheduleDefinition:
+    """A schedule ticking in UTC, every schedule of the project: `request` makes a tick's run request from
+    the tick's UTC time (the partition and run key it names); without it the tick runs the job as it is.
+    `kwargs`: e.g. `default_status`."""
+    common = {"name": name, "job": job, "cron_schedule": cron, "execution_timezone": "UTC"}
+    if request is None:
+        return dg.ScheduleDefinition(**common, description=description, **kwargs)
+
+    @dg.schedule(**common, description=description, **kwargs)
+    def evaluate(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        return request(context.scheduled_execution_time.astimezone(UTC))
+
+    return evaluate
+
+
+def yesterday_request(run_key_prefix: str) -> Callable[[datetime], dg.RunRequest]:
+    """Run request of a daily tick: the partition of the UTC day before the tick, complete by then, with
+    run key `<prefix>-<day>` (one run per day, however often the tick is evaluated)."""
+
+    def request(at: datetime) -> dg.RunRequest:
+        yesterday = (at - timedelta(days=1)).date().isoformat()
+        return dg.RunRequest(run_key=f"{run_key_prefix}-{yesterday}", partition_key=yesterday)
+
+    return request
 
 
 def daily_dataset_asset(ds: Dataset, code_version: str, **kwargs: Any) -> Callable[..., dg.AssetsDefinition]:

@@ -9,51 +9,45 @@ intraday ticks run. (Dagster 1.13 shows "Partition set: None" on every schedule 
 `ScheduleSnap.from_def` sets no partition set name.)
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dagster as dg
 
 from pipelines.defs.market_data.jobs import gap_backfill_job, market_data_job
-from pipelines.partitions import yesterday_of
+from pipelines.partitions import utc_schedule, yesterday_request
 
 
-@dg.schedule(
-    name="daily_market_data",
-    cron_schedule="15 0 * * *",
-    job=market_data_job,
-    execution_timezone="UTC",
-    description="00:15 UTC: yesterday's partition of every market-data asset, complete (the tick of day D "
-    "requests partition D-1, run key daily-<D-1>).",
-)
-def daily_market_data(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Yesterday's partition, complete: runs at 00:15 UTC once the last candles have settled."""
-    yesterday = yesterday_of(context)
-    return dg.RunRequest(run_key=f"daily-{yesterday}", partition_key=yesterday)
-
-
-@dg.schedule(
-    name="intraday_market_data",
-    cron_schedule="*/15 * * * *",
-    job=market_data_job,
-    execution_timezone="UTC",
-    description="Every 15 minutes: today's partition topped up (only new candles are fetched) and a "
-    "point-in-time snapshot of order books and tickers; the tick names today's partition.",
-)
-def intraday_market_data(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Today's partition, topped up every 15 minutes (only the new candles are fetched) plus snapshots."""
-    at: datetime = context.scheduled_execution_time.astimezone(UTC)
+def _today_topped_up(at: datetime) -> dg.RunRequest:
+    """Today's partition, topped up (only the new candles are fetched) plus snapshots; one run per tick."""
     return dg.RunRequest(run_key=f"intraday-{at:%Y-%m-%dT%H%M}", partition_key=at.date().isoformat())
 
 
-@dg.schedule(
-    name="nightly_gap_backfill",
-    cron_schedule="45 1 * * *",
-    job=gap_backfill_job,
-    execution_timezone="UTC",
-    description="01:45 UTC: the gap report of the last 7 days and a fetch of exactly the missing candles "
-    "(unpartitioned: one ohlcv materialization per day it filled).",
-)
-def nightly_gap_backfill(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+def _gaps_of_the_week(at: datetime) -> dg.RunRequest:
     """Fill what the last week's runs missed (exchange outages, failed runs), after the daily load."""
-    at: datetime = context.scheduled_execution_time.astimezone(UTC)
     return dg.RunRequest(run_key=f"gaps-{at:%Y-%m-%d}")
+
+
+daily_market_data = utc_schedule(
+    "daily_market_data",
+    market_data_job,
+    "15 0 * * *",
+    "00:15 UTC: yesterday's partition of every market-data asset, complete (the tick of day D "
+    "requests partition D-1, run key daily-<D-1>).",
+    yesterday_request("daily"),
+)
+intraday_market_data = utc_schedule(
+    "intraday_market_data",
+    market_data_job,
+    "*/15 * * * *",
+    "Every 15 minutes: today's partition topped up (only new candles are fetched) and a "
+    "point-in-time snapshot of order books and tickers; the tick names today's partition.",
+    _today_topped_up,
+)
+nightly_gap_backfill = utc_schedule(
+    "nightly_gap_backfill",
+    gap_backfill_job,
+    "45 1 * * *",
+    "01:45 UTC: the gap report of the last 7 days and a fetch of exactly the missing candles "
+    "(unpartitioned: one ohlcv materialization per day it filled).",
+    _gaps_of_the_week,
+)
