@@ -27,6 +27,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -243,8 +244,15 @@ def _build_checks(
             partitions_def=partitions_def,
         )
 
-    def spec(suffix: str, blocking: bool) -> dg.AssetCheckSpec:
-        return dg.AssetCheckSpec(f"{dataset}_{suffix}", asset=key, blocking=blocking)
+    def run(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, evaluate: Callable, *args: Any
+    ) -> Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation | dg.Output]:
+        """The running check's results: `evaluate(context, partition, engine, *args)` per partition."""
+        engine = warehouse.engine()
+        (spec,) = context.check_specs
+        return per_partition(
+            context, key, spec, lambda ctx, partition: evaluate(ctx, partition, engine, *args), partitioned
+        )
 
     def evaluate_expectations(
         context: dg.AssetCheckExecutionContext, partition: str | None, engine: sa.Engine
@@ -284,14 +292,7 @@ def _build_checks(
         "expectations", f"GX suite of the {dataset} rules on the stored rows of the materialization (WARN)."
     )
     def expectations(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> Iterator:
-        engine = warehouse.engine()
-        yield from per_partition(
-            context,
-            key,
-            spec("expectations", False),
-            lambda ctx, partition: evaluate_expectations(ctx, partition, engine),
-            partitioned,
-        )
+        yield from run(context, warehouse, evaluate_expectations)
 
     def evaluate_fraction(
         context: dg.AssetCheckExecutionContext, partition: str | None, engine: sa.Engine, max_fraction: float
@@ -330,14 +331,7 @@ def _build_checks(
     def quarantine_fraction(
         context: dg.AssetCheckExecutionContext, config: QuarantineFractionConfig, warehouse: WarehouseResource
     ) -> Iterator:
-        engine = warehouse.engine()
-        yield from per_partition(
-            context,
-            key,
-            spec("quarantine_fraction", True),
-            lambda ctx, partition: evaluate_fraction(ctx, partition, engine, config.max_fraction),
-            partitioned,
-        )
+        yield from run(context, warehouse, evaluate_fraction, config.max_fraction)
 
     def evaluate_unique(
         context: dg.AssetCheckExecutionContext, partition: str | None, engine: sa.Engine
@@ -362,14 +356,7 @@ def _build_checks(
         blocking=True,
     )
     def unique_key(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> Iterator:
-        engine = warehouse.engine()
-        yield from per_partition(
-            context,
-            key,
-            spec("unique_key", True),
-            lambda ctx, partition: evaluate_unique(ctx, partition, engine),
-            partitioned,
-        )
+        yield from run(context, warehouse, evaluate_unique)
 
     return [expectations, quarantine_fraction, unique_key]
 
