@@ -236,18 +236,10 @@ def write_signals(
     conn: sa.Connection, sim: Simulation, s: Series, p: StrategyParams, start: datetime, end: datetime
 ) -> SyncResult:
     """Make the stored signals of one series in [start, end) equal to the replay's, idempotently."""
-    signals = TradingSignal.__table__
     result, _ = sync_rows(
         conn,
-        signals,
-        scope=[
-            signals.c.strategy == p.name,
-            signals.c.exchange == s.exchange,
-            signals.c.symbol == s.symbol,
-            signals.c.interval == s.interval,
-            signals.c.time >= start,
-            signals.c.time < end,
-        ],
+        TradingSignal.__table__,
+        scope=_signals_of(s, p, start, end),
         key=["time", "signal_type"],
         rows=_orm_to_columns(signal_rows(sim, s, p, start, end)),
     )
@@ -259,15 +251,21 @@ def stored_signal_ids(
 ) -> dict[tuple, int]:
     """Ids of the stored signals by (time, signal_type): fills point to the signal they executed."""
     t = TradingSignal
-    query = sa.select(t.time, t.signal_type, t.id).where(
-        t.strategy == p.name,
-        t.exchange == s.exchange,
-        t.symbol == s.symbol,
-        t.interval == s.interval,
-        t.time >= start,
-        t.time < end,
-    )
+    query = sa.select(t.time, t.signal_type, t.id).where(*_signals_of(s, p, start, end))
     return {(row.time, row.signal_type): int(row.id) for row in conn.execute(query)}
+
+
+def _signals_of(s: Series, p: StrategyParams, start: datetime, end: datetime) -> list[sa.ColumnElement[bool]]:
+    """The stored signals of the strategy on one series in [start, end): what a day's replay owns."""
+    c = TradingSignal.__table__.c
+    return [
+        c.strategy == p.name,
+        c.exchange == s.exchange,
+        c.symbol == s.symbol,
+        c.interval == s.interval,
+        c.time >= start,
+        c.time < end,
+    ]
 
 
 def write_executions(

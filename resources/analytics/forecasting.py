@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -89,32 +90,36 @@ def fit_ets(y: np.ndarray, horizon: int, p: ForecastParams) -> tuple[pd.DataFram
     model = ETSModel(
         pd.Series(y), error="add", trend=p.ets_trend, damped_trend=p.ets_damped if p.ets_trend else False
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fitted = model.fit(disp=False)
+    fitted, caught = _fit(lambda: model.fit(disp=False))
     pred = fitted.get_prediction(start=len(y), end=len(y) + horizon - 1)
-    frame = pd.DataFrame(
-        {"horizon_step": np.arange(1, horizon + 1), "point": np.asarray(pred.predicted_mean)}
-    )
-    for level in LEVELS:
-        bounds = np.asarray(pred.pred_int(alpha=1 - level / 100.0))
-        frame[f"lower_{level}"], frame[f"upper_{level}"] = bounds[:, 0], bounds[:, 1]
-    params = {name: float(v) for name, v in zip(fitted.param_names, fitted.params, strict=True)}
-    return frame, {"fitted": params, "aic": float(fitted.aic), "warnings": _messages(caught)}
+    return _forecast(fitted, caught, pred.predicted_mean, lambda alpha: pred.pred_int(alpha=alpha))
 
 
 def fit_arima(y: np.ndarray, horizon: int, p: ForecastParams) -> tuple[pd.DataFrame, dict[str, Any]]:
     from statsmodels.tsa.arima.model import ARIMA
 
+    fitted, caught = _fit(lambda: ARIMA(y, order=p.arima_order).fit())
+    forecast = fitted.get_forecast(horizon)
+    return _forecast(fitted, caught, forecast.predicted_mean, lambda alpha: forecast.conf_int(alpha=alpha))
+
+
+def _fit(fit: Callable[[], Any]) -> tuple[Any, list[warnings.WarningMessage]]:
+    """A statsmodels fit with the warnings it raised (kept in the model's metrics, not printed)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fitted = ARIMA(y, order=p.arima_order).fit()
-    forecast = fitted.get_forecast(horizon)
-    frame = pd.DataFrame(
-        {"horizon_step": np.arange(1, horizon + 1), "point": np.asarray(forecast.predicted_mean)}
-    )
+        fitted = fit()
+    return fitted, caught
+
+
+def _forecast(
+    fitted: Any, caught: list[warnings.WarningMessage], point: Any, interval: Callable[[float], Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The frame of a statsmodels forecast (point, and `interval(alpha)` bounds per level of LEVELS) and
+    the fit's summary (parameters, AIC, warnings)."""
+    point = np.asarray(point)
+    frame = pd.DataFrame({"horizon_step": np.arange(1, len(point) + 1), "point": point})
     for level in LEVELS:
-        bounds = np.asarray(forecast.conf_int(alpha=1 - level / 100.0))
+        bounds = np.asarray(interval(1 - level / 100.0))
         frame[f"lower_{level}"], frame[f"upper_{level}"] = bounds[:, 0], bounds[:, 1]
     params = {name: float(v) for name, v in zip(fitted.param_names, fitted.params, strict=True)}
     return frame, {"fitted": params, "aic": float(fitted.aic), "warnings": _messages(caught)}
