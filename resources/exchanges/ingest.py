@@ -26,6 +26,7 @@ from resources import clock
 from resources.exchanges.calendars import expected_bars, floor_time, utc
 from resources.exchanges.client import (
     Backoff,
+    Pulled,
     PullStats,
     fetch_metric_range,
     fetch_ohlcv_range,
@@ -116,6 +117,21 @@ class _BatchLoader:
         )
         if self.pending >= self.ctx.batch_rows:
             self.flush()
+
+    def add_pulled(
+        self,
+        pulled: Pulled,
+        frame: pd.DataFrame,
+        key: SeriesKey,
+        start: pd.Timestamp,
+        day: str,
+        due: int | None,
+    ) -> None:
+        """A fetched chunk of `key` from `start`: `frame` (its rows as stored), and its coverage up to where
+        the exchange has answered, with a status from the rows fetched against the `due` ones (None: any)."""
+        rows = _rows_before(pulled.frame, pulled.answered_until)
+        cover = _Cover(key, start, pulled.answered_until, rows, status_of(rows, due))
+        self.add(frame, day, pulled.stats, cover)
 
     def flush(self) -> IngestResult:
         if self.frames:
@@ -219,15 +235,9 @@ def ingest_candles(
                     settle=config.settle,
                     backoff=ctx.backoff,
                 )
-                rows = _rows_before(pulled.frame, pulled.answered_until)
                 due = len(expected_bars(config.calendar, interval, chunk_lo, pulled.answered_until))
-                cover = _Cover(key, chunk_lo, pulled.answered_until, rows, status_of(rows, due))
-                loader.add(
-                    ohlcv_frame(pulled, config.name, symbol, interval, config.source),
-                    day,
-                    pulled.stats,
-                    cover,
-                )
+                frame = ohlcv_frame(pulled, config.name, symbol, interval, config.source)
+                loader.add_pulled(pulled, frame, key, chunk_lo, day, due)
     return loader.flush()
 
 
@@ -260,9 +270,7 @@ def ingest_trades(
                     settle=config.settle,
                     backoff=ctx.backoff,
                 )
-                rows = _rows_before(pulled.frame, pulled.answered_until)
-                cover = _Cover(key, chunk_lo, pulled.answered_until, rows, status_of(rows, None))
-                loader.add(trades_frame(pulled, config.name, symbol), day, pulled.stats, cover)
+                loader.add_pulled(pulled, trades_frame(pulled, config.name, symbol), key, chunk_lo, day, None)
     return loader.flush()
 
 
@@ -290,11 +298,9 @@ def ingest_metrics(
                 pulled = fetch_metric_range(
                     exchange, series, chunk_lo, chunk_hi, now=now, settle=config.settle, backoff=ctx.backoff
                 )
-                rows = _rows_before(pulled.frame, pulled.answered_until)
                 due = max(0, int((pulled.answered_until - chunk_lo) / step))
-                cover = _Cover(key, chunk_lo, pulled.answered_until, rows, status_of(rows, due))
                 frame = pulled.frame.assign(source_id=source_id)[["source_id", "time", "value"]]
-                loader.add(frame, day, pulled.stats, cover)
+                loader.add_pulled(pulled, frame, key, chunk_lo, day, due)
     return loader.flush()
 
 
