@@ -5,6 +5,7 @@ real warehouse (counts, ledger skips, a bad file among good ones, a failure in a
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import zipfile
 from pathlib import Path
@@ -284,17 +285,18 @@ def test_naive_parquet_timestamps_need_a_declared_zone(tmp_path):
 @pytest.mark.parametrize(
     ("relative", "why"),
     [
-        ("binance/futures/XRP_USDT_USDT-1h-futures.feather", "the folder 'futures/'"),
-        ("binance/XRP_USDT_USDT-8h-mark.feather", "freqtrade candle type 'mark'"),
-        ("binance/XRP_USDT_USDT-8h-funding_rate.parquet", "freqtrade candle type 'funding_rate'"),
-        ("data/futures/um/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip", "the folder 'futures/'"),
+        ("exports/futures/XRP-USDT-1h.feather", "the folder 'futures/'"),
+        ("exports/XRP-USDT-8h-mark.feather", "freqtrade candle type 'mark'"),
     ],
 )
-def test_futures_files_are_refused_not_stored_as_spot(tmp_path, relative, why):
+def test_futures_files_of_no_known_layout_are_refused_not_stored_as_spot(tmp_path, relative, why):
+    """Known layouts (freqtrade, Binance Vision) map futures to their instrument: tests/test_archives_*.py."""
     write(tmp_path, relative, feather_bytes(candles()))
     with pytest.raises(LandingFileError) as err:
         parse(tmp_path, relative)
-    assert str(err.value) == f"{relative}: futures data ({why}) needs the instruments model; not loaded"
+    assert str(err.value).startswith(
+        f"{relative}: futures data ({why}) whose instrument cannot be told from the path"
+    )
 
 
 def _trades_feather() -> bytes:
@@ -328,7 +330,6 @@ def _trades_feather() -> bytes:
             "inner.zip is itself a zip archive",
         ),
         ("XRP_ETH-1m.feather", _trades_feather(), "rows are trades, not candles"),  # told by the columns
-        ("XRP_ETH-trades.json", b'[[1570752011620, "1", null, "sell", 0.0014, 23.0, 0.03]]', "a trades file"),
         ("BTC_USDT-1m.json", csv_text(candles()), "the content looks like CSV: name the file .csv"),
         (
             "BTC_USDT-1m.csv",
@@ -389,12 +390,10 @@ def _format_folder(root: Path) -> None:
     bad = csv_text(candles()).decode().replace(",102.0,104.0,", ",n/a,104.0,", 1)  # one unreadable price
     write(root, "binance/CCC_USDT-1m.csv", bad.encode())
     write(root, "binance/DDD_USDT-1m.csv.gz", gzip.compress(csv_text(candles(), header=False, sep=";")))
-    write(
-        root,
-        "binance/EEEUSDT-1m-2024-01.zip",
-        zipped({"EEEUSDT-1m-2024-01.csv": kline_text(candles(), header=False)}),
-    )
-    write(root, "binance/EEEUSDT-1m-2024-01.zip.CHECKSUM", b"0" * 64 + b"  EEEUSDT-1m-2024-01.zip\n")
+    klines = zipped({"EEEUSDT-1m-2024-01.csv": kline_text(candles(), header=False)})
+    write(root, "binance/EEEUSDT-1m-2024-01.zip", klines)
+    digest = hashlib.sha256(klines).hexdigest().encode()
+    write(root, "binance/EEEUSDT-1m-2024-01.zip.CHECKSUM", digest + b"  EEEUSDT-1m-2024-01.zip\n")
     write(root, "binance/FFF_USDT-1m.parquet", parquet_bytes(candles())[:-40])  # truncated
     write(root, "binance/futures/GGG_USDT_USDT-1m-futures.feather", feather_bytes(candles()))
     write(root, "binance/HHH_USDT-5m.h5", b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
@@ -412,20 +411,17 @@ def test_every_format_loads_through_the_landing_loader_and_skips_on_rerun(engine
         "binance/DDD_USDT-1m.csv.gz": ("loaded", "gzip:csv:no-header", 20, 20, 0),
         "binance/EEEUSDT-1m-2024-01.zip": ("loaded", "zip:csv:binance-klines", 20, 20, 0),
         "binance/FFF_USDT-1m.parquet": ("failed", None, 0, 0, 0),
-        "binance/futures/GGG_USDT_USDT-1m-futures.feather": ("failed", None, 0, 0, 0),
+        "binance/futures/GGG_USDT_USDT-1m-futures.feather": ("loaded", "feather", 20, 20, 0),
         "binance/HHH_USDT-5m.h5": ("failed", None, 0, 0, 0),
     }
-    assert by_path["binance/futures/GGG_USDT_USDT-1m-futures.feather"].error == (
-        "binance/futures/GGG_USDT_USDT-1m-futures.feather: futures data (the folder 'futures/') needs the "
-        "instruments model; not loaded"
-    )
+    assert by_path["binance/futures/GGG_USDT_USDT-1m-futures.feather"].symbol == "GGG/USDT:USDT"
     assert by_path["binance/FFF_USDT-1m.parquet"].error.startswith(
         "binance/FFF_USDT-1m.parquet: cannot read the Parquet data"
     )
     assert by_path["binance/CCC_USDT-1m.csv"].quarantine_reasons == {"non_numeric": 1}
-    assert report.balanced and report.inserted == 99
-    assert scalar(engine, "SELECT count(*) FROM ohlcv") == 99
-    assert scalar(engine, "SELECT count(DISTINCT symbol) FROM ohlcv") == 5
+    assert report.balanced and report.inserted == 119
+    assert scalar(engine, "SELECT count(*) FROM ohlcv") == 119
+    assert scalar(engine, "SELECT count(DISTINCT symbol) FROM ohlcv") == 6
     assert scalar(engine, "SELECT message FROM quarantine") == "row 4: open='n/a' is not a finite number"
     assert scalar(engine, "SELECT sum(trades_count) FROM ohlcv WHERE symbol = 'EEE/USDT'") == 7 * 20
 
@@ -433,7 +429,6 @@ def test_every_format_loads_through_the_landing_loader_and_skips_on_rerun(engine
     again = load_landing_folder(engine, root, run_id="run-2", batch_rows=7)
     assert {f.path: f.status for f in again.files if f.status != "skipped"} == {
         "binance/FFF_USDT-1m.parquet": "failed",  # failed files are retried
-        "binance/futures/GGG_USDT_USDT-1m-futures.feather": "failed",
         "binance/HHH_USDT-5m.h5": "failed",
     }
     assert again.fetched == 0 and scalar(engine, "SELECT max(xmin::text::bigint) FROM ohlcv") == before

@@ -56,6 +56,9 @@ class ParsedFile:
     interval: str | None = None
     warnings: list[str] = field(default_factory=list)
     format: str = "json"
+    dataset: str = "ohlcv"  # the warehouse table the rows go to: ohlcv, market_trades, funding_rates
+    price: str | None = None  # the candles' price kind when a known layout tells it (mark, index, ...)
+    archive: str | None = None  # the known layout the path follows, e.g. 'binance-vision:aggTrades'
 
     @property
     def compressed(self) -> bool:
@@ -81,9 +84,16 @@ class ParsedFile:
         return ":".join(parts)
 
 
-def empty_file(layout: str, *, format: str = "json", container: str | None = None) -> ParsedFile:
-    """A file without rows: loaded as 'empty', not an error."""
-    frame = pd.DataFrame({name: pd.Series(dtype=object) for name in CANONICAL})
+def empty_file(
+    layout: str,
+    *,
+    format: str = "json",
+    container: str | None = None,
+    dataset: str = "ohlcv",
+    columns: tuple[str, ...] = CANONICAL,
+) -> ParsedFile:
+    """A file without rows: loaded as 'empty', not an error (`columns` of its dataset's rows)."""
+    frame = pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
     return ParsedFile(
         layout=layout,
         time_unit=None,
@@ -93,6 +103,7 @@ def empty_file(layout: str, *, format: str = "json", container: str | None = Non
         rejected_message=pd.Series(dtype=object),
         container=container,
         format=format,
+        dataset=dataset,
     )
 
 

@@ -41,6 +41,29 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "interval": ("interval", "timeframe", "tf", "resolution", "i"),
     "timezone": ("timezone", "tz", "timezonename"),
 }  # fmt: skip
+# Single trades (freqtrade, Binance trades and aggTrades, Tardis, ccxt) -> `market_trades`. Binance's
+# one-letter aggTrades names: 'a' id, 'p' price, 'q' quantity, 'T' time, 'm' buyer is maker.
+TRADE_ALIASES: dict[str, tuple[str, ...]] = {
+    "time": ("timestamp", "transacttime", "time", "T", "datetime", "date", "ts"),
+    "trade_id": ("id", "tradeid", "aggtradeid", "a", "aggid"),
+    "price": ("price", "p"),
+    "amount": ("amount", "qty", "quantity", "size", "q", "baseqty"),
+    "cost": ("cost", "quoteqty", "quotequantity", "quoteamount"),
+    "side": ("side", "takerside"),
+    "is_buyer_maker": ("isbuyermaker", "buyermaker", "m"),
+    "symbol": ALIASES["symbol"],
+    "exchange": ALIASES["exchange"],
+}  # fmt: skip
+# Funding rates (Binance Vision fundingRate, Tardis derivative_ticker, ccxt) -> `funding_rates`.
+FUNDING_ALIASES: dict[str, tuple[str, ...]] = {
+    "time": ("calctime", "fundingtime", "fundingtimestamp", "timestamp", "time", "date", "datetime"),
+    "rate": ("lastfundingrate", "fundingrate", "rate"),
+    "interval_hours": ("fundingintervalhours", "intervalhours"),
+    "mark_price": ("markprice",),
+    "index_price": ("indexprice",),
+    "symbol": ALIASES["symbol"],
+    "exchange": ALIASES["exchange"],
+}  # fmt: skip
 _LOOKUP = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
 _OHLC = frozenset({"open", "high", "low", "close"})
 
@@ -75,13 +98,16 @@ def looks_like_trades(names: Iterable[Any]) -> bool:
     return "price" in folded and bool(folded & {"amount", "qty", "quantity", "size"})
 
 
-def map_fields(columns: list[Any]) -> tuple[dict[str, Any], list[str]]:
-    """Canonical field -> source column by alias priority; plus the names left unused."""
+def map_fields(
+    columns: list[Any], aliases_of: dict[str, tuple[str, ...]] = ALIASES
+) -> tuple[dict[str, Any], list[str]]:
+    """Canonical field -> source column by alias priority (candles' aliases unless told); plus the names
+    left unused."""
     by_alias: dict[str, Any] = {}
     for column in columns:
         by_alias.setdefault(fold(column), column)
     mapping: dict[str, Any] = {}
-    for name, aliases in ALIASES.items():
+    for name, aliases in aliases_of.items():
         for alias in aliases:
             if alias in by_alias and by_alias[alias] not in mapping.values():
                 mapping[name] = by_alias[alias]

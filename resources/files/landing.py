@@ -1,4 +1,6 @@
-"""Load every file of a landing folder into `ohlcv`, each file on its own, batch by batch.
+"""Load every file of a landing folder into its dataset (`ohlcv`, `market_trades`, `funding_rates`: told
+by the file's known layout or its columns, `resources.files.layouts.read_file`), each file on its own,
+batch by batch.
 
 Files are JSON, CSV, Parquet or Feather, plain, gzipped or zipped (`resources.files.layouts.read_file`
 tells them apart and reads them in batches of `batch_rows`, so a file larger than memory loads). One bad
@@ -18,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,13 +30,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from resources.files import LandingFileError, ledger
+from resources.files.checksums import checksum_problem
 from resources.files.layouts import ParsedFile, read_file
 from resources.files.readers.containers import SIDECAR_SUFFIXES
 from resources.quality.quarantine import write_quarantine
-from resources.quality.split import SplitResult, StructuralError
+from resources.quality.split import SplitResult, StructuralError, table_of
 from resources.warehouse.load import LoadResult, load_frame
 
-DATASET = "ohlcv"
+DATASET = "ohlcv"  # the dataset of files that say nothing else (candles)
 # Names of files still being written or left by tools: not landed data.
 _IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".download", ".swp", ".lock")
 _INFRASTRUCTURE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
@@ -66,6 +69,9 @@ class FileReport:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    dataset: str | None = None  # ohlcv, market_trades or funding_rates
+    archive: str | None = None  # the known layout of the path, e.g. 'binance-vision:klines'
+    price: str | None = None  # the candles' price kind, when the layout tells it
 
     @property
     def balanced(self) -> bool:
@@ -238,12 +244,15 @@ def load_file(
     default_timezone: str | None = None,
     batch_rows: int = 50_000,
     now: datetime | None = None,
+    on_batch: Callable[[FileReport, int], None] | None = None,
 ) -> FileReport:
     """Load one file unless its current version is already in the ledger; never raises for its content.
 
     The file is read and written batch by batch (`read_file`), so its size is not bounded by memory. A
     problem found in a later batch fails the file after the earlier batches were stored: they stay (the
-    next load of the fixed file upserts over them), the report counts them and says so.
+    next load of the fixed file upserts over them), the report counts them and says so. A checksum
+    sidecar (`<file>.CHECKSUM`) is verified first: a mismatch fails the file before anything is written.
+    `on_batch(report, rows)` is called after each batch is stored (progress display).
     """
     started = time.perf_counter()
     relative = path.relative_to(folder).as_posix()
@@ -256,6 +265,9 @@ def load_file(
     if ledger.is_current(latest, print_):
         report.layout, report.time_unit = latest.layout, latest.time_unit
         return report
+    problem = checksum_problem(path, print_.sha256)
+    if problem is not None:
+        return _fail(engine, report, print_, run_id, problem, started)
     progress = _Progress(report)
     batches = read_file(path, relative_to=folder, default_timezone=default_timezone, batch_rows=batch_rows)
     target = _Target(engine, run_id=run_id, source=f"file:{relative}", batch_rows=batch_rows, now=now)
@@ -265,6 +277,8 @@ def load_file(
                 progress.describe(parsed)
                 if not parsed.empty:
                     progress.count(parsed, _load_batch(target, parsed, relative))
+                    if on_batch is not None:
+                        on_batch(report, parsed.rows)
     except _FileFailure as failure:
         progress.finish()
         return _fail(engine, report, print_, run_id, progress.explained(failure.reason), started)
@@ -308,17 +322,18 @@ def _next_batch(batches: Iterator[ParsedFile], relative: str) -> ParsedFile | No
 def _load_batch(target: _Target, parsed: ParsedFile, relative: str) -> LoadResult:
     """Quarantine the batch's unreadable rows, load the others."""
     try:
+        _require_table(parsed)
         _quarantine_unreadable(target, parsed)
         return load_frame(
             target.engine,
-            DATASET,
+            parsed.dataset,
             parsed.frame,
             run_id=target.run_id,
             source=target.source,
             batch_rows=target.batch_rows,
             now=target.now,
         )
-    except _INFRASTRUCTURE:
+    except (_FileFailure, *_INFRASTRUCTURE):
         raise
     except (StructuralError, ValueError, sa.exc.DBAPIError) as exc:  # ValueError: UpsertInputError
         # The file's rows break a table constraint: a data problem, recorded against the file.
@@ -327,6 +342,17 @@ def _load_batch(target: _Target, parsed: ParsedFile, relative: str) -> LoadResul
     except Exception as exc:
         log.exception("unexpected error loading %s", relative)
         raise _FileFailure(f"unexpected {type(exc).__name__}: {exc}") from None
+
+
+def _require_table(parsed: ParsedFile) -> None:
+    """The warehouse must hold the batch's dataset and, for candles of another price than trade, the
+    candle key's price kind: else the file fails rather than landing on another series."""
+    table = table_of(parsed.dataset)  # StructuralError naming the dataset when there is no such table
+    if "price" in parsed.frame.columns and "price" not in table.c:
+        raise _FileFailure(
+            f"{parsed.price} candles need the price kind in the candle key (ohlcv.price, schema migration "
+            "0005): not loaded, so they cannot overwrite the trade candles"
+        )
 
 
 def _joined(values: Iterable[Any]) -> str | None:
@@ -347,6 +373,8 @@ class _Progress:
     def describe(self, parsed: ParsedFile) -> None:
         """What the batch was read as, before it is loaded (a failed load still says what was read)."""
         report = self.report
+        report.dataset, report.archive = parsed.dataset, parsed.archive
+        report.price = parsed.price
         if parsed.empty:
             self.empty_layout = self.empty_layout or parsed.description
             return
@@ -354,7 +382,8 @@ class _Progress:
         report.time_unit = report.time_unit or parsed.time_unit
         report.warnings.extend(w for w in parsed.warnings if w not in report.warnings)
         for name, values in self.series.items():
-            values.update(parsed.frame[name].dropna().unique())
+            if name in parsed.frame.columns:
+                values.update(parsed.frame[name].dropna().unique())
 
     def count(self, parsed: ParsedFile, result: LoadResult) -> None:
         report = self.report
@@ -406,7 +435,7 @@ def _quarantine_unreadable(target: _Target, parsed: ParsedFile) -> None:
         )
         with target.engine.begin() as conn:
             write_quarantine(
-                conn, DATASET, split, run_id=target.run_id, partition_key=None, source=target.source
+                conn, parsed.dataset, split, run_id=target.run_id, partition_key=None, source=target.source
             )
 
 

@@ -26,11 +26,13 @@ from pathlib import Path
 import pandas as pd
 
 from resources.files import LandingFileError
+from resources.files.archives import OHLCV, TRADES, FileKind, identify
 from resources.files.canonical import FileState, ParsedFile, canonicalize, empty_file, single_value
-from resources.files.fields import CANONICAL, OPTIONAL, PRICES
+from resources.files.fields import CANONICAL, INDEX_COLUMN, OPTIONAL, PRICES, looks_like_trades, ohlc_count
 from resources.files.naming import PathNames, names_from_path
 from resources.files.readers import FORMATS, FormatReader, RawTable, with_last
 from resources.files.readers.containers import Source, binary_kind, open_sources
+from resources.files.records import canonical_records, empty_records
 
 __all__ = ["CANONICAL", "DEFAULT_BATCH_ROWS", "OPTIONAL", "PRICES", "ParsedFile", "parse_file", "read_file"]
 
@@ -45,18 +47,31 @@ def _relative(path: Path, relative_to: Path | None) -> str:
     return path.relative_to(relative_to).as_posix() if relative_to is not None else path.name
 
 
-def _refuse_what_is_not_spot_candles(names: PathNames, relative: str) -> None:
-    """Futures candles stored as spot would be wrong silently: they wait for the instruments model, which
-    maps a file to its instrument (perpetual, dated future, mark/index price). Trades files (freqtrade's
-    JSON trades are bare arrays, which would otherwise be misread as candles) wait for the trades loader."""
+def _refuse_unknown_derivatives(names: PathNames, relative: str) -> None:
+    """Futures data whose instrument the path cannot tell (not freqtrade's nor Binance Vision's layout)
+    would be stored as the spot pair: refused, with the names that work."""
     if names.derivative is not None:
         raise LandingFileError(
-            f"{relative}: futures data ({names.derivative}) needs the instruments model; not loaded"
+            f"{relative}: futures data ({names.derivative}) whose instrument cannot be told from the path: "
+            "use freqtrade's layout (<exchange>/futures/<BASE_QUOTE_SETTLE>-<tf>[-<candle type>].<ext>) or "
+            "Binance Vision's (data/futures/um|cm/...)"
         )
-    if names.trades:
-        raise LandingFileError(
-            f"{relative}: a trades file (freqtrade's <PAIR>-trades name): only candle files are loaded"
-        )
+
+
+def _names_of(kind: FileKind) -> PathNames:
+    """What a known layout's path says, as the generic naming would say it."""
+    return PathNames(exchange=kind.exchange, symbol=kind.symbol, interval=kind.interval)
+
+
+def _dataset_of(kind: FileKind | None, names: PathNames, raw: RawTable) -> str:
+    """The dataset of a file: its known layout's, else told by its name (freqtrade's `-trades`) or its
+    columns (a price and an amount but no open/high/low/close: single trades)."""
+    if kind is not None:
+        return kind.dataset
+    columns = [c for c in raw.frame.columns if c != INDEX_COLUMN]
+    if names.trades or (looks_like_trades(columns) and ohlc_count(columns) < 4):
+        return TRADES
+    return OHLCV
 
 
 def _format_of(source: Source) -> FormatReader:
@@ -77,28 +92,58 @@ def read_file(
     default_timezone: str | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> Iterator[ParsedFile]:
-    """One landed file as canonical candles, one `ParsedFile` per batch of at most about `batch_rows` rows.
+    """One landed file as canonical rows of its dataset (candles, trades or funding rates), one
+    `ParsedFile` per batch of at most about `batch_rows` rows.
 
-    Names missing from the content come from the path relative to `relative_to`. A file without rows gives
-    one empty `ParsedFile`. `LandingFileError` may come with any batch: the caller decides what the
-    batches already read are worth (the landing loader has stored them, and says so).
+    A known layout (`resources.files.archives`: freqtrade, Binance Vision, Tardis) tells the dataset,
+    instrument and price kind from the path; other files are candles named by the generic naming unless
+    their columns are trades. A file without rows gives one empty `ParsedFile`. `LandingFileError` may
+    come with any batch: the caller decides what the batches already read are worth (the landing loader
+    has stored them, and says so).
     """
     relative = _relative(path, relative_to)
-    _refuse_what_is_not_spot_candles(names_from_path(relative), relative)
+    kind = identify(path)
+    if kind is None:
+        _refuse_unknown_derivatives(names_from_path(relative), relative)
     state = FileState()
     produced = False
+    dataset: str | None = None
     for source in open_sources(path, relative):
         reader = _format_of(source)
-        names = names_from_path(source.name)
+        names = _names_of(kind) if kind is not None else names_from_path(source.name)
         tables = with_last(reader.tables(source, batch_rows=batch_rows))
         for raw, last in tables:
             produced = True
-            yield _canonical(raw, names, source, state, default_timezone, last=last)
+            dataset = dataset or _dataset_of(kind, names, raw)
+            batch = _canonical(
+                raw, names, source, state, default_timezone, last=last, dataset=dataset, kind=kind
+            )
+            yield _with_kind(batch, kind)
         if not produced:  # a stream without rows
             produced = True
-            yield empty_file("empty", format=reader.name, container=source.container)
+            yield _with_kind(_empty(kind, reader.name, source.container), kind)
     if not produced:  # a zip without data members
-        yield empty_file("empty", container="zip")
+        yield _with_kind(_empty(kind, "json", "zip"), kind)
+
+
+def _empty(kind: FileKind | None, format: str, container: str | None) -> ParsedFile:
+    if kind is not None and kind.dataset != OHLCV:
+        return empty_records(kind.dataset, "empty", format=format, container=container)
+    return empty_file("empty", format=format, container=container)
+
+
+def _with_kind(parsed: ParsedFile, kind: FileKind | None) -> ParsedFile:
+    """The known layout and price kind on the batch; candles of another price than trade carry it in a
+    `price` column (the candle key's price kind)."""
+    if kind is None:
+        return parsed
+    parsed.archive = kind.description
+    if parsed.dataset == OHLCV:
+        parsed.price = kind.price
+        if kind.price not in (None, "trade") and not parsed.empty:
+            parsed.frame = parsed.frame.assign(price=kind.price)
+            parsed.rejected = parsed.rejected.assign(price=kind.price)
+    return parsed
 
 
 def _canonical(
@@ -109,11 +154,18 @@ def _canonical(
     default_timezone: str | None,
     *,
     last: bool,
+    dataset: str,
+    kind: FileKind | None,
 ) -> ParsedFile:
     if raw.frame.empty and not raw.rejected:
+        if dataset != OHLCV:
+            return empty_records(dataset, raw.layout, format=raw.format, container=source.container)
         return empty_file(raw.layout, format=raw.format, container=source.container)
     raw.location = source.location
-    parsed = canonicalize(raw, names, default_timezone=default_timezone, state=state, last=last)
+    if dataset == OHLCV:
+        parsed = canonicalize(raw, names, default_timezone=default_timezone, state=state, last=last)
+    else:
+        parsed = canonical_records(raw, dataset, kind, names, state=state, default_timezone=default_timezone)
     parsed.container = source.container
     return parsed
 
@@ -149,7 +201,11 @@ def combine(batches: list[ParsedFile]) -> ParsedFile:
         container=first.container,
         warnings=list(dict.fromkeys(w for b in rows for w in b.warnings)),
         format=first.format,
+        dataset=first.dataset,
+        price=first.price,
+        archive=first.archive,
     )
     for name in ("exchange", "symbol", "interval"):
-        setattr(combined, name, single_value(frame[name]))
+        if name in frame.columns:
+            setattr(combined, name, single_value(frame[name]))
     return combined

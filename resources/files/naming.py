@@ -8,8 +8,9 @@ Conventions understood (relative to the landing folder):
 Date tokens (`2024-01`, `20240101`) and folder words such as `spot`, `klines`, `monthly` are ignored.
 
 A path that says futures (a `futures/` folder, a freqtrade candle type such as `-1h-mark`) is reported in
-`PathNames.derivative`: such files need the instruments model to be stored under the right instrument.
-A freqtrade trades file (`<PAIR>-trades.<ext>`) is reported in `PathNames.trades`.
+`PathNames.derivative`: unless it follows a known layout (`resources.files.archives`, which maps it to its
+instrument), it is refused rather than stored as the spot pair. A trades file name (`<PAIR>-trades.<ext>`)
+is reported in `PathNames.trades`.
 
 An interval, from the path or the file, is checked against the median spacing of the candles: a file named
 `-1h` holding minute candles is refused rather than stored under the wrong key.
