@@ -71,6 +71,15 @@ def detect(conn: sa.Connection) -> Capabilities:
     return capabilities_from(row, load_settings().timescaledb)
 
 
+def engine_capabilities(engine: sa.Engine, known: Capabilities | None = None) -> Capabilities:
+    """`known` when the caller already detected them (a job passing them along its steps), else detected
+    on a connection of `engine`."""
+    if known is not None:
+        return known
+    with engine.connect() as conn:
+        return detect(conn)
+
+
 def capabilities_from(row: Mapping[str, str | None], mode: str = "auto") -> Capabilities:
     """Decide the backend from `common/backend_info`'s row; refuse a TimescaleDB we cannot support."""
     version = row["timescaledb_version"]

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
-from resources.backend import Capabilities, detect
+from resources.backend import Capabilities, engine_capabilities
 from resources.database import create_engine, normalize_url, warehouse_url
 
 
@@ -39,9 +39,7 @@ class WarehouseResource(ConfigurableResource):
         return _engine_for(self.url().render_as_string(hide_password=False))
 
     def capabilities(self) -> Capabilities:
-        if self._caps is None:
-            with self.engine().connect() as conn:
-                self._caps = detect(conn)
+        self._caps = engine_capabilities(self.engine(), self._caps)
         return self._caps
 
 

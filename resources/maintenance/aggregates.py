@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from resources.backend import Capabilities, detect
+from resources.backend import Capabilities, engine_capabilities
 from resources.sqlfiles import sql_text
 
 SOURCE_INTERVAL = "1m"
@@ -90,9 +90,7 @@ ROLLUPS = "rollup tables"
 
 def refresh_aggregates(engine: sa.Engine, caps: Capabilities | None = None) -> RefreshResult:
     """Rebuild the buckets of every pending dirty hour; a no-op when nothing changed since the last run."""
-    if caps is None:
-        with engine.connect() as conn:
-            caps = detect(conn)
+    caps = engine_capabilities(engine, caps)
     began = time.perf_counter()
     result = _refresh_continuous(engine) if caps.continuous_aggregates else _refresh_rollups(engine)
     result.seconds = time.perf_counter() - began

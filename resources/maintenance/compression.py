@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from resources import clock
-from resources.backend import Capabilities, detect
+from resources.backend import Capabilities, engine_capabilities
 from resources.maintenance.pieces import Piece, list_pieces, piece_sizes
 from resources.maintenance.policy import ALL_INTERVALS, MaintenancePolicy
 from resources.sqlfiles import sql_text
@@ -139,9 +139,7 @@ def compress_chunks(
     caps: Capabilities | None = None,
 ) -> CompressionResult:
     """Convert the chunks older than `policy.compress_after` of `policy.compress_tables`."""
-    if caps is None:
-        with engine.connect() as conn:
-            caps = detect(conn)
+    caps = engine_capabilities(engine, caps)
     if not caps.compression:
         return CompressionResult(status=unavailable(caps))
     began = time.perf_counter()

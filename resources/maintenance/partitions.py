@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from resources import clock, partitioning
-from resources.backend import Capabilities, detect
+from resources.backend import Capabilities, engine_capabilities
 from resources.maintenance.pieces import Piece, composed, list_pieces
 from resources.models import TIMESERIES
 from resources.models.base import TimeseriesSpec
@@ -80,9 +80,7 @@ def manage_partitions(
     engine: sa.Engine, now: datetime | None = None, caps: Capabilities | None = None
 ) -> PartitionResult:
     """Create the partitions ahead of `now` and those DEFAULT rows belong in, for every time-series table."""
-    if caps is None:
-        with engine.connect() as conn:
-            caps = detect(conn)
+    caps = engine_capabilities(engine, caps)
     if not caps.native_partitions:
         return PartitionResult(status=f"chunks are created by TimescaleDB ({caps.backend.value})")
     began = time.perf_counter()

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from resources import clock
-from resources.backend import Capabilities, detect
+from resources.backend import Capabilities, engine_capabilities
 from resources.maintenance.aggregates import (
     SOURCE_INTERVAL,
     RefreshResult,
@@ -250,9 +250,7 @@ def apply_retention(
     `refresh_first=False` skips the refresh: pieces holding dirty hours are then kept and reported.
     `run_id` (the Dagster run) goes into each system_events record.
     """
-    if caps is None:
-        with engine.connect() as conn:
-            caps = detect(conn)
+    caps = engine_capabilities(engine, caps)
     began = time.perf_counter()
     result = RetentionResult(now=now or clock.now())
     if refresh_first and "ohlcv" in policy.retention:
@@ -263,7 +261,10 @@ def apply_retention(
         sizes = _sizes_once(caps, table)
         cold = policy.cold_for(table)
         for piece in pieces:
-            action = _expire(engine, caps, rules, piece, result.now, sizes, run_id, cold)
+            try:
+                action = _expire(engine, caps, rules, piece, result.now, sizes, run_id, cold)
+            except ColdExportError as exc:  # the piece stays; the failed export is recorded
+                action = _export_failed(engine, rules, piece, result.now, run_id, cold, exc)
             if action is not None:
                 result.actions.append(action)
     result.seconds = time.perf_counter() - began
@@ -292,22 +293,6 @@ def _sizes_once(caps: Capabilities, table: str) -> Sizes:
 
 
 def _expire(
-    engine: sa.Engine,
-    caps: Capabilities,
-    rules: Rules,
-    piece: Piece,
-    now: datetime,
-    sizes: Sizes,
-    run_id: str | None,
-    cold: str | None = None,
-) -> PieceAction | None:
-    try:
-        return _expire_piece(engine, caps, rules, piece, now, sizes, run_id, cold)
-    except ColdExportError as exc:
-        return _export_failed(engine, rules, piece, now, run_id, cold, exc)
-
-
-def _expire_piece(
     engine: sa.Engine,
     caps: Capabilities,
     rules: Rules,
