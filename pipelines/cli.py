@@ -14,6 +14,7 @@ import click
 
 from pipelines.backup_cli import backup, restore
 from pipelines.cold_cli import cold
+from pipelines.load_cli import load
 from pipelines.quality_cli import archive, quarantine
 from resources.settings import ConfigurationError
 
@@ -155,6 +156,7 @@ cli.add_command(archive)
 cli.add_command(backup)
 cli.add_command(restore)
 cli.add_command(cold)
+cli.add_command(load)
 
 
 def main() -> None:

@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import sqlalchemy as sa
 
 from resources.files import LandingFileError, ledger
-from resources.files.checksums import checksum_problem
+from resources.files.checksums import checksum_problem, sidecar
 from resources.files.layouts import ParsedFile, read_file
 from resources.files.readers.containers import SIDECAR_SUFFIXES
 from resources.quality.quarantine import write_quarantine
@@ -76,6 +76,11 @@ class FileReport:
     @property
     def balanced(self) -> bool:
         return self.fetched == self.inserted + self.updated + self.unchanged + self.quarantined
+
+    @property
+    def read_as(self) -> str:
+        """The known archive layout, then what the readers found: 'binance-vision:klines:zip:csv:header'."""
+        return ":".join(v for v in (self.archive, self.layout) if v)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -179,8 +184,18 @@ def landed_files(folder: Path) -> list[Path]:
     return sorted(found)
 
 
+class LoadObserver(Protocol):
+    """Follows a folder load file by file and batch by batch (the `load` command's progress bars)."""
+
+    def started(self, relative: str, size_bytes: int) -> None: ...
+
+    def batch(self, report: FileReport, rows: int) -> None: ...
+
+    def done(self, report: FileReport) -> None: ...
+
+
 def load_landing_folder(
-    engine: sa.Engine,
+    engine: sa.Engine | None,
     folder: Path | str,
     *,
     run_id: str | None = None,
@@ -188,34 +203,97 @@ def load_landing_folder(
     batch_rows: int = 50_000,
     now: datetime | None = None,
     logger: Any = None,
+    paths: list[Path] | None = None,
+    observer: LoadObserver | None = None,
+    dry_run: bool = False,
 ) -> FolderReport:
-    """Load every landed file of `folder` not already loaded in its current version.
+    """Load every landed file of `folder` (or only `paths`, files under it) not already loaded in its
+    current version.
 
     `default_timezone` is the zone of naive ISO times in files that declare none (else they fail);
     `now` is the reference for "no candle still open" (default: the wall clock); `logger` takes any object
-    with info/warning methods (the Dagster context's log).
+    with info/warning methods (the Dagster context's log). `dry_run` reads every file (status 'dry-run'
+    or 'failed') and writes nothing, not even the ledger: `engine` may then be None.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"landing folder {folder} does not exist or is not a folder")
     say = logger or log
     report = FolderReport(folder=str(folder))
-    paths = landed_files(folder)
-    with engine.connect() as conn:
-        latest = ledger.latest_entries(conn, [p.relative_to(folder).as_posix() for p in paths])
-    for path in paths:
-        file_report = load_file(
-            engine,
-            folder,
-            path,
-            latest=latest.get(path.relative_to(folder).as_posix()),
-            run_id=run_id,
-            default_timezone=default_timezone,
-            batch_rows=batch_rows,
-            now=now,
-        )
+    paths = landed_files(folder) if paths is None else paths
+    relatives = [p.relative_to(folder).as_posix() for p in paths]
+    latest: dict[str, ledger.LedgerEntry] = {}
+    if not dry_run:
+        with engine.connect() as conn:
+            latest = ledger.latest_entries(conn, relatives)
+    for path, relative in zip(paths, relatives, strict=True):
+        if observer is not None:
+            observer.started(relative, path.stat().st_size)
+        on_batch = observer.batch if observer is not None else None
+        if dry_run:
+            file_report = preview_file(
+                folder, path, default_timezone=default_timezone, batch_rows=batch_rows, on_batch=on_batch
+            )
+        else:
+            file_report = load_file(
+                engine,
+                folder,
+                path,
+                latest=latest.get(relative),
+                run_id=run_id,
+                default_timezone=default_timezone,
+                batch_rows=batch_rows,
+                now=now,
+                on_batch=on_batch,
+            )
         report.files.append(file_report)
+        if observer is not None:
+            observer.done(file_report)
         _log_file(say, file_report)
+    return report
+
+
+def preview_file(
+    folder: Path,
+    path: Path,
+    *,
+    default_timezone: str | None = None,
+    batch_rows: int = 50_000,
+    on_batch: Callable[[FileReport, int], None] | None = None,
+) -> FileReport:
+    """What `load_file` would read from one file, writing nothing: dataset, layout, instrument, price kind,
+    interval, rows (`fetched`; unreadable ones in `quarantined`) and time range; 'failed' with the reason
+    when the file would fail (its checksum included)."""
+    started = time.perf_counter()
+    relative = path.relative_to(folder).as_posix()
+    report = FileReport(relative, "dry-run", size_bytes=path.stat().st_size)
+    if sidecar(path) is not None:
+        report.sha256 = ledger.fingerprint(path).sha256
+        problem = checksum_problem(path, report.sha256)
+        if problem is not None:
+            return _failed(report, problem, started)
+    progress = _Progress(report)
+    batches = read_file(path, relative_to=folder, default_timezone=default_timezone, batch_rows=batch_rows)
+    try:
+        with contextlib.closing(batches):
+            while (parsed := _next_batch(batches, relative)) is not None:
+                progress.describe(parsed)
+                if not parsed.empty:
+                    progress.count(parsed, LoadResult(parsed.dataset))
+                    if on_batch is not None:
+                        on_batch(report, parsed.rows)
+    except _FileFailure as failure:
+        progress.finish()
+        return _failed(report, failure.reason, started)
+    progress.finish()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _failed(report: FileReport, reason: str, started: float) -> FileReport:
+    report.status = "failed"
+    report.error = reason if reason.startswith(report.path) else f"{report.path}: {reason}"
+    report.seconds = time.perf_counter() - started
     return report
 
 
@@ -447,8 +525,7 @@ def _fail(
     reason: str,
     started,
 ) -> FileReport:
-    report.status = "failed"
-    report.error = reason if reason.startswith(report.path) else f"{report.path}: {reason}"
+    _failed(report, reason, started)
     _record(engine, report, print_, run_id, status="failed")
     report.seconds = time.perf_counter() - started
     return report

@@ -1,4 +1,5 @@
-"""Historical JSON files → the warehouse: the `historical_files` asset (its check, job and sensor sit
+"""Historical files (freqtrade folders, Binance Vision zips, Tardis CSVs, JSON/CSV/Parquet/Feather) → the
+warehouse: the `historical_files` asset (its check, job and sensor sit
 next to it in this folder).
 
 The asset loads every file of the landing folder not already loaded in its current version (the
@@ -31,9 +32,11 @@ _FILE_COLUMNS = dg.TableSchema(
     columns=[
         dg.TableColumn("path", "string"),
         dg.TableColumn("status", "string", description="loaded, partial, empty, failed or skipped"),
-        dg.TableColumn("layout", "string"),
+        dg.TableColumn("dataset", "string", description="ohlcv, market_trades or funding_rates"),
+        dg.TableColumn("archive", "string", description="known layout: freqtrade, binance-vision, tardis"),
+        dg.TableColumn("layout", "string", description="container:format:rows as read"),
         dg.TableColumn("time_unit", "string", description="s, ms, us, ns or iso"),
-        dg.TableColumn("series", "string", description="exchange symbol interval"),
+        dg.TableColumn("series", "string", description="exchange symbol interval [price kind]"),
         dg.TableColumn("fetched", "int"),
         dg.TableColumn("inserted", "int"),
         dg.TableColumn("updated", "int"),
@@ -65,11 +68,14 @@ def _time_range(report: FileReport | FolderReport) -> str:
 
 
 def _file_record(report: FileReport) -> dg.TableRecord:
-    series = " ".join(v for v in (report.exchange, report.symbol, report.interval) if v)
+    price = report.price if report.price != "trade" else None  # shown when not the default
+    series = " ".join(v for v in (report.exchange, report.symbol, report.interval, price) if v)
     return dg.TableRecord(
         {
             "path": report.path,
             "status": report.status,
+            "dataset": report.dataset or "",
+            "archive": report.archive or "",
             "layout": report.layout or "",
             "time_unit": report.time_unit or "",
             "series": series,
