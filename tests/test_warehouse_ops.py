@@ -8,13 +8,16 @@ declared one).
 
 from __future__ import annotations
 
+import ast
 import inspect
+import os
 
 import pytest
 
 from resources.warehouse.api import Warehouse
 from resources.warehouse.async_api import AsyncWarehouse
-from resources.warehouse.ops import OPERATIONS, analytics, market, operations, trading, with_operations
+from resources.warehouse.ops import OPERATIONS, analytics, market, operations, stubs, trading, with_operations
+from resources.warehouse.ops.methods import AsyncWarehouseMethods, WarehouseMethods
 
 DOMAINS = (market, analytics, trading, operations)
 # Functions of a connection or engine that are not API methods by design.
@@ -63,3 +66,39 @@ def test_the_generator_refuses_a_missing_wrapper_and_a_shadowing_method():
 
     with pytest.raises(TypeError, match="get_ohlcv"):
         with_operations(transaction=identity, reader=identity, engine=identity)(Shadowing)
+
+
+def test_the_type_stub_of_the_generated_methods_is_in_sync_with_operations():
+    """IDEs and type checkers read the methods from `ops/methods.pyi`; it must say what OPERATIONS says.
+    Regenerate with `python -m resources.warehouse.ops.stubs` (or MW_UPDATE_SNAPSHOTS=1 here)."""
+    text = stubs.render()
+    if os.environ.get("MW_UPDATE_SNAPSHOTS"):
+        stubs.STUB.write_text(text)
+    assert stubs.STUB.read_text() == text, "methods.pyi is stale: run python -m resources.warehouse.ops.stubs"
+    assert issubclass(Warehouse, WarehouseMethods) and issubclass(AsyncWarehouse, AsyncWarehouseMethods)
+
+
+@pytest.mark.parametrize(
+    ("stub_class", "cls"), [("WarehouseMethods", Warehouse), ("AsyncWarehouseMethods", AsyncWarehouse)]
+)
+def test_the_stub_declares_each_method_as_the_class_has_it(stub_class, cls):
+    """Every operation, with the method's parameters in order and its kind (coroutine or not); and the
+    stub runs as Python, so every name its annotations use is imported."""
+    tree = ast.parse(stubs.STUB.read_text())
+    (node,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == stub_class]
+    methods = {m.name: m for m in node.body if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)}
+    assert list(methods) == [op.name for op in OPERATIONS]
+    for name, method in methods.items():
+        args = method.args
+        stub_params = [a.arg for a in [*args.args, *args.kwonlyargs]]
+        stub_params += [a.arg for a in (args.vararg, args.kwarg) if a is not None]
+        real = [p for p in inspect.signature(getattr(cls, name)).parameters.values()]
+        ordered = [p.name for p in real if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        ordered += [p.name for p in real if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        assert stub_params == ordered, name
+        assert isinstance(method, ast.AsyncFunctionDef) == inspect.iscoroutinefunction(getattr(cls, name)), (
+            name
+        )
+    namespace: dict = {}
+    exec(compile(tree, str(stubs.STUB), "exec"), namespace)  # annotations evaluated: each name must exist
+    assert set(vars(namespace[stub_class])) >= set(methods)

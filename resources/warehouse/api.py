@@ -34,6 +34,7 @@ from resources.settings import Settings
 from resources.warehouse.arrow_reads import ArrowReader, ReaderUnavailable
 from resources.warehouse.ops import with_operations
 from resources.warehouse.ops.common import generate_correlation_id
+from resources.warehouse.ops.methods import WarehouseMethods
 from resources.warehouse.ops.operations import health_details
 from resources.warehouse.records import Health
 
@@ -105,7 +106,7 @@ def unhealthy(url: URL, exc: BaseException) -> Health:
 
 
 @with_operations(transaction=_in_transaction, reader=_on_reader, engine=_on_engine)
-class Warehouse:
+class Warehouse(WarehouseMethods):  # the base declares the generated methods to type checkers
     """Sync storage API over one engine (a connection pool); safe to share between threads."""
 
     def __init__(self, engine: sa.Engine | URL | str):

@@ -39,6 +39,7 @@ from resources.warehouse.api import reader_connections, unhealthy
 from resources.warehouse.arrow_reads import ArrowReader, ReaderUnavailable
 from resources.warehouse.ops import with_operations
 from resources.warehouse.ops.common import generate_correlation_id
+from resources.warehouse.ops.methods import AsyncWarehouseMethods
 from resources.warehouse.ops.operations import health_details
 from resources.warehouse.records import Health
 
@@ -101,7 +102,7 @@ def create_warehouse_async_engine(url: URL | str, **kwargs: Any) -> AsyncEngine:
 
 
 @with_operations(transaction=_in_transaction, reader=_on_reader, engine=_on_engine)
-class AsyncWarehouse:
+class AsyncWarehouse(AsyncWarehouseMethods):  # the base declares the generated methods to type checkers
     """Async storage API over one `AsyncEngine`; use it from one event loop."""
 
     def __init__(self, engine: AsyncEngine | URL | str):
