@@ -37,6 +37,20 @@ from sqlalchemy.dialects.postgresql import JSON, JSONB
 STORAGE_KINDS = ("timestamp", "float8", "float4", "int8", "int4", "int2", "numeric", "bool", "text", "jsonb")
 
 
+# SQLAlchemy type -> kind, the most specific first (REAL is a Float, Float a Numeric, BigInteger an Integer).
+_KINDS: tuple[tuple[type, str], ...] = (
+    (sa.Date, "date"),
+    (sa.REAL, "float4"),
+    (sa.Float, "float8"),
+    (sa.Numeric, "numeric"),
+    (sa.SmallInteger, "int2"),
+    (sa.BigInteger, "int8"),
+    (sa.Integer, "int4"),
+    (sa.Boolean, "bool"),
+    (sa.String, "text"),
+)
+
+
 def kind_of(column: sa.Column, *, default: str | None = None) -> str:
     """The kind of a model column; an unsupported type raises TypeError unless `default` is given."""
     type_ = column.type
@@ -46,24 +60,9 @@ def kind_of(column: sa.Column, *, default: str | None = None) -> str:
         if not type_.timezone and default is None:
             raise TypeError(f"{column.table.name}.{column.name} is a timestamp without time zone")
         return "timestamp"
-    if isinstance(type_, sa.Date):
-        return "date"
-    if isinstance(type_, sa.REAL):
-        return "float4"
-    if isinstance(type_, sa.Float):
-        return "float8"
-    if isinstance(type_, sa.Numeric):
-        return "numeric"
-    if isinstance(type_, sa.SmallInteger):
-        return "int2"
-    if isinstance(type_, sa.BigInteger):
-        return "int8"
-    if isinstance(type_, sa.Integer):
-        return "int4"
-    if isinstance(type_, sa.Boolean):
-        return "bool"
-    if isinstance(type_, sa.String):
-        return "text"
+    kind = next((kind for sa_type, kind in _KINDS if isinstance(type_, sa_type)), None)
+    if kind is not None:
+        return kind
     if default is not None:
         return default
     raise TypeError(f"{column.table.name}.{column.name}: column type {type_!r} is not supported by upsert")
