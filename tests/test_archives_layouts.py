@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+import orjson
 import pandas as pd
 import pytest
 
@@ -12,6 +13,7 @@ from resources.files import LandingFileError
 from resources.files.archives import identify
 from resources.files.checksums import checksum_problem
 from resources.files.layouts import parse_file, read_file
+from resources.files.readers import json_stream
 from resources.files.symbols import SymbolError, binance_symbol, freqtrade_symbol, tardis_instrument
 from tests.archives_data import (
     T0,
@@ -348,3 +350,55 @@ def test_times_of_the_trades_follow_the_file(tmp_path):
     assert parse(tmp_path, "binance/BTC_USDT-trades.feather").frame["time"].iloc[0] == T0 + pd.Timedelta(
         milliseconds=5
     )
+
+
+# --------------------------------------------------------------------------------------------------------
+# JSON in bounded batches
+# --------------------------------------------------------------------------------------------------------
+
+
+def _kline_rows(n: int) -> list[list]:
+    frame = candles(n)
+    times = (frame["date"].astype("int64") // 10**6).tolist()
+    return [
+        [t, o, o + 2, o - 1, o + 1, v] for t, o, v in zip(times, frame["open"], frame["volume"], strict=True)
+    ]
+
+
+def test_ndjson_is_read_line_batch_by_line_batch(tmp_path):
+    lines = [orjson.dumps(row) for row in _kline_rows(25)]
+    lines[12] = b"[1704067920000, 112.0, oops]"  # line 13 is not JSON: rejected alone
+    write(tmp_path, "binance/BTC_USDT-1m.json", b"\n".join(lines) + b"\n")  # NDJSON by content
+    batches = list(read_file(tmp_path / "binance/BTC_USDT-1m.json", relative_to=tmp_path, batch_rows=10))
+    assert [b.rows for b in batches] == [10, 10, 5]
+    assert [list(b.rejected_rule) for b in batches] == [[], ["invalid_json"], []]
+    assert batches[1].rejected_message.iloc[0].startswith("line 13: invalid JSON")
+    assert sum(len(b.frame) for b in batches) == 24 and batches[0].layout == "ndjson-arrays"
+
+
+@pytest.mark.parametrize("header", [False, True])
+def test_a_large_flat_array_is_streamed_block_by_block(tmp_path, monkeypatch, header):
+    monkeypatch.setattr(json_stream, "STREAM_BYTES", 0)  # every array counts as large
+    monkeypatch.setattr(json_stream, "BLOCK_BYTES", 256)  # many blocks, cut between rows
+    rows = _kline_rows(40)
+    body = ([["timestamp", "open", "high", "low", "close", "volume"]] if header else []) + rows
+    write(tmp_path, "binance/BTC_USDT-1m.json", orjson.dumps(body, option=orjson.OPT_INDENT_2))
+    batches = list(read_file(tmp_path / "binance/BTC_USDT-1m.json", relative_to=tmp_path, batch_rows=7))
+    assert max(b.rows for b in batches) <= 7 and sum(b.rows for b in batches) == 40
+    got = pd.concat([b.frame for b in batches])
+    assert list(got["time"]) == list(candles(40)["date"]) and list(got["close"]) == [r[4] for r in rows]
+    first_row = 2 if header else 1
+    assert list(got.index) == list(range(first_row, first_row + 40))  # rows numbered across blocks
+
+
+def test_arrays_that_cannot_be_streamed(tmp_path, monkeypatch):
+    monkeypatch.setattr(json_stream, "STREAM_BYTES", 0)
+    monkeypatch.setattr(json_stream, "BLOCK_BYTES", 64)
+    nested = [{"time": r[0], "open": r[1], "high": r[2], "low": r[3], "close": r[4], "volume": r[5], "x": [1]}
+              for r in _kline_rows(5)]  # fmt: skip
+    write(tmp_path, "binance/BTC_USDT-1m.json", orjson.dumps(nested))
+    whole = parse(tmp_path, "binance/BTC_USDT-1m.json")  # not flat: read as one document, same rows
+    assert len(whole.frame) == 5 and whole.layout == "records"
+    write(tmp_path, "binance/ETH_USDT-1m.json", orjson.dumps(_kline_rows(30))[:-30])
+    with pytest.raises(LandingFileError, match="invalid JSON in the array's rows|the file is cut short"):
+        parse(tmp_path, "binance/ETH_USDT-1m.json")

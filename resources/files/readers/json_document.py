@@ -23,7 +23,7 @@ class NdjsonLines:
     lines: list[tuple[int, Any]]
 
 
-def _parse_json(data: bytes) -> Any:
+def parse_json(data: bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -41,7 +41,7 @@ def load_document(data: bytes) -> Any:
     if not data.strip():
         return None
     try:
-        return _parse_json(data)
+        return parse_json(data)
     except UnicodeDecodeError as exc:
         raise LandingFileError(f"not UTF-8 text (byte {exc.start}): not a JSON file") from None
     except json.JSONDecodeError as exc:
@@ -51,18 +51,18 @@ def load_document(data: bytes) -> Any:
         raise LandingFileError(
             f"invalid JSON at line {whole_error.lineno} column {whole_error.colno}: {whole_error.msg}"
         )
-    return NdjsonLines(_parse_lines(lines))
+    return NdjsonLines(parse_lines(lines))
 
 
 def _parses(line: bytes) -> bool:
     try:
-        _parse_json(line)
+        parse_json(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
     return True
 
 
-def _parse_lines(lines: list[tuple[int, bytes]]) -> list[tuple[int, Any]]:
+def parse_lines(lines: list[tuple[int, bytes]]) -> list[tuple[int, Any]]:
     try:  # fast path: every line is valid JSON orjson reads
         return [(number, orjson.loads(line)) for number, line in lines]
     except orjson.JSONDecodeError:
@@ -70,7 +70,7 @@ def _parse_lines(lines: list[tuple[int, bytes]]) -> list[tuple[int, Any]]:
     values: list[tuple[int, Any]] = []
     for number, line in lines:
         try:
-            values.append((number, _parse_json(line)))
+            values.append((number, parse_json(line)))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             exc.line_text = line.decode("utf-8", errors="replace")  # kept for the quarantine message
             values.append((number, exc))

@@ -1,13 +1,15 @@
-"""The JSON format: one document (or NDJSON) decoded whole, its rows found by the layout readers.
+"""The JSON format: NDJSON and large flat arrays in bounded batches (`json_stream`), any other document
+decoded whole, its rows found by the layout readers.
 
-A JSON array cannot be cut into batches without a streaming parser, so a JSON file is one batch: its
-memory is its decoded size. Large histories belong in CSV, Parquet or Feather, which are read in batches.
+A document that is not a flat top-level array (a wrapper such as `{"data": [...]}`, a pandas orient) is
+one batch: its memory is its decoded size. Large histories belong in NDJSON, CSV, Parquet or Feather.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 from collections.abc import Iterator
 
 import pandas as pd
@@ -17,6 +19,13 @@ from resources.files.readers.base import FORMATS, FormatReader, RawTable
 from resources.files.readers.containers import BOM, Source, text_kind
 from resources.files.readers.json_document import NdjsonLines, load_document
 from resources.files.readers.json_layouts import find_table
+from resources.files.readers.json_stream import (
+    NotStreamable,
+    array_tables,
+    is_ndjson,
+    ndjson_tables,
+    should_stream_array,
+)
 
 
 @contextlib.contextmanager
@@ -30,6 +39,16 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _or_empty(tables: Iterator[RawTable], layout: str) -> Iterator[RawTable]:
+    """The tables, or one empty table of `layout` when there is none."""
+    produced = False
+    for table in tables:
+        produced = True
+        yield table
+    if not produced:
+        yield RawTable(layout=layout, frame=pd.DataFrame(), mapping={})
 
 
 def _looks_like_csv(head: bytes) -> bool:
@@ -47,6 +66,28 @@ class JsonFormat(FormatReader):
         return text_kind(value) == "json"
 
     def tables(self, source: Source, *, batch_rows: int) -> Iterator[RawTable]:
+        streamed = self._streamed(source, batch_rows)
+        if streamed is not None:
+            with collector_paused():
+                yield from streamed
+            return
+        yield from self._document(source)
+
+    @staticmethod
+    def _streamed(source: Source, batch_rows: int) -> Iterator[RawTable] | None:
+        """NDJSON lines or a large flat array in bounded batches (`json_stream`); None: read it whole."""
+        if is_ndjson(source):
+            return _or_empty(ndjson_tables(source, batch_rows), "ndjson-empty")
+        if not should_stream_array(source):
+            return None
+        stream = array_tables(source, batch_rows)
+        try:
+            first = next(stream, None)
+        except NotStreamable:
+            return None
+        return _or_empty(itertools.chain([first] if first is not None else [], stream), "empty")
+
+    def _document(self, source: Source) -> Iterator[RawTable]:
         data = source.read_all()
         with collector_paused():
             try:
