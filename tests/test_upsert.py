@@ -342,6 +342,7 @@ def test_audit_archives_the_old_row_and_logs_the_change(any_engine):
         "exchange": "binance",
         "symbol": "BTC/USDT",
         "interval": "1m",
+        "price": "trade",  # the price kind is part of the candle key (issue 13)
         "time": "2024-01-01T00:05:00+00:00",
     }
     assert first["old_data"]["close"] == old5["close"] and first["new_data"]["close"] == 999.0

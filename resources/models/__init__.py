@@ -3,10 +3,16 @@
 from .analytics import BacktestResult, Feature, Forecast, MlModel
 from .base import TIMESERIES, Base, TimeseriesSpec
 from .market import (
+    INSTRUMENT_TYPES,
+    PRICE_KINDS,
+    TRADE_PRICE,
+    FundingRate,
+    Instrument,
     MarketCalendar,
     MarketMetric,
     MarketTrade,
     Ohlcv,
+    OpenInterest,
     OrderbookSnapshot,
     Source,
     TimeIndex,
@@ -25,7 +31,10 @@ from .trading import (
 )
 
 __all__ = [
+    "INSTRUMENT_TYPES",
+    "PRICE_KINDS",
     "TIMESERIES",
+    "TRADE_PRICE",
     "AgentDecision",
     "Anomaly",
     "AuditLog",
@@ -38,7 +47,9 @@ __all__ = [
     "EquityCurve",
     "Feature",
     "Forecast",
+    "FundingRate",
     "IngestFile",
+    "Instrument",
     "IterationLog",
     "Lineage",
     "MarketCalendar",
@@ -46,6 +57,7 @@ __all__ = [
     "MarketTrade",
     "MlModel",
     "Ohlcv",
+    "OpenInterest",
     "OrderbookSnapshot",
     "Position",
     "Quarantine",

@@ -1,4 +1,5 @@
-"""Market data: candles, trades, order books, ticker metrics, generic series and the time grid."""
+"""Market data: candles, trades, order books, ticker metrics, instruments, funding, open interest, generic
+series and the time grid."""
 
 from __future__ import annotations
 
@@ -25,19 +26,31 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, Json, Price, UtcTimestamp, timeseries
 
+# What a candle's prices are (issue 13): traded prices, or the exchange's mark, index or premium index price
+# of a derivative. Part of the candle key, so the four series of one instrument never overwrite each other.
+PRICE_KINDS = ("trade", "mark", "index", "premium_index")
+TRADE_PRICE = "trade"
+# Instrument types of ccxt's unified markets.
+INSTRUMENT_TYPES = ("spot", "swap", "future", "option")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
 
 @timeseries("time", timedelta(days=7))
 class Ohlcv(Base):
-    """Closed candles per (exchange, symbol, interval, open time) — seeds 000/003/004."""
+    """Closed candles per (exchange, symbol, interval, price kind, open time) — seeds 000/003/004, issue 13."""
 
     __tablename__ = "ohlcv"
     __table_args__ = (
-        PrimaryKeyConstraint("exchange", "symbol", "interval", "time"),
+        PrimaryKeyConstraint("exchange", "symbol", "interval", "price", "time"),
         CheckConstraint("quality_score BETWEEN 0 AND 100", name="quality_score"),
+        CheckConstraint(_one_of("price", PRICE_KINDS), name="price"),
     )
 
     exchange: Mapped[str] = mapped_column(Text)
-    symbol: Mapped[str] = mapped_column(Text)
+    symbol: Mapped[str] = mapped_column(Text)  # ccxt unified symbol: BTC/USDT, BTC/USDT:USDT, ...
     interval: Mapped[str] = mapped_column(Text)
     time: Mapped[dt.datetime] = mapped_column(UtcTimestamp)
     open: Mapped[float] = mapped_column(Price)
@@ -52,6 +65,11 @@ class Ohlcv(Base):
     is_anomaly: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     source: Mapped[str | None] = mapped_column(Text)
     ingested_at: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())
+    # Last, where migration 0005 added it. `key_default`: writers that give no price kind write traded
+    # prices (the upsert fills it in).
+    price: Mapped[str] = mapped_column(
+        Text, server_default=text(f"'{TRADE_PRICE}'"), info={"key_default": TRADE_PRICE}
+    )
 
 
 @timeseries("time", timedelta(days=1))
@@ -129,6 +147,85 @@ class MarketMetric(Base):
     funding_rate: Mapped[float | None] = mapped_column(Price)
     open_interest: Mapped[float | None] = mapped_column(Price)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", Json, server_default=text("'{}'::jsonb"))
+
+
+class Instrument(Base):
+    """What a (exchange, ccxt unified symbol) is — issue 13. Rows are never deleted: a delisted instrument
+    stays (active false, delisted_at when known) so that a backtest over a past range sees what existed then.
+
+    Filled from ccxt `load_markets()` on each pull and from archive files; `first_seen` / `last_seen` are
+    when this warehouse first / last saw it listed, `listed_at` / `delisted_at` what the source says.
+    """
+
+    __tablename__ = "instruments"
+    __table_args__ = (
+        PrimaryKeyConstraint("exchange", "symbol"),
+        CheckConstraint(_one_of("type", INSTRUMENT_TYPES), name="type"),
+        CheckConstraint("option_type IS NULL OR option_type IN ('call', 'put')", name="option_type"),
+        CheckConstraint("type = 'spot' OR settle IS NOT NULL", name="derivative_settle"),
+    )
+
+    exchange: Mapped[str] = mapped_column(Text)
+    symbol: Mapped[str] = mapped_column(Text)  # ccxt unified: BTC/USDT, BTC/USDT:USDT, BTC/USD:BTC-261225-...
+    type: Mapped[str] = mapped_column(Text)
+    base: Mapped[str] = mapped_column(Text)
+    quote: Mapped[str] = mapped_column(Text)
+    settle: Mapped[str | None] = mapped_column(Text)  # null for spot
+    exchange_symbol: Mapped[str | None] = mapped_column(Text)  # the exchange's own id: BTCUSDT, BTCUSD_PERP
+    contract_size: Mapped[float | None] = mapped_column(Price)
+    linear: Mapped[bool | None] = mapped_column(Boolean)  # null for spot
+    inverse: Mapped[bool | None] = mapped_column(Boolean)  # null for spot
+    expiry: Mapped[dt.datetime | None] = mapped_column(UtcTimestamp)  # dated futures and options
+    strike: Mapped[float | None] = mapped_column(Price)
+    option_type: Mapped[str | None] = mapped_column(Text)
+    tick_size: Mapped[float | None] = mapped_column(Price)
+    lot_size: Mapped[float | None] = mapped_column(Price)
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    first_seen: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())
+    last_seen: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())
+    listed_at: Mapped[dt.datetime | None] = mapped_column(UtcTimestamp)
+    delisted_at: Mapped[dt.datetime | None] = mapped_column(UtcTimestamp)
+    source: Mapped[str | None] = mapped_column(Text)  # 'ccxt:binance', 'file:binance-vision', ...
+    info: Mapped[dict[str, Any]] = mapped_column(Json, server_default=text("'{}'::jsonb"))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())
+
+
+@timeseries("time", timedelta(days=30))
+class FundingRate(Base):
+    """Funding rates of perpetuals at each funding time — issue 13. `interval` is the observed spacing to the
+    previous funding ('8h', '4h', '1h'; null when unknown): intervals vary per symbol and over time, so no
+    grid is assumed anywhere."""
+
+    __tablename__ = "funding_rates"
+    __table_args__ = (PrimaryKeyConstraint("exchange", "symbol", "time"),)
+
+    exchange: Mapped[str] = mapped_column(Text)
+    symbol: Mapped[str] = mapped_column(Text)
+    time: Mapped[dt.datetime] = mapped_column(UtcTimestamp)
+    rate: Mapped[float] = mapped_column(Price)
+    mark_price: Mapped[float | None] = mapped_column(Price)
+    index_price: Mapped[float | None] = mapped_column(Price)
+    interval: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    ingested_at: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())
+
+
+@timeseries("time", timedelta(days=7))
+class OpenInterest(Base):
+    """Open interest of derivatives per (exchange, symbol, interval, time) — issue 13: `amount` in contracts
+    (or base units), `value` in the quote/settle currency, as ccxt's `fetch_open_interest_history` gives."""
+
+    __tablename__ = "open_interest"
+    __table_args__ = (PrimaryKeyConstraint("exchange", "symbol", "interval", "time"),)
+
+    exchange: Mapped[str] = mapped_column(Text)
+    symbol: Mapped[str] = mapped_column(Text)
+    interval: Mapped[str] = mapped_column(Text)
+    time: Mapped[dt.datetime] = mapped_column(UtcTimestamp)
+    amount: Mapped[float | None] = mapped_column(Price)
+    value: Mapped[float | None] = mapped_column(Price)
+    source: Mapped[str | None] = mapped_column(Text)
+    ingested_at: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())
 
 
 class Source(Base):

@@ -192,6 +192,7 @@ class ColdPiece(Base):
     exchange: Mapped[str | None] = mapped_column(Text)
     symbol: Mapped[str | None] = mapped_column(Text)
     interval: Mapped[str | None] = mapped_column(Text)
+    price: Mapped[str | None] = mapped_column(Text)  # ohlcv's price kind (migration 0005); null elsewhere
     month: Mapped[str] = mapped_column(Text)  # 'YYYY-MM', the last hive partition level
     min_time: Mapped[dt.datetime] = mapped_column(UtcTimestamp)
     max_time: Mapped[dt.datetime] = mapped_column(UtcTimestamp)

@@ -158,6 +158,7 @@ class _Column:
     nullable: bool
     required: bool  # must be in every frame: part of the key, or NOT NULL without a default
     compared: bool  # takes part in IS DISTINCT FROM
+    key_default: str | None = None  # key column a frame may omit (model `info`): filled with this value
     precision: int = 38  # numeric only (`numeric_bounds`)
     scale: int = 10
 
@@ -192,8 +193,10 @@ def _table_meta(name: str) -> _Table:
             name=col.name,
             kind=kind,
             nullable=bool(col.nullable) and col.name not in key,
-            required=col.name in key or (not col.nullable and not has_default),
+            required=(col.name in key and "key_default" not in col.info)
+            or (not col.nullable and not has_default),
             compared=col.name not in key and col.name not in INGEST_COLUMNS and col.identity is None,
+            key_default=col.info.get("key_default"),
             **(
                 dict(zip(("precision", "scale"), numeric_bounds(col), strict=True))
                 if kind == "numeric"
@@ -265,6 +268,9 @@ def validate_frame(table: str, frame: pd.DataFrame) -> pd.DataFrame:
             f"missing required column(s) (key: {', '.join(meta.key)}; or NOT NULL without default)",
         )
     frame = frame.rename(columns=str)
+    defaults = {c: col.key_default for c, col in meta.columns.items() if col.key_default and c not in names}
+    if defaults:  # e.g. ohlcv's price kind: candles given without one are traded prices
+        frame = frame.assign(**defaults)
     converted = {}
     for name, col in meta.columns.items():
         if name not in frame.columns:
