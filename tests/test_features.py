@@ -119,8 +119,12 @@ def test_every_declared_feature_is_a_column_of_the_model_and_of_the_migrated_tab
     """A feature declared in INDICATORS without its model column (or a model float column no indicator
     writes) fails here; the migrated table must have the columns too (a model column without migration)."""
     assert missing_columns() == []
-    assert missing_columns([*FEATURE_COLUMNS, "new_feature"]) == ["no column for 'new_feature'"]
-    assert missing_columns(FEATURE_COLUMNS[1:]) == [f"no indicator writes column {FEATURE_COLUMNS[0]!r}"]
+    assert missing_columns([*FEATURE_COLUMNS, "new_feature"]) == [
+        "feature 'new_feature' has no column in the Feature model: add it and its migration"
+    ]
+    assert missing_columns(FEATURE_COLUMNS[1:]) == [
+        f"Feature column {FEATURE_COLUMNS[0]!r} is written by no indicator of INDICATORS"
+    ]
     table = sa.inspect(engine).get_columns("features")
     assert set(FEATURE_COLUMNS) <= {column["name"] for column in table}
 

@@ -174,8 +174,14 @@ def missing_columns(declared: Sequence[str] = FEATURE_COLUMNS) -> list[str]:
     """Declared feature columns the `Feature` model (hence the migrated table) lacks, and model float
     columns no indicator writes; empty when the declaration and the schema agree."""
     stored = set(STORED_FEATURE_COLUMNS)
-    return [f"no column for {c!r}" for c in declared if c not in stored] + [
-        f"no indicator writes column {c!r}" for c in STORED_FEATURE_COLUMNS if c not in declared
+    return [
+        f"feature {c!r} has no column in the Feature model: add it and its migration"
+        for c in declared
+        if c not in stored
+    ] + [
+        f"Feature column {c!r} is written by no indicator of INDICATORS"
+        for c in STORED_FEATURE_COLUMNS
+        if c not in declared
     ]
 
 
