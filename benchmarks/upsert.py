@@ -340,6 +340,7 @@ def read_latency(engine: sa.Engine, table_rows: int, queries: int) -> tuple[floa
                 "exchange": "bench",
                 "symbol": f"SYM{int(rng.integers(0, symbols))}",
                 "interval": "1m",
+                "price": "trade",
                 "start": begin,
                 "end": begin + timedelta(minutes=1000),
                 "limit": 1000,

@@ -162,7 +162,7 @@ def test_retention_with_a_cold_tier_loses_nothing_and_reads_span_both_tiers(any_
         for _, root, path, rows, _ in files:
             assert Path(root, path).exists() and pq.ParquetFile(Path(root, path)).metadata.num_rows == rows
         assert not list(cold.rglob("*.tmp"))  # temporary names were renamed
-        assert any("symbol=BTC%2FUSDT" in r[2] and "/interval=1m/month=" in r[2] for r in files)
+        assert any("symbol=BTC%2FUSDT" in r[2] and "/interval=1m/price=trade/month=" in r[2] for r in files)
         # A hive dataset any reader can open: time sorted within each file, partition columns restored.
         dataset = ds.dataset(cold / "table=ohlcv", format="parquet", partitioning="hive")
         assert dataset.count_rows() == 3 * 1440 + 1440

@@ -201,6 +201,7 @@ def test_aggregate_query_serves_get_ohlcv_shape(any_engine):
         "exchange": "testex",
         "symbol": "BTC/USDT",
         "interval": "1h",
+        "price": "trade",
         "start": NOW - timedelta(days=10),
         "end": NOW + DAY,
         "limit": 5,

@@ -221,6 +221,7 @@ def _record(conn: sa.Connection, piece: Piece, export: ColdExport, run_id: str |
             "exchange": f.series.get("exchange"),
             "symbol": f.series.get("symbol"),
             "interval": f.series.get("interval"),
+            "price": f.series.get("price"),
             "month": f.month,
             "min_time": f.min_time,
             "max_time": f.max_time,

@@ -2,9 +2,11 @@
 
 Layout, written by `resources.maintenance.cold` and readable by pandas, DuckDB and Spark as a hive dataset:
 
-    <root>/table=ohlcv/exchange=binance/symbol=BTC%2FUSDT/interval=1m/month=2026-01/<from>_<to>-<sha>.parquet
+    <root>/table=ohlcv/exchange=binance/symbol=BTC%2FUSDT/interval=1m/price=trade/month=2026-01/<from>_<to>-<sha>.parquet
 
-(partition values URI-encoded: a symbol's `/` becomes `%2F`; tables without `interval` skip that level).
+(partition values URI-encoded: a symbol's `/` becomes `%2F`; tables without `interval` or `price` skip
+that level; ohlcv files exported before price kinds existed (migration 0005) have no `price=` level and
+hold traded prices).
 The files hold the other columns, zstd, sorted by time. `cold_pieces` lists each file; a read asks it
 which files overlap the range, then reads only those through `pyarrow.dataset` with the time range pushed
 down, and merges them under the database rows: where both tiers hold a key (after `cold restore`), the
@@ -26,11 +28,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from resources.models import TRADE_PRICE
 from resources.sqlfiles import sql_text
 from resources.warehouse.ops.frames import fetch_arrow
 
 # Hive levels under table=<name>, in order, for the columns a table has; then month=YYYY-MM.
-PARTITION_COLUMNS = ("exchange", "symbol", "interval")
+PARTITION_COLUMNS = ("exchange", "symbol", "interval", "price")
 MONTH = "month"
 TABLE = "table"
 DATABASE, COLD = "database", "cold"
@@ -68,13 +71,16 @@ def cold_files(
     exchange: str | None = None,
     symbols: Sequence[str] | None = None,
     interval: str | None = None,
+    price: str | None = None,
 ) -> pa.Table:
-    """Manifest rows (root, path, series, time bounds, rows, sha256) of the files overlapping [start, end)."""
+    """Manifest rows (root, path, series, time bounds, rows, sha256) of the files overlapping [start, end)
+    (of one price kind of candles when `price` is given)."""
     params = {
         "table_name": table,
         "exchange": exchange,
         "symbols": list(symbols) if symbols is not None else None,
         "interval": interval,
+        "price": price,
         "start": start,
         "end": end,
     }
@@ -116,6 +122,10 @@ def read_files(
         if symbols is not None and "symbol" in schema.names:
             condition &= ds.field("symbol").isin(list(symbols))
         table = dataset.to_table(columns=list(schema.names), filter=condition)
+        if "price" in table.column_names:  # a file of before migration 0005: traded prices
+            position = table.column_names.index("price")
+            filled = pc.fill_null(table.column("price"), TRADE_PRICE)
+            table = table.set_column(position, "price", filled)
         parts.append(table.cast(schema))
     if not parts:
         return schema.empty_table()

@@ -48,6 +48,7 @@ class Candle:
     quality_score: float | None = None
     is_anomaly: bool = False
     source: str | None = None
+    price: str = "trade"  # price kind: trade, mark, index or premium_index (resources.models.PRICE_KINDS)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ CROSS JOIN LATERAL (
     WHERE exchange = :exchange
       AND symbol = s.symbol
       AND interval = :interval
+      AND price = :price
       AND time >= CAST(:start AS timestamptz)
       AND time < CAST(:end AS timestamptz)
     ORDER BY time

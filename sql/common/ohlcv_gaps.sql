@@ -1,4 +1,4 @@
--- Missing candles of one series among open times in [:start, :end), for a fixed-length :step.
+-- Missing candles of one series (price kind :price) among open times in [:start, :end), for a fixed-length :step.
 -- Holes between stored candles come from lead(time) in one streaming pass over the series' key (index-only
 -- scan, no materialized grid, no anti-join). The edges of a bounded range (before the first / after the last
 -- stored candle) continue the stored candles' grid; first and last come from the key's two ends. A bounded
@@ -9,10 +9,10 @@ WITH step AS (
 edges AS (
     SELECT
         (SELECT min(time) FROM ohlcv
-          WHERE exchange = :exchange AND symbol = :symbol AND interval = :interval
+          WHERE exchange = :exchange AND symbol = :symbol AND interval = :interval AND price = :price
             AND time >= CAST(:start AS timestamptz) AND time < CAST(:end AS timestamptz)) AS first_time,
         (SELECT max(time) FROM ohlcv
-          WHERE exchange = :exchange AND symbol = :symbol AND interval = :interval
+          WHERE exchange = :exchange AND symbol = :symbol AND interval = :interval AND price = :price
             AND time >= CAST(:start AS timestamptz) AND time < CAST(:end AS timestamptz)) AS last_time
 ),
 gaps AS (
@@ -25,6 +25,7 @@ gaps AS (
         WHERE exchange = :exchange
           AND symbol = :symbol
           AND interval = :interval
+          AND price = :price
           AND time >= CAST(:start AS timestamptz)
           AND time < CAST(:end AS timestamptz)
     ) c

@@ -6,6 +6,7 @@ WITH candles AS (
     WHERE exchange = :exchange
       AND symbol = :symbol
       AND interval = :interval
+      AND price = :price
       AND time >= CAST(:start AS timestamptz)
       AND time < CAST(:end AS timestamptz)
 ),

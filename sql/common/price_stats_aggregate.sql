@@ -7,6 +7,7 @@ WITH candles AS (
     FROM {aggregate}
     WHERE exchange = :exchange
       AND symbol = :symbol
+      AND price = :price
       AND bucket >= CAST(:start AS timestamptz)
       AND bucket < CAST(:end AS timestamptz)
 ),

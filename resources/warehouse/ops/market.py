@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from resources import clock
 from resources.intervals import interval_to_timedelta, validate_interval
+from resources.models import PRICE_KINDS, TRADE_PRICE
 from resources.models import MarketTrade as MarketTradeModel
 from resources.models import OrderbookSnapshot as OrderbookModel
 from resources.sqlfiles import sql_text
@@ -99,12 +100,20 @@ def insert_market_trades(
     return upsert_dataframe(engine, "market_trades", trades_frame(trades), audit=audit)
 
 
-def _ohlcv_params(exchange, symbol, interval, start, end, limit) -> dict[str, Any]:
+def validate_price(price: str) -> str:
+    """`price` if it is a price kind of candles (`PRICE_KINDS`), else a ValueError naming the kinds."""
+    if price not in PRICE_KINDS:
+        raise ValueError(f"unknown price kind {price!r}: candles are one of {', '.join(PRICE_KINDS)}")
+    return price
+
+
+def _ohlcv_params(exchange, symbol, interval, start, end, limit, price=TRADE_PRICE) -> dict[str, Any]:
     lo, hi = bounds(start, end)
     return {
         "exchange": exchange,
         "symbol": symbol,
         "interval": validate_interval(interval),
+        "price": validate_price(price),
         "start": lo,
         "end": hi,
         "limit": checked_limit(limit),
@@ -145,13 +154,15 @@ def get_ohlcv(
     limit: int | None = None,
     source: OhlcvSource = "auto",
     cold: bool = True,
+    price: str = TRADE_PRICE,
 ) -> list[Candle]:
     """Candles of one series in time order (seed 004's `get_range`); '1h'/'1d' fall back to the aggregates
     when no such candles are stored (see `_ohlcv_statement`). Bounds as in `sql/common/get_ohlcv.sql`.
+    A series is one price kind (`price`: 'trade' by default, or 'mark', 'index', 'premium_index').
 
     With `cold` (default), candles retention exported to the cold tier fill the part of the range no longer
     in the database (`resources.warehouse.cold`); `get_ohlcv_frame` says which part came from where."""
-    params = _ohlcv_params(exchange, symbol, interval, start, end, limit)
+    params = _ohlcv_params(exchange, symbol, interval, start, end, limit, price)
     files = _cold_lookup(conn, params, [symbol], cold)
     statement = _ohlcv_statement(conn, params, source)
     cut = limit_window(params)
@@ -165,7 +176,10 @@ def get_ohlcv(
     if not cold or not files().num_rows:
         return candles
     return from_arrow(
-        Candle, get_ohlcv_frame(conn, exchange, symbol, interval, start, end, limit, source, as_arrow=True)
+        Candle,
+        get_ohlcv_frame(
+            conn, exchange, symbol, interval, start, end, limit, source, as_arrow=True, price=price
+        ),
     )
 
 
@@ -181,13 +195,14 @@ def get_ohlcv_frame(
     *,
     as_arrow: bool = False,
     cold: bool = True,
+    price: str = TRADE_PRICE,
 ) -> pd.DataFrame | pa.Table:
     """Candles of one series, or of many in one query (`symbol` a list; ordered by symbol then time,
     `limit` per series), as a DataFrame typed like `to_frame(get_ohlcv(...))` or, with `as_arrow=True`, an
     Arrow table of the stored types (no pandas). Bounds and sources as in `get_ohlcv`; the Warehouse API
     reads it through ADBC (see `resources.warehouse.arrow_reads`), several parts at once when large."""
     symbols = symbols_of(symbol)
-    params = _ohlcv_params(exchange, symbols[0], interval, start, end, limit)
+    params = _ohlcv_params(exchange, symbols[0], interval, start, end, limit, price)
     files = _cold_lookup(conn, params, symbols, cold)
     stored, aggregated = _ohlcv_sources(conn, params, symbols, source)
     schema = read_schema("ohlcv", _OHLCV_COLUMNS)
@@ -235,7 +250,14 @@ def _cold_lookup(
 def _cold_ohlcv_files(conn: Source, params: Mapping[str, Any], symbols: list[str]) -> pa.Table:
     """The cold-tier files of the series in the read's range (most often none: one indexed lookup)."""
     return cold_tier.cold_files(
-        conn, "ohlcv", params["start"], params["end"], params["exchange"], symbols, params["interval"]
+        conn,
+        "ohlcv",
+        params["start"],
+        params["end"],
+        params["exchange"],
+        symbols,
+        params["interval"],
+        params["price"],
     )
 
 
@@ -255,6 +277,7 @@ _OHLCV_COLUMNS = (
     "quality_score",
     "is_anomaly",
     "source",
+    "price",  # last, as in `Candle`
 )
 
 
@@ -277,17 +300,30 @@ def _stored_symbols(conn: Source, params: Mapping[str, Any], symbols: list[str])
 
 
 def get_latest_candles(
-    conn: sa.Connection, exchange: str, symbol: str, interval: str, limit: int = 100
+    conn: sa.Connection,
+    exchange: str,
+    symbol: str,
+    interval: str,
+    limit: int = 100,
+    price: str = TRADE_PRICE,
 ) -> list[Candle]:
-    """The newest `limit` candles of a series, in time order (seed 004's `get_latest`)."""
-    params = {"exchange": exchange, "symbol": symbol, "interval": validate_interval(interval)}
+    """The newest `limit` candles of a series (of price kind `price`), in time order (seed 004's
+    `get_latest`)."""
+    params = {
+        "exchange": exchange,
+        "symbol": symbol,
+        "interval": validate_interval(interval),
+        "price": validate_price(price),
+    }
     rows = fetch_all(conn, sql_text("common/latest_ohlcv"), Candle, {**params, "limit": checked_limit(limit)})
     return rows[::-1]
 
 
-def get_latest_ohlcv(conn: sa.Connection, exchange: str, symbol: str, interval: str) -> Candle | None:
-    """The newest candle of a series, or None (seed 000's latest OHLCV)."""
-    latest = get_latest_candles(conn, exchange, symbol, interval, limit=1)
+def get_latest_ohlcv(
+    conn: sa.Connection, exchange: str, symbol: str, interval: str, price: str = TRADE_PRICE
+) -> Candle | None:
+    """The newest candle of a series (of price kind `price`), or None (seed 000's latest OHLCV)."""
+    latest = get_latest_candles(conn, exchange, symbol, interval, limit=1, price=price)
     return latest[0] if latest else None
 
 
@@ -298,14 +334,17 @@ def get_ohlcv_gaps(
     interval: str,
     start: datetime | None = None,
     end: datetime | None = None,
+    price: str = TRADE_PRICE,
 ) -> list[Gap]:
-    """Runs of missing candles among open times in [start, end); without a bound, that edge is not checked."""
+    """Runs of missing candles of one series (price kind `price`) among open times in [start, end); without
+    a bound, that edge is not checked."""
     step = interval_to_timedelta(interval)
     lo, hi = bounds(start, end)
     params = {
         "exchange": exchange,
         "symbol": symbol,
         "interval": interval,
+        "price": validate_price(price),
         "start": lo,
         "end": hi,
         "step": step,
@@ -322,11 +361,18 @@ def get_price_stats(
     interval: str,
     lookback: timedelta = timedelta(hours=24),
     end: datetime | None = None,
+    price: str = TRADE_PRICE,
 ) -> PriceStats:
-    """Mean, std, min, max, current close and count over the candles opened in [end - lookback, end)."""
+    """Mean, std, min, max, current close and count over the candles (of price kind `price`) opened in
+    [end - lookback, end)."""
     hi = utc(end) or clock.now()
     lo = hi - lookback
-    params = {"exchange": exchange, "symbol": symbol, "interval": validate_interval(interval)}
+    params = {
+        "exchange": exchange,
+        "symbol": symbol,
+        "interval": validate_interval(interval),
+        "price": validate_price(price),
+    }
     row = conn.execute(sql_text("common/price_stats"), {**params, "start": lo, "end": hi}).mappings().one()
     return from_row(PriceStats, {**row, **params, "start": lo, "end": hi})
 
@@ -339,8 +385,10 @@ def get_volume_profile(
     start: datetime | None = None,
     end: datetime | None = None,
     bins: int = 20,
+    price: str = TRADE_PRICE,
 ) -> list[VolumeLevel]:
-    """Volume by close-price level over the candles opened in [start, end); empty when there are none."""
+    """Volume by close-price level over the candles (of price kind `price`) opened in [start, end); empty
+    when there are none."""
     if bins < 1:
         raise ValueError(f"bins must be >= 1, not {bins}")
     lo, hi = bounds(start, end)
@@ -348,6 +396,7 @@ def get_volume_profile(
         "exchange": exchange,
         "symbol": symbol,
         "interval": validate_interval(interval),
+        "price": validate_price(price),
         "start": lo,
         "end": hi,
         "bins": bins,

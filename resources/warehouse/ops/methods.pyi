@@ -50,6 +50,7 @@ class WarehouseMethods:
         limit: int | None = ...,
         source: OhlcvSource = ...,
         cold: bool = ...,
+        price: str = ...,
     ) -> list[Candle]: ...
     def get_ohlcv_frame(
         self,
@@ -63,6 +64,7 @@ class WarehouseMethods:
         *,
         as_arrow: bool = ...,
         cold: bool = ...,
+        price: str = ...,
     ) -> pd.DataFrame | pa.Table: ...
     def get_market_trades_frame(
         self,
@@ -75,9 +77,11 @@ class WarehouseMethods:
         as_arrow: bool = ...,
         cold: bool = ...,
     ) -> pd.DataFrame | pa.Table: ...
-    def get_latest_ohlcv(self, exchange: str, symbol: str, interval: str) -> Candle | None: ...
+    def get_latest_ohlcv(
+        self, exchange: str, symbol: str, interval: str, price: str = ...
+    ) -> Candle | None: ...
     def get_latest_candles(
-        self, exchange: str, symbol: str, interval: str, limit: int = ...
+        self, exchange: str, symbol: str, interval: str, limit: int = ..., price: str = ...
     ) -> list[Candle]: ...
     def get_ohlcv_gaps(
         self,
@@ -86,9 +90,16 @@ class WarehouseMethods:
         interval: str,
         start: datetime | None = ...,
         end: datetime | None = ...,
+        price: str = ...,
     ) -> list[Gap]: ...
     def get_price_stats(
-        self, exchange: str, symbol: str, interval: str, lookback: timedelta = ..., end: datetime | None = ...
+        self,
+        exchange: str,
+        symbol: str,
+        interval: str,
+        lookback: timedelta = ...,
+        end: datetime | None = ...,
+        price: str = ...,
     ) -> PriceStats: ...
     def get_volume_profile(
         self,
@@ -98,6 +109,7 @@ class WarehouseMethods:
         start: datetime | None = ...,
         end: datetime | None = ...,
         bins: int = ...,
+        price: str = ...,
     ) -> list[VolumeLevel]: ...
     def get_market_trades(
         self,
@@ -400,6 +412,7 @@ class AsyncWarehouseMethods:
         limit: int | None = ...,
         source: OhlcvSource = ...,
         cold: bool = ...,
+        price: str = ...,
     ) -> list[Candle]: ...
     async def get_ohlcv_frame(
         self,
@@ -413,6 +426,7 @@ class AsyncWarehouseMethods:
         *,
         as_arrow: bool = ...,
         cold: bool = ...,
+        price: str = ...,
     ) -> pd.DataFrame | pa.Table: ...
     async def get_market_trades_frame(
         self,
@@ -425,9 +439,11 @@ class AsyncWarehouseMethods:
         as_arrow: bool = ...,
         cold: bool = ...,
     ) -> pd.DataFrame | pa.Table: ...
-    async def get_latest_ohlcv(self, exchange: str, symbol: str, interval: str) -> Candle | None: ...
+    async def get_latest_ohlcv(
+        self, exchange: str, symbol: str, interval: str, price: str = ...
+    ) -> Candle | None: ...
     async def get_latest_candles(
-        self, exchange: str, symbol: str, interval: str, limit: int = ...
+        self, exchange: str, symbol: str, interval: str, limit: int = ..., price: str = ...
     ) -> list[Candle]: ...
     async def get_ohlcv_gaps(
         self,
@@ -436,9 +452,16 @@ class AsyncWarehouseMethods:
         interval: str,
         start: datetime | None = ...,
         end: datetime | None = ...,
+        price: str = ...,
     ) -> list[Gap]: ...
     async def get_price_stats(
-        self, exchange: str, symbol: str, interval: str, lookback: timedelta = ..., end: datetime | None = ...
+        self,
+        exchange: str,
+        symbol: str,
+        interval: str,
+        lookback: timedelta = ...,
+        end: datetime | None = ...,
+        price: str = ...,
     ) -> PriceStats: ...
     async def get_volume_profile(
         self,
@@ -448,6 +471,7 @@ class AsyncWarehouseMethods:
         start: datetime | None = ...,
         end: datetime | None = ...,
         bins: int = ...,
+        price: str = ...,
     ) -> list[VolumeLevel]: ...
     async def get_market_trades(
         self,
