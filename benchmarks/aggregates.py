@@ -116,7 +116,13 @@ def run(database: str, symbols: int, days: int, runs: int, keep: bool) -> None:
             f"{incremental.seconds * 1000:.1f} ms"
         )
 
-        params = {"exchange": "bench", "symbol": "S1/USDT", "price": "trade", "start": end - timedelta(days=30), "end": end}
+        params = {
+            "exchange": "bench",
+            "symbol": "S1/USDT",
+            "price": "trade",
+            "start": end - timedelta(days=30),
+            "end": end,
+        }
         times = timed_queries(engine, params, runs)
         raw_p50, raw_p95 = percentile(times["raw"], 0.5), percentile(times["raw"], 0.95)
         agg_p50, agg_p95 = percentile(times["agg"], 0.5), percentile(times["agg"], 0.95)
