@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
 T0 = pd.Timestamp("2024-01-01T00:00:00Z")
 T0_MS = int(T0.timestamp() * 1000)
+NOW = pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime()  # the loads' clock: every test file is past
 KLINE_HEADER = (
     "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
     "taker_buy_quote_volume,ignore"
@@ -153,3 +155,9 @@ def tardis_ticker_csv_gz(exchange: str, symbol: str, *, start_us: int = T0_MS * 
             rows.append(f"{exchange},{symbol},{t},{t + 5},{start_us + funding * hour_us},{rate},,1000,{42_000 + j},"
                         f"{41_990 + j},{42_001 + j}")  # fmt: skip
     return gzip.compress(("\n".join(rows) + "\n").encode())
+
+
+def rows(engine: sa.Engine, query: str) -> list[tuple]:
+    """A query's rows as tuples."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(query))]

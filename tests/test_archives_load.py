@@ -4,28 +4,22 @@ counts (fetched = inserted + updated + unchanged + quarantined), checksums, ledg
 from __future__ import annotations
 
 import pandas as pd
-import sqlalchemy as sa
 
 from resources.files.landing import load_landing_folder
 from tests.archives_data import (
+    NOW,
     agg_trades_csv,
     binance_trades_csv,
     candles,
     feather_bytes,
     freqtrade_trades,
     kline_csv,
+    rows,
     tardis_trades_csv_gz,
     with_checksum,
     write,
     zipped,
 )
-
-NOW = pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime()
-
-
-def rows(engine: sa.Engine, query: str) -> list[tuple]:
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(sa.text(query))]
 
 
 def _trade_folder(root) -> None:

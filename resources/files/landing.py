@@ -34,7 +34,7 @@ from resources.files.checksums import checksum_problem, sidecar
 from resources.files.layouts import ParsedFile, read_file
 from resources.files.readers.containers import SIDECAR_SUFFIXES
 from resources.quality.quarantine import write_quarantine
-from resources.quality.split import SplitResult, StructuralError, table_of
+from resources.quality.split import SplitResult, StructuralError
 from resources.warehouse.load import LoadResult, load_frame
 
 DATASET = "ohlcv"  # the dataset of files that say nothing else (candles)
@@ -400,7 +400,6 @@ def _next_batch(batches: Iterator[ParsedFile], relative: str) -> ParsedFile | No
 def _load_batch(target: _Target, parsed: ParsedFile, relative: str) -> LoadResult:
     """Quarantine the batch's unreadable rows, load the others."""
     try:
-        _require_table(parsed)
         _quarantine_unreadable(target, parsed)
         return load_frame(
             target.engine,
@@ -420,17 +419,6 @@ def _load_batch(target: _Target, parsed: ParsedFile, relative: str) -> LoadResul
     except Exception as exc:
         log.exception("unexpected error loading %s", relative)
         raise _FileFailure(f"unexpected {type(exc).__name__}: {exc}") from None
-
-
-def _require_table(parsed: ParsedFile) -> None:
-    """The warehouse must hold the batch's dataset and, for candles of another price than trade, the
-    candle key's price kind: else the file fails rather than landing on another series."""
-    table = table_of(parsed.dataset)  # StructuralError naming the dataset when there is no such table
-    if "price" in parsed.frame.columns and "price" not in table.c:
-        raise _FileFailure(
-            f"{parsed.price} candles need the price kind in the candle key (ohlcv.price, schema migration "
-            "0005): not loaded, so they cannot overwrite the trade candles"
-        )
 
 
 def _joined(values: Iterable[Any]) -> str | None:
