@@ -105,3 +105,22 @@ def test_binance_klines_with_and_without_header_and_a_file_bigger_than_the_batch
     assert rows(engine, "SELECT exchange, symbol, interval, count(*) FROM ohlcv GROUP BY 1, 2, 3") == [
         ("binance", "BTC/USDT", "1m", 50)
     ]
+
+
+def test_an_unreadable_trade_is_quarantined_with_its_reason(engine, tmp_path):
+    root = tmp_path / "landing"
+    lines = binance_trades_csv(5).decode().splitlines()
+    lines[1] = lines[1].replace("42001.0", "n/a", 1)
+    relative = "data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-2024-01-01.zip"
+    write(root, relative, zipped("BTCUSDT-trades-2024-01-01.csv", ("\n".join(lines) + "\n").encode()))
+    report = load_landing_folder(engine, root, run_id="run-1", now=NOW)
+    file = report.files[0]
+    assert (file.status, file.fetched, file.inserted, file.quarantined) == ("partial", 5, 4, 1)
+    assert rows(engine, "SELECT table_name, rule, message, row_data->>'trade_id' FROM quarantine") == [
+        (
+            "market_trades",
+            "non_numeric",
+            "BTCUSDT-trades-2024-01-01.csv: row 2: price='n/a' is not a finite number",
+            "501",
+        )
+    ]
