@@ -254,7 +254,7 @@ def test_timeseries_warm_up_beyond_the_first_bound_is_read_again(engine):
 
 def test_first_guess_bound_is_below_the_batch(engine):
     """The bounded warm-up of a 1h batch starts 2 x 31 hours before it (window 30)."""
-    batch = candles(24, start=DAY)
+    batch = candles(24, start=DAY).assign(price="trade")  # typed as split_frame types it
     with engine.connect() as conn:
         query = history_statement(conn, "ohlcv", bounds_of("ohlcv", batch), CONFIG)
     lower = (DAY - timedelta(hours=2 * 31)).to_pydatetime()

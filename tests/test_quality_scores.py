@@ -77,7 +77,7 @@ def test_spikes_become_anomalies_and_black_swans(engine):
     flagged = set(pd.to_datetime(stored.loc[stored["is_anomaly"], "time"], utc=True))
     assert flagged == set(expected["time"])
     series_key = table(engine, "anomalies")["series_key"].iloc[0]
-    assert series_key == {"exchange": "binance", "symbol": "BTC/USDT", "interval": "1h"}
+    assert series_key == {"exchange": "binance", "symbol": "BTC/USDT", "interval": "1h", "price": "trade"}
 
     # Consistency: the black-swan candle scores lower than a calm one of the same load.
     score = stored.set_index(pd.to_datetime(stored["time"], utc=True))["quality_score"]

@@ -68,7 +68,7 @@ class SeriesSpec:
 
 SCORED: dict[str, SeriesSpec] = {
     "ohlcv": SeriesSpec(
-        ("exchange", "symbol", "interval"),
+        ("exchange", "symbol", "interval", "price"),  # the price kind is part of the candle's series
         "common/quality_ohlcv_history",
         ("open", "high", "low", "close", "volume", "quote_volume", "trades_count", "vwap"),
         "interval",
@@ -128,6 +128,58 @@ def load_history(conn: sa.Connection, dataset: str, frame: pd.DataFrame, config:
     return _typed_history(history, spec, bounds)
 
 
+def follows(dataset: str, earlier: pd.DataFrame, frame: pd.DataFrame) -> bool:
+    """Whether every series of `frame` that `earlier` also holds starts after `earlier`'s last row of it:
+    then writing `earlier` changes only the warm-up of `frame`'s history, never its stored range."""
+    if earlier.empty or frame.empty:
+        return True
+    keys = list(SCORED[dataset].series)
+    both = series_bounds(dataset, earlier).merge(series_bounds(dataset, frame), on=keys, suffixes=("_e", ""))
+    return bool((both["max_e"] < both["min"]).all())
+
+
+def with_written(
+    dataset: str, history: pd.DataFrame, frame: pd.DataFrame, written: pd.DataFrame, config: ScoreConfig
+) -> pd.DataFrame:
+    """`load_history(…, frame, …)` as it reads once `written` is stored, from a `history` read before.
+
+    `written` (typed rows of the previous batch, being written in another transaction) must precede
+    `frame` in each common series (`follows`): it can then only add warm-up rows, and each series keeps
+    the last `window + 1` stored rows before its start, as the query does. Only what the scores read of
+    a warm-up row is filled (series, keys, time, value columns); its other columns stay missing.
+    """
+    spec = SCORED[dataset]
+    keys = list(spec.series)
+    bounds = series_bounds(dataset, frame)
+    position = pd.MultiIndex.from_frame(bounds[keys]).get_indexer(pd.MultiIndex.from_frame(written[keys]))
+    mine = position >= 0
+    if not mine.any():
+        return history
+    rows = written.iloc[np.flatnonzero(mine)]
+    series = position[mine]
+    added: dict[str, object] = {"series": series}
+    for key in keys:
+        added[key] = bounds[key].iloc[series].array
+    added["time"] = rows["time"].dt.as_unit(history["time"].dt.unit).array
+    for name in spec.value_columns:
+        added[name] = (
+            rows[name].to_numpy(dtype="float64", na_value=np.nan)
+            if name in rows
+            else np.full(len(rows), np.nan)
+        )
+    added["in_range"] = False
+    added["stored_nan"] = False
+    in_range = history["in_range"].to_numpy(dtype=bool)
+    parts = [part for part in (history.loc[~in_range], pd.DataFrame(added)) if len(part)]
+    merged = pd.concat(parts, ignore_index=True)
+    order = np.lexsort((_micros(merged["time"]), merged["series"].to_numpy()))
+    merged = merged.iloc[order]
+    merged = merged[~merged.duplicated(["series", "time"], keep="last").to_numpy()]  # the written version
+    merged = merged.groupby("series", sort=False).tail(config.window + 1)
+    parts = [part for part in (merged, history.loc[in_range]) if len(part)]
+    return pd.concat(parts, ignore_index=True)
+
+
 def series_bounds(dataset: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Per series of the batch: its key, first and last time and row count."""
     keys = list(SCORED[dataset].series)
@@ -179,7 +231,7 @@ def history_statement(
         "with_range": with_range,
     }
     if dataset == "ohlcv":
-        params |= {k + "s": bounds[k].astype(str).tolist() for k in ("exchange", "symbol", "interval")}
+        params |= {k + "s": bounds[k].astype(str).tolist() for k in SCORED[dataset].series}
     else:
         params["source_ids"] = [int(v) for v in bounds["source_id"]]
     compiled = sql_text(spec.history_sql).compile(dialect=conn.dialect)

@@ -76,6 +76,10 @@ def coerce(dataset: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, 
     if unknown:
         raise StructuralError(f"{dataset}: columns not in the table: {', '.join(map(str, unknown))}")
     missing = [c for c in key_columns(dataset) if c not in frame.columns]
+    defaults = {c: table.c[c].info["key_default"] for c in missing if "key_default" in table.c[c].info}
+    if defaults:  # e.g. ohlcv's price kind: candles given without one are traded prices (as the upsert)
+        frame = frame.assign(**defaults)
+        missing = [c for c in missing if c not in defaults]
     if missing:
         raise StructuralError(f"{dataset}: key column(s) missing from the batch: {', '.join(missing)}")
     typed = {}

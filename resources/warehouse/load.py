@@ -18,18 +18,32 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from resources import clock
+from resources.columns import UnusableColumn, kind_of, parse
 from resources.quality.quarantine import write_quarantine
 from resources.quality.rules import Rule, load_rules, sync_rules_to_db
-from resources.quality.scores import SCORED, ScoreConfig, load_history, score_frame, write_anomalies
+from resources.quality.scores import (
+    SCORED,
+    ScoreConfig,
+    follows,
+    load_history,
+    score_frame,
+    with_written,
+    write_anomalies,
+)
 from resources.quality.split import SplitResult, StructuralError, split_frame, table_of
+
+if TYPE_CHECKING:
+    from resources.warehouse.upsert import PreparedUpsert
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +140,27 @@ def _py_time(value) -> datetime | None:
     return pd.Timestamp(value).tz_convert(UTC).to_pydatetime()
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """A batch's good rows scored, their anomalies, and the stored versions of the batch's range (read
+    under the range's locks: `upsert_frame(stored=...)` skips rows equal to them)."""
+
+    frame: pd.DataFrame
+    anomalies: pd.DataFrame
+    stored: pd.DataFrame
+
+
+def _scoring(
+    dataset: str,
+    split: SplitResult,
+    history: pd.DataFrame,
+    now: datetime,
+    config: ScoreConfig,
+) -> Scoring:
+    scored = score_frame(dataset, split.good, split.warnings, history, now=now, config=config)
+    return Scoring(scored.frame, scored.anomalies, history.loc[history["in_range"].to_numpy(dtype=bool)])
+
+
 def load_batch(
     conn: sa.Connection,
     dataset: str,
@@ -139,11 +174,15 @@ def load_batch(
     score_config: ScoreConfig | None = None,
     quarantine: bool = True,
     split: SplitResult | None = None,
+    scoring: Scoring | None = None,
+    upsert: PreparedUpsert | None = None,
 ) -> tuple[LoadResult, SplitResult]:
     """One batch in the caller's transaction. With `quarantine=False` rejected rows are only reported
     (used when releasing rows that are already in quarantine). `split`: the batch's `split_frame` with these
-    rules and `now`, when the caller made it already (load_frame, ahead of the write)."""
-    from resources.warehouse.upsert import AuditContext, lock_range, upsert_frame
+    rules and `now`, when the caller made it already (load_frame, ahead of the write); `scoring`: its
+    scores, when the caller computed them from a history read under locks it holds, and `upsert` the
+    scored (or, unscored tables, good) rows prepared for the write (load_frame)."""
+    from resources.warehouse.upsert import AuditContext, lock_range, upsert_frame, write_prepared
 
     now = now or clock.now()
     split = split if split is not None else split_frame(dataset, batch, rules, now=now)
@@ -165,12 +204,14 @@ def load_batch(
         if dataset in SCORED:
             config = score_config or ScoreConfig()
             lock_range(conn, dataset, good[_time_column(dataset)])  # before reading: see lock_range
-            history = load_history(conn, dataset, good, config)
-            scored = score_frame(dataset, good, split.warnings, history, now=now, config=config)
-            good, found = scored.frame, scored.anomalies
-            stored = history.loc[history["in_range"]]  # read under the range's locks: still current
+            if scoring is None:
+                scoring = _scoring(dataset, split, load_history(conn, dataset, good, config), now, config)
+            good, found, stored = scoring.frame, scoring.anomalies, scoring.stored
         audit = None if dataset in UNAUDITED else AuditContext(run_id or "load_frame", "upsert")
-        result = upsert_frame(conn, dataset, good, audit=audit, stored=stored)
+        if upsert is not None:
+            result = write_prepared(conn, upsert, audit=audit)
+        else:
+            result = upsert_frame(conn, dataset, good, audit=audit, stored=stored)
         inserted, updated, unchanged = result.inserted, result.updated, result.unchanged
         min_time, max_time = result.min_time, result.max_time
         if min_time is None and (tcol := _time_column(dataset)) and tcol in good:
@@ -194,6 +235,69 @@ def load_batch(
     if not res.balanced:
         raise AssertionError(f"{dataset}: load does not balance: {res.as_metadata()}")
     return res, split
+
+
+def _frame_buckets(dataset: str, frame: pd.DataFrame) -> np.ndarray:
+    """The lock buckets of the frame's times as `split_frame` types them (unparseable ones left out: those
+    rows are quarantined, never written); none when the time column is missing or unusable (the split
+    then fails the batch with the reason)."""
+    from resources.warehouse.upsert import range_buckets
+
+    tcol = _time_column(dataset)
+    if tcol is None or tcol not in frame:
+        return np.zeros(0, dtype=np.int64)
+    try:
+        values, bad, _ = parse(frame[tcol], kind_of(table_of(dataset).c[tcol], default="text"))
+    except UnusableColumn:
+        return np.zeros(0, dtype=np.int64)
+    return range_buckets(dataset, values[~bad.to_numpy(dtype=bool)])
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """What a batch needs before its transaction, made in the worker thread while the previous one writes."""
+
+    split: SplitResult
+    scoring: Scoring | None = None  # None: scored in the batch's own transaction (load_batch)
+    upsert: PreparedUpsert | None = None  # None: prepared in the batch's own transaction
+
+
+def _ahead(
+    engine: sa.Engine,
+    dataset: str,
+    batch: pd.DataFrame,
+    rules: list[Rule],
+    now: datetime,
+    config: ScoreConfig,
+    written: pd.DataFrame | None,
+    held: np.ndarray,
+) -> _Ahead:
+    """Split the batch and, when it is safe, score it and prepare its upsert ahead of its transaction.
+
+    The history is read on another connection while the previous batch (`written`, not committed yet) is
+    being written, and completed with that batch's rows (`with_written`): exact when the batch's range is
+    under the load's session locks (`held`: nobody else writes it meanwhile) and the previous batch only
+    precedes it in each series (`follows`: it can add warm-up rows, not stored versions). Otherwise the
+    batch is scored in its transaction, after the previous one committed, as before.
+    """
+    from resources.warehouse.upsert import prepare_upsert, range_buckets
+
+    split = split_frame(dataset, batch, rules, now=now)
+    good = split.good
+    if good.empty:
+        return _Ahead(split)
+    if dataset not in SCORED:  # nothing read from the database: always prepared ahead
+        return _Ahead(split, upsert=prepare_upsert(dataset, good))
+    if not np.isin(range_buckets(dataset, good[_time_column(dataset)]), held).all():
+        return _Ahead(split)
+    if written is not None and not follows(dataset, written, good):
+        return _Ahead(split)
+    with engine.connect() as reader:
+        history = load_history(reader, dataset, good, config)
+    if written is not None and len(written):
+        history = with_written(dataset, history, good, written, config)
+    scoring = _scoring(dataset, split, history, now, config)
+    return _Ahead(split, scoring, prepare_upsert(dataset, scoring.frame, stored=scoring.stored))
 
 
 def load_frame(
@@ -225,29 +329,50 @@ def load_frame(
     with engine.connect() as conn:
         rules = load_rules(conn, dataset)
     now = now or clock.now()
+    config = score_config or ScoreConfig()
     batches = [frame.iloc[start : start + batch_rows] for start in range(0, len(frame), max(1, batch_rows))]
-    # The next batch is split (validated and typed: no database needed) in a worker thread while this one
-    # is written: the server's work and the client's overlap on the two cores. Its errors surface in turn.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-load-split") as pool:
-        pending = pool.submit(split_frame, dataset, batches[0], rules, now=now)
-        for index, batch in enumerate(batches):
-            split = pending.result()
-            if index + 1 < len(batches):
-                pending = pool.submit(split_frame, dataset, batches[index + 1], rules, now=now)
-            with engine.begin() as conn:
-                result, _ = load_batch(
-                    conn,
-                    dataset,
-                    batch,
-                    rules,
-                    run_id=run_id,
-                    partition_key=partition_key,
-                    source=source,
-                    now=now,
-                    score_config=score_config,
-                    split=split,
-                )
-            total = total + result
+    # The next batch is split, and scored when that is exact (`_ahead`), in a worker thread while the
+    # current one is written: the server's work and the client's overlap on two cores. The frame's range
+    # is locked for the whole call (session locks) so that a history read ahead stays current; each batch
+    # is still its own transaction, and errors surface in the batches' order.
+    from resources.warehouse.upsert import hold_range, release_range
+
+    with engine.connect() as conn:
+        held = _frame_buckets(dataset, frame) if dataset in SCORED else np.zeros(0, dtype=np.int64)
+        hold_range(conn, dataset, held)
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-load-ahead") as pool:
+
+                def submit(index: int, written: pd.DataFrame | None) -> Future[_Ahead]:
+                    return pool.submit(
+                        _ahead, engine, dataset, batches[index], rules, now, config, written, held
+                    )
+
+                pending = submit(0, None)
+                for index, batch in enumerate(batches):
+                    ahead = pending.result()
+                    if index + 1 < len(batches):
+                        pending = submit(index + 1, ahead.split.good)
+                    with conn.begin():
+                        result, _ = load_batch(
+                            conn,
+                            dataset,
+                            batch,
+                            rules,
+                            run_id=run_id,
+                            partition_key=partition_key,
+                            source=source,
+                            now=now,
+                            score_config=config,
+                            split=ahead.split,
+                            scoring=ahead.scoring,
+                            upsert=ahead.upsert,
+                        )
+                    total = total + result
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
+            release_range(conn, dataset, held)
     if total.quarantined:
         log.warning(
             "%s: %d of %d rows quarantined (%s)",

@@ -49,7 +49,11 @@ def _archive_rows(
     if table is None or key is None:
         raise ValueError("restore needs archive ids, or a table and the key of the row")
     columns = table_of(table).c
-    typed = records(pd.DataFrame([key]))[0]
+    # A key part the writers may omit (ohlcv's price kind) is the one the upsert filled in.
+    defaults = {
+        c.name: c.info["key_default"] for c in columns if "key_default" in c.info and c.name not in key
+    }
+    typed = records(pd.DataFrame([{**key, **defaults}]))[0]
     time_keys = [k for k in typed if k in columns and isinstance(columns[k].type, sa.DateTime)]
     stmt = sql_text("common/quality_archive_latest").bindparams(
         sa.bindparam("plain", type_=sa.JSON), sa.bindparam("times", type_=sa.JSON)

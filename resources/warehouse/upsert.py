@@ -676,8 +676,37 @@ def lock_range(conn: sa.Connection, table: str, times: pd.Series) -> None:
     if times.empty:
         return
     caps, _ = _server(conn)
-    micros = _to_micros(pd.to_datetime(times, utc=True))
-    _lock_and_prepare(conn, meta, caps, _buckets(micros, meta.spec.chunk_interval))
+    _lock_and_prepare(conn, meta, caps, range_buckets(table, times))
+
+
+def range_buckets(table: str, times: pd.Series) -> np.ndarray:
+    """The advisory-lock buckets (chunk intervals since the epoch) `times` falls in, ascending."""
+    meta = _table_meta(table)
+    if times.empty:
+        return np.zeros(0, dtype=np.int64)
+    return _buckets(_to_micros(pd.to_datetime(times, utc=True)), meta.spec.chunk_interval)
+
+
+def hold_range(conn: sa.Connection, table: str, buckets: np.ndarray) -> None:
+    """Session-scoped advisory locks of `buckets` (`range_buckets`), held across the caller's transactions
+    until `release_range`: a load that reads a batch's stored rows ahead of its transaction (on another
+    connection) knows no other loader changes them in between. Commits the statement's transaction."""
+    if len(buckets):
+        conn.execute(
+            sql_text("common/upsert_lock_session"),
+            {"table_name": table, "buckets": [int(b) for b in buckets]},
+        )
+    conn.commit()
+
+
+def release_range(conn: sa.Connection, table: str, buckets: np.ndarray) -> None:
+    """Release the locks of `hold_range` (call it outside a transaction, e.g. in a `finally`)."""
+    if len(buckets):
+        conn.execute(
+            sql_text("common/upsert_unlock_session"),
+            {"table_name": table, "buckets": [int(b) for b in buckets]},
+        )
+    conn.commit()
 
 
 def upsert_frame(
@@ -699,16 +728,50 @@ def upsert_frame(
     `load_frame` does for its quality scores. Rows equal to their stored version are counted unchanged
     without being sent: a re-load of unchanged data then costs no staging, merge or audit join.
     """
+    return write_prepared(conn, prepare_upsert(table, frame, stored=stored), audit=audit)
+
+
+@dataclass(frozen=True)
+class PreparedUpsert:
+    """A frame made ready for `write_prepared` without the database (validated, unchanged rows left out,
+    ordered and encoded): `load_frame` prepares the next batch while the current one is written."""
+
+    meta: _Table
+    batch: _Batch | None  # None: nothing left to send
+    offered: int  # rows of the frame as given
+    everything: int  # rows after collapsing identical duplicates
+    min_time: datetime | None  # the range of every row offered, sent or not
+    max_time: datetime | None
+
+
+def prepare_upsert(table: str, frame: pd.DataFrame, *, stored: pd.DataFrame | None = None) -> PreparedUpsert:
+    """The database-free part of `upsert_frame` (see there for `stored`); raises `UpsertInputError`."""
     meta = _table_meta(table)
     valid = validate_frame(table, frame)
     everything = valid
     if stored is not None and len(stored) and len(valid):
         valid = valid[~unchanged_rows(meta, valid, stored)]
-    result = _upsert_validated(conn, meta, _load_order(meta, valid), audit)
-    if len(everything) != len(valid):  # the batch's range, as if every row had been offered
-        times = everything[meta.spec.time_column]
-        result = replace(result, min_time=times.min().to_pydatetime(), max_time=times.max().to_pydatetime())
-    return _with_collapsed(result, len(frame))
+    ordered = _load_order(meta, valid)
+    times = everything[meta.spec.time_column]
+    return PreparedUpsert(
+        meta=meta,
+        batch=_prepare(meta, ordered) if len(ordered) else None,
+        offered=len(frame),
+        everything=len(everything),
+        min_time=times.min().to_pydatetime() if len(times) else None,
+        max_time=times.max().to_pydatetime() if len(times) else None,
+    )
+
+
+def write_prepared(
+    conn: sa.Connection, prepared: PreparedUpsert, *, audit: AuditContext | None = None
+) -> UpsertResult:
+    """Write a `prepare_upsert` result as ONE batch in the caller's transaction (as `upsert_frame`)."""
+    meta, batch = prepared.meta, prepared.batch
+    result = UpsertResult.empty(meta.name) if batch is None else _write(conn, meta, batch, audit)
+    if batch is None or len(batch.frame) != prepared.everything:  # the batch's range, as if all were offered
+        result = replace(result, min_time=prepared.min_time, max_time=prepared.max_time)
+    return _with_collapsed(result, prepared.offered)
 
 
 _EXACT_FLOAT_INT = 2**53  # integers beyond this are not compared through float64

@@ -11,9 +11,9 @@
 WITH s AS (
     SELECT *
     FROM unnest(
-        CAST(:exchanges AS text[]), CAST(:symbols AS text[]), CAST(:intervals AS text[]),
+        CAST(:exchanges AS text[]), CAST(:symbols AS text[]), CAST(:intervals AS text[]), CAST(:prices AS text[]),
         CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[])
-    ) WITH ORDINALITY AS s(exchange, symbol, interval, start_time, end_time, series)
+    ) WITH ORDINALITY AS s(exchange, symbol, interval, price, start_time, end_time, series)
 )
 SELECT s.series - 1 AS series, CAST(extract(epoch FROM h.time) * 1000000 AS bigint) AS time_us,
        h.open, h.high, h.low, h.close, h.volume, h.quote_volume, h.trades_count, h.vwap,
@@ -24,7 +24,7 @@ CROSS JOIN LATERAL (
     SELECT o.time, o.open, o.high, o.low, o.close, o.volume, o.quote_volume, o.trades_count, o.vwap,
            o.quality_score, o.is_anomaly, o.source, o.ingested_at
     FROM ohlcv AS o
-    WHERE o.exchange = s.exchange AND o.symbol = s.symbol AND o.interval = s.interval
+    WHERE o.exchange = s.exchange AND o.symbol = s.symbol AND o.interval = s.interval AND o.price = s.price
       AND o.time < s.start_time
       AND o.time >= CAST(:warmup_from AS timestamptz) AND o.time < CAST(:last_start AS timestamptz)
     ORDER BY o.time DESC
@@ -36,7 +36,7 @@ SELECT s.series - 1, CAST(extract(epoch FROM o.time) * 1000000 AS bigint),
        o.quality_score, o.is_anomaly, o.source, CAST(extract(epoch FROM o.ingested_at) * 1000000 AS bigint), true
 FROM s
 JOIN ohlcv AS o
-  ON o.exchange = s.exchange AND o.symbol = s.symbol AND o.interval = s.interval
+  ON o.exchange = s.exchange AND o.symbol = s.symbol AND o.interval = s.interval AND o.price = s.price
  AND o.time BETWEEN s.start_time AND s.end_time
 WHERE o.time BETWEEN CAST(:range_from AS timestamptz) AND CAST(:range_to AS timestamptz)
   AND CAST(:with_range AS boolean)
