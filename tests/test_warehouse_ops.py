@@ -16,10 +16,19 @@ import pytest
 
 from resources.warehouse.api import Warehouse
 from resources.warehouse.async_api import AsyncWarehouse
-from resources.warehouse.ops import OPERATIONS, analytics, market, operations, stubs, trading, with_operations
+from resources.warehouse.ops import (
+    OPERATIONS,
+    analytics,
+    instruments,
+    market,
+    operations,
+    stubs,
+    trading,
+    with_operations,
+)
 from resources.warehouse.ops.methods import AsyncWarehouseMethods, WarehouseMethods
 
-DOMAINS = (market, analytics, trading, operations)
+DOMAINS = (market, instruments, analytics, trading, operations)
 # Functions of a connection or engine that are not API methods by design.
 NOT_METHODS = {"health_details"}  # `health` wraps it differently in each class (it never raises)
 

@@ -310,7 +310,7 @@ def _ohlcv() -> list[Rule]:
         _pair(d, "low", "<=", "open"),
         _pair(d, "low", "<=", "close"),
         _pair(d, "high", ">=", "low"),
-        _unique(d, *CANDLE_KEY[:3], "price", CANDLE_KEY[3]),  # one candle per price kind (migration 0005)
+        _unique(d, *CANDLE_KEY),
         _aligned(d),
         _not_future(d, closed=True, tolerance_seconds=0),
         *_non_negative(d, "quote_volume", "trades_count", severity="warning"),
@@ -323,7 +323,7 @@ def _ohlcv() -> list[Rule]:
             "warning",
             description="ccxt unified symbol BASE/QUOTE[:SETTLE]",
         ),
-        _spacing(d, ["exchange", "symbol", "interval", "price"]),
+        _spacing(d, ["exchange", "symbol", "interval"]),
     ]
 
 
@@ -415,6 +415,51 @@ def _forecasts() -> list[Rule]:
     ]
 
 
+# Funding rates beyond +-5 % per funding interval are data errors on every venue we know (Binance caps its
+# perpetuals at +-3 % or less); a deployment with wilder markets overrides the bounds in validation_rules.
+FUNDING_RATE_BOUND = 0.05
+
+
+def _funding_rates() -> list[Rule]:
+    d = "funding_rates"
+    return [
+        *_not_null(d, "exchange", "symbol", "time", "rate"),
+        Rule(
+            d,
+            "rate_bounds",
+            "range",
+            "rate",
+            {"min": -FUNDING_RATE_BOUND, "max": FUNDING_RATE_BOUND},
+            description=f"|rate| <= {FUNDING_RATE_BOUND} per funding (override in validation_rules)",
+        ),
+        *_positive(d, "mark_price", "index_price"),
+        Rule(d, "interval_format", "regex", "interval", {"regex": INTERVAL_REGEX}, description="e.g. 8h"),
+        _unique(d, "exchange", "symbol", "time"),
+        _not_future(d, closed=False, tolerance_seconds=60),
+        Rule(
+            d,
+            "symbol_format",
+            "regex",
+            "symbol",
+            {"regex": SYMBOL_REGEX},
+            "warning",
+            description="ccxt unified symbol BASE/QUOTE:SETTLE",
+        ),
+    ]
+
+
+def _open_interest() -> list[Rule]:
+    d = "open_interest"
+    return [
+        *_not_null(d, "exchange", "symbol", "interval", "time"),
+        Rule(d, "interval_format", "regex", "interval", {"regex": INTERVAL_REGEX}, description="e.g. 1h"),
+        *_non_negative(d, "amount", "value"),
+        _unique(d, "exchange", "symbol", "interval", "time"),
+        _aligned(d),
+        _not_future(d, closed=False, tolerance_seconds=60),
+    ]
+
+
 BUILTIN_SUITES: dict[str, Callable[[], list[Rule]]] = {
     "ohlcv": _ohlcv,
     "market_trades": _market_trades,
@@ -423,6 +468,8 @@ BUILTIN_SUITES: dict[str, Callable[[], list[Rule]]] = {
     "timeseries_data": _timeseries_data,
     "features": _features,
     "forecasts": _forecasts,
+    "funding_rates": _funding_rates,
+    "open_interest": _open_interest,
 }
 
 

@@ -124,6 +124,63 @@ class Gap:
     missing: int
 
 
+@dataclass(frozen=True)
+class InstrumentRecord:
+    """What an (exchange, ccxt unified symbol) is (issue 13): spot `BTC/USDT`, linear perpetual
+    `BTC/USDT:USDT`, inverse `BTC/USD:BTC`, dated future `BTC/USDT:USDT-261225`, option
+    `BTC/USD:BTC-261225-100000-C`. `first_seen` / `last_seen`: when this warehouse saw it listed."""
+
+    exchange: str
+    symbol: str
+    type: str  # spot, swap, future, option
+    base: str
+    quote: str
+    settle: str | None = None
+    exchange_symbol: str | None = None
+    contract_size: float | None = None
+    linear: bool | None = None
+    inverse: bool | None = None
+    expiry: datetime | None = None
+    strike: float | None = None
+    option_type: str | None = None
+    tick_size: float | None = None
+    lot_size: float | None = None
+    active: bool = True
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    listed_at: datetime | None = None
+    delisted_at: datetime | None = None
+    source: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FundingRateRecord:
+    """One funding event of a perpetual; `interval` is the spacing observed to the previous one."""
+
+    exchange: str
+    symbol: str
+    time: datetime
+    rate: float
+    mark_price: float | None = None
+    index_price: float | None = None
+    interval: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenInterestRecord:
+    """Open interest of a derivative at `time` (amount in contracts or base units, value in quote/settle)."""
+
+    exchange: str
+    symbol: str
+    interval: str
+    time: datetime
+    amount: float | None = None
+    value: float | None = None
+    source: str | None = None
+
+
 # --- trading ----------------------------------------------------------------------------------------------
 
 

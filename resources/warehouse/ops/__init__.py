@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from resources.warehouse.ops import analytics, market, operations, trading
+from resources.warehouse.ops import analytics, instruments, market, operations, trading
 from resources.warehouse.ops.common import as_method
 
 Runs = Literal["transaction", "reader", "engine"]
@@ -66,6 +66,15 @@ OPERATIONS: tuple[Operation, ...] = (
         market.insert_orderbook_snapshot,
         market.get_orderbook_snapshots,
         market.get_latest_orderbook,
+    ),
+    # instruments, funding rates and open interest (resources.models.market, issue 13)
+    *_declare("engine", instruments.insert_funding_rates, instruments.insert_open_interest),
+    *_declare(
+        "transaction",
+        instruments.upsert_instruments,
+        instruments.get_instruments,
+        instruments.get_funding_rates,
+        instruments.get_open_interest,
     ),
     # derived analytics (resources.models.analytics)
     *_declare("reader", analytics.get_features_frame),

@@ -14,7 +14,10 @@ from resources.warehouse.records import (
     BotTradeRecord,
     Candle,
     EquityPoint,
+    FundingRateRecord,
     Gap,
+    InstrumentRecord,
+    OpenInterestRecord,
     OrderBookSnapshot,
     PositionRecord,
     PriceStats,
@@ -137,6 +140,47 @@ class WarehouseMethods:
         limit: int | None = ...,
     ) -> list[OrderBookSnapshot]: ...
     def get_latest_orderbook(self, exchange: str, symbol: str) -> OrderBookSnapshot | None: ...
+    def insert_funding_rates(
+        self,
+        rates: pd.DataFrame | Iterable[FundingRateRecord | Mapping[str, Any]],
+        *,
+        audit: AuditContext | None = ...,
+    ) -> UpsertResult: ...
+    def insert_open_interest(
+        self,
+        points: pd.DataFrame | Iterable[OpenInterestRecord | Mapping[str, Any]],
+        *,
+        audit: AuditContext | None = ...,
+    ) -> UpsertResult: ...
+    def upsert_instruments(
+        self,
+        instruments: pd.DataFrame | Iterable[InstrumentRecord | Mapping[str, Any]],
+        seen_at: datetime | None = ...,
+    ) -> int: ...
+    def get_instruments(
+        self,
+        exchange: str | None = ...,
+        type: str | None = ...,
+        active: bool | None = ...,
+        at: datetime | None = ...,
+    ) -> list[InstrumentRecord]: ...
+    def get_funding_rates(
+        self,
+        exchange: str,
+        symbol: str,
+        start: datetime | None = ...,
+        end: datetime | None = ...,
+        limit: int | None = ...,
+    ) -> list[FundingRateRecord]: ...
+    def get_open_interest(
+        self,
+        exchange: str,
+        symbol: str,
+        interval: str,
+        start: datetime | None = ...,
+        end: datetime | None = ...,
+        limit: int | None = ...,
+    ) -> list[OpenInterestRecord]: ...
     def get_features_frame(
         self,
         exchange: str,
@@ -499,6 +543,47 @@ class AsyncWarehouseMethods:
         limit: int | None = ...,
     ) -> list[OrderBookSnapshot]: ...
     async def get_latest_orderbook(self, exchange: str, symbol: str) -> OrderBookSnapshot | None: ...
+    async def insert_funding_rates(
+        self,
+        rates: pd.DataFrame | Iterable[FundingRateRecord | Mapping[str, Any]],
+        *,
+        audit: AuditContext | None = ...,
+    ) -> UpsertResult: ...
+    async def insert_open_interest(
+        self,
+        points: pd.DataFrame | Iterable[OpenInterestRecord | Mapping[str, Any]],
+        *,
+        audit: AuditContext | None = ...,
+    ) -> UpsertResult: ...
+    async def upsert_instruments(
+        self,
+        instruments: pd.DataFrame | Iterable[InstrumentRecord | Mapping[str, Any]],
+        seen_at: datetime | None = ...,
+    ) -> int: ...
+    async def get_instruments(
+        self,
+        exchange: str | None = ...,
+        type: str | None = ...,
+        active: bool | None = ...,
+        at: datetime | None = ...,
+    ) -> list[InstrumentRecord]: ...
+    async def get_funding_rates(
+        self,
+        exchange: str,
+        symbol: str,
+        start: datetime | None = ...,
+        end: datetime | None = ...,
+        limit: int | None = ...,
+    ) -> list[FundingRateRecord]: ...
+    async def get_open_interest(
+        self,
+        exchange: str,
+        symbol: str,
+        interval: str,
+        start: datetime | None = ...,
+        end: datetime | None = ...,
+        limit: int | None = ...,
+    ) -> list[OpenInterestRecord]: ...
     async def get_features_frame(
         self,
         exchange: str,
