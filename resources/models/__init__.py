@@ -20,7 +20,6 @@ from .market import (
 )
 from .operations import AuditReportLog, ColdPiece, Coverage, IngestFile, IterationLog, Lineage, SystemEvent
 from .quality import Anomaly, AuditLog, Quarantine, TimeseriesArchive, ValidationRule
-from .stream import CaptureGap, StreamState
 from .trading import (
     AgentDecision,
     BotTrade,
@@ -43,7 +42,6 @@ __all__ = [
     "BacktestResult",
     "Base",
     "BotTrade",
-    "CaptureGap",
     "ColdPiece",
     "Coverage",
     "EquityCurve",
@@ -65,7 +63,6 @@ __all__ = [
     "Quarantine",
     "RiskMetric",
     "Source",
-    "StreamState",
     "SystemEvent",
     "TimeIndex",
     "TimeseriesArchive",

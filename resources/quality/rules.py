@@ -310,7 +310,7 @@ def _ohlcv() -> list[Rule]:
         _pair(d, "low", "<=", "open"),
         _pair(d, "low", "<=", "close"),
         _pair(d, "high", ">=", "low"),
-        _unique(d, *CANDLE_KEY),
+        _unique(d, *CANDLE_KEY[:3], "price", CANDLE_KEY[3]),  # one candle per price kind (migration 0005)
         _aligned(d),
         _not_future(d, closed=True, tolerance_seconds=0),
         *_non_negative(d, "quote_volume", "trades_count", severity="warning"),
@@ -323,7 +323,7 @@ def _ohlcv() -> list[Rule]:
             "warning",
             description="ccxt unified symbol BASE/QUOTE[:SETTLE]",
         ),
-        _spacing(d, ["exchange", "symbol", "interval"]),
+        _spacing(d, ["exchange", "symbol", "interval", "price"]),
     ]
 
 
