@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from resources import clock
+from resources.analytics.features import read_candles, series_in_window
 from resources.maintenance import retention
 from resources.maintenance.aggregates import DAY, HOUR, floor_to, refresh_aggregates
 from resources.maintenance.policy import parse_policy
@@ -116,3 +117,13 @@ def test_retention_and_the_cold_tier_keep_each_price_kind(any_engine, stored, sa
         got = wh.get_ohlcv_frame(*SERIES, price=price)  # from the cold tier now
         assert len(got) == len(frame) and (got["price"] == price).all()
         np.testing.assert_allclose(got["close"].to_numpy(), frame["close"].to_numpy())
+
+
+def test_derived_features_read_traded_prices_only(any_engine, stored):
+    mark_only = _kind(candles("ETH/USDT:USDT", START, 30, seed=5), "mark", 0.0)
+    Warehouse(any_engine).insert_ohlcv(mark_only)
+    end = START + timedelta(minutes=MINUTES)
+    with any_engine.connect() as conn:
+        assert series_in_window(conn, START, end) == [SERIES]
+        got = read_candles(conn, SERIES, START, end)
+    np.testing.assert_allclose(got["close"].to_numpy(), stored["trade"]["close"].to_numpy())

@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from resources.intervals import interval_to_timedelta
-from resources.models import Forecast, MlModel, Ohlcv
+from resources.models import TRADE_PRICE, Forecast, MlModel, Ohlcv
 
 
 def fill_actuals(conn: sa.Connection, start: datetime, end: datetime, now: datetime) -> int:
@@ -39,6 +39,7 @@ def fill_actuals(conn: sa.Connection, start: datetime, end: datetime, now: datet
                 Ohlcv.exchange == Forecast.exchange,
                 Ohlcv.symbol == Forecast.symbol,
                 Ohlcv.interval == Forecast.interval,
+                Ohlcv.price == TRADE_PRICE,  # forecasts are of traded prices
                 Ohlcv.time == Forecast.target_time - step,
                 Forecast.actual.is_distinct_from(Ohlcv.close),
             )

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 import talib
 from talib import abstract
 
-from resources.models import Feature, Ohlcv
+from resources.models import TRADE_PRICE, Feature, Ohlcv
 from resources.models.analytics import FEATURE_COLUMNS as STORED_FEATURE_COLUMNS
 
 # Relative weight left on the state at the start of the history read; 1e-14 keeps partition results within
@@ -221,10 +221,11 @@ def session_vwap(candles: pd.DataFrame) -> np.ndarray:
 
 
 def series_in_window(conn: sa.Connection, start: datetime, end: datetime) -> list[tuple[str, str, str]]:
-    """(exchange, symbol, interval) series having candles in [start, end)."""
+    """(exchange, symbol, interval) series having traded-price candles in [start, end): features are of
+    traded prices, never of mark or index candles (issue 13)."""
     query = (
         sa.select(Ohlcv.exchange, Ohlcv.symbol, Ohlcv.interval)
-        .where(Ohlcv.time >= start, Ohlcv.time < end)
+        .where(Ohlcv.price == TRADE_PRICE, Ohlcv.time >= start, Ohlcv.time < end)
         .distinct()
         .order_by(Ohlcv.exchange, Ohlcv.symbol, Ohlcv.interval)
     )
@@ -238,11 +239,16 @@ def read_candles(
     end: datetime,
     warmup: int = 0,
 ) -> pd.DataFrame:
-    """Candles of [start, end) plus the `warmup` bars before `start` (counted in bars, so gaps do not
-    shorten the history), sorted by time."""
+    """Traded-price candles of [start, end) plus the `warmup` bars before `start` (counted in bars, so gaps
+    do not shorten the history), sorted by time."""
     exchange, symbol, interval = series
     cols = [Ohlcv.time, Ohlcv.open, Ohlcv.high, Ohlcv.low, Ohlcv.close, Ohlcv.volume]
-    same_series = (Ohlcv.exchange == exchange, Ohlcv.symbol == symbol, Ohlcv.interval == interval)
+    same_series = (
+        Ohlcv.exchange == exchange,
+        Ohlcv.symbol == symbol,
+        Ohlcv.interval == interval,
+        Ohlcv.price == TRADE_PRICE,
+    )
     day = sa.select(*cols).where(*same_series, Ohlcv.time >= start, Ohlcv.time < end)
     parts = [day]
     if warmup > 0:
