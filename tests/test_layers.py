@@ -15,6 +15,7 @@ which validates it; derived data and maintenance read and write the warehouse; D
 - derived / operations: `resources.analytics`, `resources.maintenance`, `resources.backup` (not importing
   each other)
 - sources: `resources.exchanges`, `resources.files` (not importing each other)
+- live capture: `resources.stream` (websocket streams, back-filled through the exchanges' REST client)
 - the Dagster resources (`resources/dagster_resources.py`), then `pipelines`.
 
 A new package under `resources/` must be placed here before it can be imported.
@@ -38,6 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("resources.warehouse",),
     ("resources.analytics", "resources.maintenance", "resources.backup"),
     ("resources.exchanges", "resources.files"),
+    ("resources.stream",),
     ("resources.dagster_resources",),
     ("pipelines",),
 )
@@ -247,8 +249,8 @@ def test_the_checks_see_function_level_and_relative_imports(tmp_path):
 
 def test_a_package_without_a_layer_is_reported(tmp_path):
     files = {"resources/__init__.py": "", "resources/clock.py": "", "resources/live/__init__.py": ""}
-    _write(tmp_path, {**files, "resources/live/feed.py": "", "resources/stream/__init__.py": ""})
-    assert undeclared_packages(module_files(tmp_path)) == ["resources.live", "resources.stream"]
+    _write(tmp_path, {**files, "resources/live/feed.py": "", "resources/tape/__init__.py": ""})
+    assert undeclared_packages(module_files(tmp_path)) == ["resources.live", "resources.tape"]
 
 
 def test_modules_import_shared_test_code_from_helpers_not_from_test_modules():

@@ -100,19 +100,20 @@ def build_exchange(
     exchange = getattr(ccxt, config.driver)(params)
     api = exchange.urls.get("api")
     if api_base_url:
-        api = _rebase(api, api_base_url)
+        api = rebase_urls(api, api_base_url)
     if config.urls:
         api = {**api, **config.urls} if isinstance(api, dict) else dict(config.urls)
     exchange.urls["api"] = api
     return exchange
 
 
-def _rebase(api: Any, base_url: str) -> Any:
-    """Swap scheme+host of every URL in ccxt's (possibly nested) `urls['api']` for `base_url`'s."""
+def rebase_urls(api: Any, base_url: str, scheme: str = "http") -> Any:
+    """Swap scheme+host of every URL in ccxt's (possibly nested) `urls['api']` for `base_url`'s; only URLs
+    whose scheme starts with `scheme` ('http': REST, 'ws': the websocket URLs of ccxt.pro)."""
     base = urlsplit(base_url)
     if isinstance(api, dict):
-        return {key: _rebase(value, base_url) for key, value in api.items()}
-    if isinstance(api, str) and api.startswith("http"):
+        return {key: rebase_urls(value, base_url, scheme) for key, value in api.items()}
+    if isinstance(api, str) and api.startswith(scheme):
         parts = urlsplit(api)
         return urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + parts.path, parts.query, ""))
     return api
@@ -381,14 +382,17 @@ def fetch_order_book_row(
     book = call(
         exchange, "fetch_order_book", symbol, depth, params, backoff=backoff or Backoff(), stats=stats
     )
+    return order_book_row(book, name, symbol, depth, _snapshot_time(book.get("timestamp"), at, now))
+
+
+def order_book_row(book: Mapping[str, Any], name: str, symbol: str, depth: int, time_: Any) -> dict[str, Any]:
+    """A ccxt order book (fetched, or kept live by ccxt.pro) as one `orderbook_snapshots` row at `time_`."""
     bids = [[float(p), float(a)] for p, a, *_ in book.get("bids", [])[:depth]]
     asks = [[float(p), float(a)] for p, a, *_ in book.get("asks", [])[:depth]]
     best_bid = bids[0][0] if bids else None
     best_ask = asks[0][0] if asks else None
     mid = (best_bid + best_ask) / 2 if bids and asks else None
     spread = best_ask - best_bid if bids and asks else None
-    stamp = book.get("timestamp")
-    time_ = _snapshot_time(stamp, at, now)
     return {
         "exchange": name,
         "symbol": symbol,
@@ -423,8 +427,11 @@ def fetch_ticker_row(
     stats = stats if stats is not None else PullStats()
     params = {"at": _ms(utc(at))} if at is not None else {}
     ticker = call(exchange, "fetch_ticker", symbol, params, backoff=backoff or Backoff(), stats=stats)
-    stamp = ticker.get("timestamp")
-    time_ = _snapshot_time(stamp, at, now)
+    return ticker_row(ticker, name, symbol, _snapshot_time(ticker.get("timestamp"), at, now))
+
+
+def ticker_row(ticker: Mapping[str, Any], name: str, symbol: str, time_: Any) -> dict[str, Any]:
+    """A ccxt ticker (fetched, or streamed by ccxt.pro) as one `market_metrics` row (interval '24h')."""
     high, low = ticker.get("high"), ticker.get("low")
     bid, ask = ticker.get("bid"), ticker.get("ask")
     volatility = (

@@ -44,6 +44,7 @@ _EXCHANGE_KEYS = {
     "snapshot_every",
     "settle",
     "trades_lookback",
+    "stream",
 }
 
 
@@ -83,6 +84,8 @@ class ExchangeConfig:
     # A real exchange's tape is pulled for this long back from now at most (recent trades, not history).
     trades_lookback: str = "1h"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The `stream:` section (live capture, validated by `resources.stream.config`); None: not streamed.
+    stream: Mapping[str, Any] | None = None
 
     @property
     def is_synthetic(self) -> bool:
@@ -164,7 +167,7 @@ def _exchange(name: Any, spec: Any, path: Path) -> ExchangeConfig:
     metrics = tuple(
         _metric(item, f"{where}.metrics[{i}]") for i, item in enumerate(spec.get("metrics") or [])
     )
-    for key in ("options", "urls"):
+    for key in ("options", "urls", "stream"):
         if not isinstance(spec.get(key) or {}, dict):
             raise ConfigurationError(f"{where}.{key}: expected a mapping")
     return ExchangeConfig(
@@ -189,6 +192,7 @@ def _exchange(name: Any, spec: Any, path: Path) -> ExchangeConfig:
         settle=settle,
         trades_lookback=trades_lookback,
         extra={key: value for key, value in spec.items() if key not in _EXCHANGE_KEYS},
+        stream=None if spec.get("stream") is None else dict(spec["stream"]),
     )
 
 

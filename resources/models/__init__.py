@@ -20,6 +20,7 @@ from .market import (
 )
 from .operations import AuditReportLog, ColdPiece, Coverage, IngestFile, IterationLog, Lineage, SystemEvent
 from .quality import Anomaly, AuditLog, Quarantine, TimeseriesArchive, ValidationRule
+from .stream import CaptureGap, StreamState
 from .trading import (
     AgentDecision,
     BotTrade,
@@ -42,6 +43,7 @@ __all__ = [
     "BacktestResult",
     "Base",
     "BotTrade",
+    "CaptureGap",
     "ColdPiece",
     "Coverage",
     "EquityCurve",
@@ -63,6 +65,7 @@ __all__ = [
     "Quarantine",
     "RiskMetric",
     "Source",
+    "StreamState",
     "SystemEvent",
     "TimeIndex",
     "TimeseriesArchive",

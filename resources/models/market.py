@@ -93,6 +93,8 @@ class MarketTrade(Base):
     side: Mapped[str | None] = mapped_column(Text)
     is_buyer_maker: Mapped[bool | None] = mapped_column(Boolean)
     ingested_at: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())
+    # When the live capture received the trade (issue 15); NULL for trades pulled over REST.
+    received_at: Mapped[dt.datetime | None] = mapped_column(UtcTimestamp)
 
 
 @timeseries("time", timedelta(days=1))
