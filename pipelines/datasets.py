@@ -1,7 +1,7 @@
 """Every asset that writes a warehouse table, declared once: name, table, description, kinds, checks.
 
 This table is the one asset→table mapping of the code location. The market-data assets are built from
-their rows (`pipelines/defs/market_data/assets.py`: one factory, five assets that differ only in what is
+their rows (`pipelines/defs/market_data/assets.py`: one factory, six assets that differ only in what is
 declared here), the data-quality checks of every checked row sit next to their asset
 (`pipelines/defs/*/checks.py` call `quality_checks` for `checked_in(group)`), the derived assets take their
 table, description and kinds from here, and the README's asset graph is checked against it.
@@ -21,7 +21,8 @@ from resources.exchanges.ingest import (
     IngestResult,
     LoadContext,
     ingest_candles,
-    ingest_metrics,
+    ingest_funding_rates,
+    ingest_open_interest,
     ingest_order_books,
     ingest_tickers,
     ingest_trades,
@@ -44,8 +45,7 @@ class Dataset:
     `checked` adds the three load checks of `pipelines/defs/quality/checks.py` (GX suite, quarantine
     fraction, unique key) next to the asset; `partitioned` says whether they read a partition window or
     what the run wrote. `ingest` and `point_in_time` are the market-data specifics: how one exchange's
-    window is fetched and loaded, and the note given when a past window cannot be fetched (snapshots);
-    `per_source` says the window's rows are counted by their `sources` rows rather than by exchange.
+    window is fetched and loaded, and the note given when a past window cannot be fetched (snapshots).
     """
 
     asset: str
@@ -57,7 +57,6 @@ class Dataset:
     partitioned: bool = True
     ingest: Ingest | None = None
     point_in_time: PointInTimeNote | None = None
-    per_source: bool = False  # rows keyed by a `sources` row (timeseries_data), not by exchange
 
 
 def snapshot_note(
@@ -98,13 +97,10 @@ def _market(
     *,
     table: str | None = None,
     note: PointInTimeNote | None = None,
-    per_source: bool = False,
 ) -> Dataset:
     """A market-data dataset: daily partitions of exchange data, with the three load checks."""
     kinds = frozenset({"ccxt", "pandas", "postgres"})
-    return Dataset(
-        asset, table or asset, MARKET_DATA, description, kinds, True, True, ingest, note, per_source
-    )
+    return Dataset(asset, table or asset, MARKET_DATA, description, kinds, True, True, ingest, note)
 
 
 def _derived(asset: str, description: str, *libraries: str, table: str | None = None) -> Dataset:
@@ -126,7 +122,9 @@ DATASETS: tuple[Dataset, ...] = (
     ),
     _market(
         "ohlcv",
-        "Closed candles of every (exchange, symbol, interval) of the universe, gap-aware.",
+        "Closed candles of every (exchange, symbol, interval, price kind) of the universe, gap-aware: traded "
+        "prices, and a derivative's mark / index / premium index candles where the exchange has them "
+        "(`prices:`); the instruments pulled are upserted into `instruments` from the exchange's markets.",
         _refetching(ingest_candles),
     ),
     _market(
@@ -148,11 +146,17 @@ DATASETS: tuple[Dataset, ...] = (
         note=snapshot_note,
     ),
     _market(
-        "metric_series",
-        "Funding rates and open interest into timeseries_data, one `sources` row per series.",
-        _refetching(ingest_metrics),
-        table="timeseries_data",
-        per_source=True,
+        "funding_rates",
+        "Funding events of the universe's perpetuals (`metrics: funding_rate`): rate, mark/index price at "
+        "funding, and the interval observed since the funding before (1h/4h/8h, never assumed). Replaces "
+        "`metric_series`: what it wrote to timeseries_data stays there, readable, and is no longer added to.",
+        _refetching(ingest_funding_rates),
+    ),
+    _market(
+        "open_interest",
+        "Open interest of the universe's derivatives (`metrics: open_interest`), amount and value per "
+        "sampling interval.",
+        _refetching(ingest_open_interest),
     ),
     _derived(
         "features",

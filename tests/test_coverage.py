@@ -185,7 +185,7 @@ def test_gap_report_finds_the_known_holes_of_a_crypto_series(any_engine, crypto_
         (t("2024-03-03 23:00"), t("2024-03-04 00:00"), 1),
     )
     text = report.markdown()
-    assert "| synthetic | BTC/USDT | 1h | 24/7 | 72 | 67 | 0 | 5 | 3 |" in text
+    assert "| synthetic | BTC/USDT | 1h | trade | 24/7 | 72 | 67 | 0 | 5 | 3 |" in text
     assert "2024-03-02T10:00:00+00:00 | 2024-03-02T13:00:00+00:00 | 3" in text
 
 

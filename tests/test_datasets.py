@@ -63,4 +63,4 @@ def test_readme_names_every_dataset():
     text = README.read_text()
     missing = [d.asset for d in DATASETS if f"`{d.asset}`" not in text]
     assert not missing, f"README does not mention {missing}"
-    assert table_of("metric_series") == "timeseries_data"
+    assert table_of("funding_rates") == "funding_rates" and table_of("open_interest") == "open_interest"

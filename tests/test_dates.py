@@ -131,7 +131,8 @@ MARKET_DATA = [
     market_data.market_trades,
     market_data.orderbook_snapshots,
     market_data.market_metrics,
-    market_data.metric_series,
+    market_data.funding_rates,
+    market_data.open_interest,
 ]
 WINDOWS = {
     # Thanksgiving (closed), its half day (13:00 ET = 18:00 UTC close), then a weekend.

@@ -18,8 +18,9 @@ import pytest
 from resources.exchanges.client import (
     Backoff,
     build_exchange,
-    fetch_metric_range,
+    fetch_funding_range,
     fetch_ohlcv_range,
+    fetch_open_interest_range,
     fetch_order_book_row,
     fetch_ticker_row,
     fetch_trades_range,
@@ -39,7 +40,7 @@ def binance_config(**overrides) -> ExchangeConfig:
         symbols=("BTC/USDT",),
         intervals=("1h",),
         options={"fetchMarkets": {"types": ["spot", "linear"]}},
-        metrics=(MetricSeries("funding_rate", "BTC/USDT:USDT", "8h"),),
+        metrics=(MetricSeries("funding_rate", "BTC/USDT:USDT"),),
     )
     values.update(overrides)
     return ExchangeConfig(**values)
@@ -222,15 +223,22 @@ def test_ticker_becomes_a_market_metrics_row(exchange):
 
 def test_funding_rate_and_open_interest_history(replay, exchange):
     window = (datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 4, tzinfo=UTC))
-    funding = fetch_metric_range(
-        exchange, MetricSeries("funding_rate", "BTC/USDT:USDT", "8h"), *window, now=NOW
-    )
-    oi = fetch_metric_range(
-        exchange, MetricSeries("open_interest", "BTC/USDT:USDT", "1h"), *window, limit=24, now=NOW
-    )
+    funding = fetch_funding_range(exchange, "BTC/USDT:USDT", *window, now=NOW)
+    oi = fetch_open_interest_range(exchange, "BTC/USDT:USDT", "1h", *window, limit=24, now=NOW)
 
     recorded = json.loads((FIXTURES / "fundingRate_BTCUSDT.json").read_text())
-    assert funding.frame["value"].tolist() == [float(r["fundingRate"]) for r in recorded]
+    assert funding.frame["rate"].tolist() == [float(r["fundingRate"]) for r in recorded]
+    # Binance sends the mark price at funding in its own field: kept; it sends no index price.
+    assert funding.frame["mark_price"].tolist() == [float(r["markPrice"]) for r in recorded]
+    assert funding.frame["index_price"].isna().all()
+    assert list(funding.frame["time"]) == [
+        pd.Timestamp(r["fundingTime"], unit="ms", tz="UTC") for r in recorded
+    ]
     # Open interest: Binance serves it in windows of limit × period; 59 hourly points in 3 pages.
     assert len(oi.frame) == 59 and oi.frame["time"].is_monotonic_increasing
+    recorded_oi = json.loads((FIXTURES / "openInterestHist_BTCUSDT_1h.json").read_text())[0]
+    assert oi.frame.iloc[0][["amount", "value"]].tolist() == [
+        float(recorded_oi["sumOpenInterest"]),
+        float(recorded_oi["sumOpenInterestValue"]),
+    ]
     assert replay.count("/futures/data/openInterestHist") == oi.stats.requests >= 3

@@ -126,7 +126,8 @@ def test_every_market_data_asset_for_a_synthetic_day_is_consistent_and_idempoten
         market_data.market_trades,
         market_data.orderbook_snapshots,
         market_data.market_metrics,
-        market_data.metric_series,
+        market_data.funding_rates,
+        market_data.open_interest,
     ]
     result = dg.materialize(assets, resources=resources, partition_key="2024-03-02")
     engine = resources["warehouse"].engine()
@@ -136,15 +137,26 @@ def test_every_market_data_asset_for_a_synthetic_day_is_consistent_and_idempoten
         candle_trades = conn.execute(sa.text("select sum(trades_count) from ohlcv")).scalar_one()
     assert count(engine, "market_trades") == candle_trades  # the tape aggregates to the candles
     assert count(engine, "orderbook_snapshots") == 4 and count(engine, "market_metrics") == 4  # every 6h
-    assert count(engine, "sources") == 2 and count(engine, "timeseries_data") == 3 + 24
-    for asset in ("ohlcv", "market_trades", "orderbook_snapshots", "market_metrics", "metric_series"):
+    # Funding and open interest in their own tables (funding every 8h, open interest hourly), not in
+    # timeseries_data; the spot pair and the perpetual of the funding series are both instruments.
+    assert count(engine, "funding_rates") == 3 and count(engine, "open_interest") == 24
+    assert count(engine, "timeseries_data") == 0 and count(engine, "instruments") == 2
+    datasets = (
+        "ohlcv",
+        "market_trades",
+        "orderbook_snapshots",
+        "market_metrics",
+        "funding_rates",
+        "open_interest",
+    )
+    for asset in datasets:
         meta = metadata(result, asset)
         assert meta["rows_quarantined"] == 0, (asset, meta["quarantine_reasons"])
         assert meta["rows_inserted"] == meta["dagster/row_count"] > 0
         assert meta["source"] == "synthetic:5"
 
     again = dg.materialize(assets, resources=resources, partition_key="2024-03-02")
-    for asset in ("ohlcv", "market_trades", "orderbook_snapshots", "market_metrics", "metric_series"):
+    for asset in datasets:
         meta = metadata(again, asset)
         assert meta["rows_inserted"] == meta["rows_updated"] == 0, asset
 
@@ -164,7 +176,8 @@ def test_ccxt_exchange_past_partition_loads_history_and_skips_snapshots(db_url, 
         market_data.ohlcv,
         market_data.orderbook_snapshots,
         market_data.market_metrics,
-        market_data.metric_series,
+        market_data.funding_rates,
+        market_data.open_interest,
     ]
 
     result = dg.materialize(assets, resources=resources, partition_key="2024-03-02")
@@ -177,8 +190,8 @@ def test_ccxt_exchange_past_partition_loads_history_and_skips_snapshots(db_url, 
     book = metadata(result, "orderbook_snapshots")
     assert book["rows_fetched"] == 0 and "point-in-time" in book["notes"]
     assert replay.count("/api/v3/depth") == 0 and replay.count("/api/v3/ticker/24hr") == 0
-    series = metadata(result, "metric_series")
-    assert series["rows_inserted"] == 3 + 24  # funding every 8h, open interest hourly
+    assert metadata(result, "funding_rates")["rows_inserted"] == 3  # the recorded funding times of the day
+    assert metadata(result, "open_interest")["rows_inserted"] == 24  # hourly
     report = market_data.coverage_report
     gaps = dg.materialize(
         [report],

@@ -142,7 +142,8 @@ def test_definitions_load_with_checks_for_every_loaded_asset():
         ("market_trades", "market_trades"),
         ("orderbook_snapshots", "orderbook_snapshots"),
         ("market_metrics", "market_metrics"),
-        ("metric_series", "timeseries_data"),
+        ("funding_rates", "funding_rates"),
+        ("open_interest", "open_interest"),
     ]:
         for suffix in ("expectations", "quarantine_fraction", "unique_key"):
             assert (asset, f"{dataset}_{suffix}") in keys

@@ -526,7 +526,9 @@ def test_an_unknown_symbol_fails_at_once_without_asking_for_candles(db_url, tmp_
     assert replay.count("/api/v3/klines") == 0 and replay.count("/api/v3/exchangeInfo") == 1
     root = root_error(_failure(result, "ohlcv").error)
     assert root.type == "BadSymbol" and "NOPE/USDT" in root.message
-    assert root.location and root.location.startswith("ccxt/")
+    assert root.location and root.location.startswith(
+        "resources/exchanges/instruments.py"
+    )  # from the markets
     assert time.perf_counter() - started < 30  # no back-off (a retry would wait 15 s or more)
 
 

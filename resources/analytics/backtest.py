@@ -7,10 +7,15 @@ a partition writes only its own day's rows, and a `backtest_results` row "from i
 Ratios use per-bar returns of the equity marked at each bar close, annualized with 365 days a year (24/7
 crypto markets), risk-free rate 0; Sortino's downside deviation is sqrt(mean(min(r, 0)^2)) over all bars.
 Max drawdown is a positive fraction of the running peak.
+
+A perpetual's equity also carries its funding (`with_funding`): at each funding time the position held
+then pays (long, positive rate) or receives position × mark price × rate, so a strategy that holds a
+perpetual through funding times is not credited with the carry it would have paid.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +28,7 @@ import sqlalchemy as sa
 
 from resources.analytics.store import SyncResult, sync_rows
 from resources.analytics.strategy import Simulation, StrategyParams, money
-from resources.models import BacktestResult, BotTrade, TradeHistory, TradingSignal
+from resources.models import BacktestResult, BotTrade, FundingRate, TradeHistory, TradingSignal
 
 YEAR = timedelta(days=365)
 
@@ -108,6 +113,75 @@ def performance(sim: Simulation, p: StrategyParams, step: timedelta) -> Performa
 def _profit_factor(pnls: list[Decimal]) -> float | None:
     loss = -sum((x for x in pnls if x < 0), Decimal(0))
     return float(sum((x for x in pnls if x > 0), Decimal(0)) / loss) if loss else None
+
+
+def is_perpetual(symbol: str) -> bool:
+    """A ccxt unified symbol with a settle currency and no expiry (`BTC/USDT:USDT`) is a perpetual swap."""
+    settle = symbol.partition(":")[2]
+    return bool(settle) and "-" not in settle
+
+
+def funding_payments(equity: pd.DataFrame, funding: pd.DataFrame, side: int = 1) -> pd.DataFrame:
+    """What a position paid (negative) or received at each funding time it was held through.
+
+    `equity` is the simulation's marks (time = bar close, quantity held after that bar, close); the
+    position at a funding time is the one of the last mark at or before it (held into the funding
+    instant). `funding` has time, rate and mark_price (the bar close stands in where the exchange gave no
+    mark price). Longs (`side` 1) pay a positive rate, shorts (-1) receive it: payment = −side × quantity
+    × mark price × rate.
+    """
+    columns = ["time", "quantity", "mark_price", "rate", "payment"]
+    if equity.empty or funding.empty:
+        return pd.DataFrame(columns=columns)
+    marks = equity[["time", "quantity", "close"]].assign(time=lambda f: pd.to_datetime(f["time"], utc=True))
+    events = funding[["time", "rate", "mark_price"]].assign(
+        time=lambda f: pd.to_datetime(f["time"], utc=True)
+    )
+    held = pd.merge_asof(
+        events.sort_values("time"), marks.sort_values("time"), on="time", direction="backward"
+    )
+    held = held[held["quantity"].notna() & (held["quantity"] != 0)]
+    price = held["mark_price"].astype("float64").fillna(held["close"].astype("float64"))
+    payment = [
+        money(-side * float(q) * px * float(r))
+        for q, px, r in zip(held["quantity"], price, held["rate"], strict=True)
+    ]
+    return pd.DataFrame(
+        {"time": held["time"], "quantity": held["quantity"], "mark_price": price, "rate": held["rate"],
+         "payment": payment},
+        columns=columns,
+    ).reset_index(drop=True)  # fmt: skip
+
+
+def with_funding(sim: Simulation, funding: pd.DataFrame, side: int = 1) -> Simulation:
+    """`sim` with its cash and equity marks including the funding paid or received up to each mark."""
+    payments = funding_payments(pd.DataFrame(sim.equity), funding, side)
+    if payments.empty:
+        return sim
+    times = pd.DatetimeIndex(pd.to_datetime(payments["time"], utc=True))
+    paid_so_far = [Decimal(0), *itertools.accumulate(payments["payment"])]
+    equity = []
+    for mark in sim.equity:
+        # Funding at or before the mark's time is in it: a funding at a bar's close is paid on that mark's
+        # position (held into that instant).
+        paid = paid_so_far[int(times.searchsorted(pd.Timestamp(mark["time"]), side="right"))]
+        equity.append(
+            {**mark, "cash": mark["cash"] + paid, "equity": money(mark["equity"] + paid), "funding": paid}
+        )
+    return Simulation(sim.signals, sim.fills, sim.trades, equity, sim.open_position)
+
+
+def read_funding(
+    conn: sa.Connection, exchange: str, symbol: str, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Stored funding events of one perpetual in `[start, end)` (time, rate, mark_price)."""
+    f = FundingRate
+    rows = conn.execute(
+        sa.select(f.time, f.rate, f.mark_price)
+        .where(f.exchange == exchange, f.symbol == symbol, f.time >= start, f.time < end)
+        .order_by(f.time)
+    ).all()
+    return pd.DataFrame(rows, columns=["time", "rate", "mark_price"])
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,20 @@ import pandas as pd
 from resources import clock
 from resources.exchanges.calendars import floor_time, utc
 from resources.exchanges.synthetic import SyntheticExchange
-from resources.exchanges.universe import ExchangeConfig, MetricSeries
+from resources.exchanges.universe import ExchangeConfig
 from resources.intervals import interval_to_timedelta
 from resources.retry import Backoff, classify, is_rate_limited
 
 log = logging.getLogger(__name__)
 
 OHLCV_COLUMNS = ["time", "open", "high", "low", "close", "volume", "quote_volume", "trades_count"]
+# Candle price kind -> (ccxt unified method, its `exchange.has` key).
+PRICE_METHODS = {
+    "trade": ("fetch_ohlcv", "fetchOHLCV"),
+    "mark": ("fetch_mark_ohlcv", "fetchMarkOHLCV"),
+    "index": ("fetch_index_ohlcv", "fetchIndexOHLCV"),
+    "premium_index": ("fetch_premium_index_ohlcv", "fetchPremiumIndexOHLCV"),
+}
 
 
 @dataclass
@@ -214,12 +221,16 @@ def fetch_ohlcv_range(
     now: datetime | None = None,
     settle: str = "2m",
     backoff: Backoff | None = None,
+    price: str = "trade",
 ) -> Pulled:
     """Closed candles of `symbol` with open time in `[start, end)`, paging through the window.
 
     Candles whose close is after `now` are dropped (still open). `answered_until` stops `settle` before now
     so a candle the exchange publishes a little late is asked again rather than recorded as missing.
+    `price` picks the candle kind: traded prices, or the mark / index / premium index price of a
+    derivative through ccxt's own method for it (see `supports_price`).
     """
+    method = PRICE_METHODS[price][0]
     backoff = backoff or Backoff()
     stats = PullStats()
     step = pd.Timedelta(interval_to_timedelta(timeframe))
@@ -228,7 +239,7 @@ def fetch_ohlcv_range(
     closed_end = min(utc(end), floor_time(now_ts, timeframe))
     rows = paginate_by_time(
         lambda since, lim: call(
-            exchange, "fetch_ohlcv", symbol, timeframe, since=since, limit=lim, backoff=backoff, stats=stats
+            exchange, method, symbol, timeframe, since=since, limit=lim, backoff=backoff, stats=stats
         ),
         lambda row: int(row[0]),
         start_ts,
@@ -257,12 +268,16 @@ def _ohlcv_rows_to_frame(rows: list[list]) -> pd.DataFrame:
     return frame
 
 
-def ohlcv_frame(pulled: Pulled, exchange: str, symbol: str, interval: str, source: str) -> pd.DataFrame:
-    """Rows for the `ohlcv` table; `vwap` is derived where the quote volume is known."""
+def ohlcv_frame(
+    pulled: Pulled, exchange: str, symbol: str, interval: str, source: str, price: str = "trade"
+) -> pd.DataFrame:
+    """Rows for the `ohlcv` table, keyed by their price kind; `vwap` is derived where the quote volume is
+    known (a mark or index candle has no traded volume: its volume column is what the exchange sends)."""
     frame = pulled.frame.copy()
     frame.insert(0, "exchange", exchange)
     frame.insert(1, "symbol", symbol)
     frame.insert(2, "interval", interval)
+    frame.insert(3, "price", price)
     with np.errstate(divide="ignore", invalid="ignore"):
         vwap = frame["quote_volume"] / frame["volume"]
     frame["vwap"] = vwap.where(frame["volume"] > 0)
@@ -360,6 +375,11 @@ def trades_frame(pulled: Pulled, exchange: str, symbol: str) -> pd.DataFrame:
     return frame
 
 
+def supports_price(exchange: Any, price: str) -> bool:
+    """Whether the exchange serves candles of this price kind (ccxt's `has` says so)."""
+    return bool(getattr(exchange, "has", {}).get(PRICE_METHODS[price][1]))
+
+
 def supports_history(exchange: Any) -> bool:
     """Whether order books and tickers can be asked as of a past time (only the synthetic exchange)."""
     return bool(getattr(exchange, "has", {}).get("historicalSnapshots"))
@@ -382,17 +402,14 @@ def fetch_order_book_row(
     book = call(
         exchange, "fetch_order_book", symbol, depth, params, backoff=backoff or Backoff(), stats=stats
     )
-    return order_book_row(book, name, symbol, depth, _snapshot_time(book.get("timestamp"), at, now))
-
-
-def order_book_row(book: Mapping[str, Any], name: str, symbol: str, depth: int, time_: Any) -> dict[str, Any]:
-    """A ccxt order book (fetched, or kept live by ccxt.pro) as one `orderbook_snapshots` row at `time_`."""
     bids = [[float(p), float(a)] for p, a, *_ in book.get("bids", [])[:depth]]
     asks = [[float(p), float(a)] for p, a, *_ in book.get("asks", [])[:depth]]
     best_bid = bids[0][0] if bids else None
     best_ask = asks[0][0] if asks else None
     mid = (best_bid + best_ask) / 2 if bids and asks else None
     spread = best_ask - best_bid if bids and asks else None
+    stamp = book.get("timestamp")
+    time_ = _snapshot_time(stamp, at, now)
     return {
         "exchange": name,
         "symbol": symbol,
@@ -427,11 +444,8 @@ def fetch_ticker_row(
     stats = stats if stats is not None else PullStats()
     params = {"at": _ms(utc(at))} if at is not None else {}
     ticker = call(exchange, "fetch_ticker", symbol, params, backoff=backoff or Backoff(), stats=stats)
-    return ticker_row(ticker, name, symbol, _snapshot_time(ticker.get("timestamp"), at, now))
-
-
-def ticker_row(ticker: Mapping[str, Any], name: str, symbol: str, time_: Any) -> dict[str, Any]:
-    """A ccxt ticker (fetched, or streamed by ccxt.pro) as one `market_metrics` row (interval '24h')."""
+    stamp = ticker.get("timestamp")
+    time_ = _snapshot_time(stamp, at, now)
     high, low = ticker.get("high"), ticker.get("low")
     bid, ask = ticker.get("bid"), ticker.get("ask")
     volatility = (
@@ -458,73 +472,139 @@ def ticker_row(ticker: Mapping[str, Any], name: str, symbol: str, time_: Any) ->
     }
 
 
-def fetch_metric_range(
+def fetch_funding_range(
     exchange: Any,
-    series: MetricSeries,
+    symbol: str,
     start: datetime,
     end: datetime,
     *,
-    limit: int | None = None,
+    limit: int = 1000,
     now: datetime | None = None,
     settle: str = "2m",
     backoff: Backoff | None = None,
 ) -> Pulled:
-    """Funding-rate or open-interest history in `[start, end)` as a frame of (time, value)."""
+    """Funding events of a perpetual in `[start, end)`: time, rate, and mark/index price when the exchange
+    gives them (ccxt's unified field, else the wire's `markPrice` / `indexPrice` in `info`).
+
+    Pages step by the shortest funding period known (1h), so an empty page never jumps past events; the
+    spacing of the events themselves is measured afterwards (`observed_intervals`), never assumed.
+    """
     backoff = backoff or Backoff()
     stats = PullStats()
     now_ts = _now(now)
-    step = pd.Timedelta(interval_to_timedelta(series.interval))
-    stop = min(utc(end), now_ts + pd.Timedelta(milliseconds=1))
-    if series.metric == "funding_rate":
-        page_limit = limit or 1000
-
-        def fetch(since: int, lim: int) -> list:
-            return call(
-                exchange,
-                "fetch_funding_rate_history",
-                series.symbol,
-                since=since,
-                limit=lim,
-                backoff=backoff,
-                stats=stats,
-            )
-
-        value_key = "fundingRate"
-    else:
-        page_limit = limit or 500
-
-        def fetch(since: int, lim: int) -> list:
-            return call(
-                exchange,
-                "fetch_open_interest_history",
-                series.symbol,
-                series.interval,
-                since=since,
-                limit=lim,
-                backoff=backoff,
-                stats=stats,
-            )
-
-        value_key = "openInterestAmount"
     points = paginate_by_time(
-        fetch,
+        lambda since, lim: call(
+            exchange,
+            "fetch_funding_rate_history",
+            symbol,
+            since=since,
+            limit=lim,
+            backoff=backoff,
+            stats=stats,
+        ),
         lambda p: int(p["timestamp"]),
         utc(start),
-        stop,
-        int(step.total_seconds() * 1000),
-        page_limit,
+        min(utc(end), now_ts + pd.Timedelta(milliseconds=1)),
+        _FUNDING_STEP_MS,
+        limit,
         stats,
     )
     frame = pd.DataFrame(
         {
             "time": pd.to_datetime([int(p["timestamp"]) for p in points], unit="ms", utc=True),
-            "value": pd.to_numeric(pd.Series([p.get(value_key) for p in points], dtype="object")).astype(
-                "float64"
-            ),
+            "rate": _numbers(p.get("fundingRate") for p in points),
+            "mark_price": _numbers(_field(p, "markPrice") for p in points),
+            "index_price": _numbers(_field(p, "indexPrice") for p in points),
         }
     )
-    answered = max(utc(start), min(utc(end), now_ts - pd.Timedelta(interval_to_timedelta(settle))))
-    return Pulled(frame, utc(start), answered, stats)
+    return Pulled(frame, utc(start), _answered(start, end, now_ts, settle), stats)
+
+
+def fetch_open_interest_range(
+    exchange: Any,
+    symbol: str,
+    interval: str,
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int = 500,
+    now: datetime | None = None,
+    settle: str = "2m",
+    backoff: Backoff | None = None,
+) -> Pulled:
+    """Open interest of a derivative sampled every `interval` in `[start, end)`: amount (contracts or base
+    units) and value (quote/settle currency), as ccxt's `fetch_open_interest_history` gives them."""
+    backoff = backoff or Backoff()
+    stats = PullStats()
+    now_ts = _now(now)
+    points = paginate_by_time(
+        lambda since, lim: call(
+            exchange,
+            "fetch_open_interest_history",
+            symbol,
+            interval,
+            since=since,
+            limit=lim,
+            backoff=backoff,
+            stats=stats,
+        ),  # fmt: skip
+        lambda p: int(p["timestamp"]),
+        utc(start),
+        min(utc(end), now_ts + pd.Timedelta(milliseconds=1)),
+        int(interval_to_timedelta(interval).total_seconds() * 1000),
+        limit,
+        stats,
+    )
+    frame = pd.DataFrame(
+        {
+            "time": pd.to_datetime([int(p["timestamp"]) for p in points], unit="ms", utc=True),
+            "amount": _numbers(p.get("openInterestAmount") for p in points),
+            "value": _numbers(p.get("openInterestValue") for p in points),
+        }
+    )
+    return Pulled(frame, utc(start), _answered(start, end, now_ts, settle), stats)
+
+
+_FUNDING_STEP_MS = 3_600_000  # the shortest funding period exchanges use: an empty page moves on by this much
+
+
+def _field(point: Mapping[str, Any], key: str) -> Any:
+    """A unified field of a ccxt structure, or the exchange's own one in `info` (Binance's `markPrice`)."""
+    value = point.get(key)
+    return value if value is not None else (point.get("info") or {}).get(key)
+
+
+def _numbers(values: Any) -> pd.Series:
+    return pd.to_numeric(pd.Series(list(values), dtype="object")).astype("float64")
+
+
+def _answered(start: datetime, end: datetime, now_ts: pd.Timestamp, settle: str) -> pd.Timestamp:
+    """Up to when a time-stamped series (funding, open interest) counts as answered: `settle` before now."""
+    return max(utc(start), min(utc(end), now_ts - pd.Timedelta(interval_to_timedelta(settle))))
+
+
+def observed_intervals(times: pd.Series, previous: pd.Timestamp | None = None) -> pd.Series:
+    """The spacing of each funding time from the one before, as an interval ('8h', '4h', '1h', '30m'), the
+    first from `previous` (the last stored one) when known, else None.
+
+    Exchanges stamp funding a few milliseconds late (Binance: 08:00:00.004), so the spacing is rounded to
+    the minute; the schedule itself is never assumed.
+    """
+    stamps = pd.Series(pd.to_datetime(times, utc=True)).reset_index(drop=True)
+    before = stamps.shift(1)
+    if previous is not None and len(stamps):
+        before.iloc[0] = utc(previous)
+    minutes = ((stamps - before).dt.total_seconds() / 60).round()
+    names = [None if pd.isna(m) or m <= 0 else _interval_name(int(m)) for m in minutes]
+    return pd.Series(names, index=stamps.index, dtype="object")
+
+
+def _interval_name(minutes: int) -> str:
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60}h"
+    return f"{minutes}m"
 
 
 def _snapshot_time(stamp: int | None, at: datetime | None, now: datetime | None) -> pd.Timestamp:

@@ -20,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from resources.exchanges.calendars import bars_with_data, expected_bars, utc
+from resources.intervals import interval_to_timedelta
 from resources.models import Coverage, Ohlcv
 
 Range = tuple[pd.Timestamp, pd.Timestamp]
@@ -36,6 +37,12 @@ class SeriesKey:
 
     def lock_name(self) -> str:
         return f"coverage:{self.dataset}:{self.exchange}:{self.symbol}:{self.interval or ''}"
+
+
+def candle_key(exchange: str, symbol: str, interval: str, price: str = "trade") -> SeriesKey:
+    """The ledger key of a candle series: traded-price candles under 'ohlcv' (as before price kinds
+    existed, so existing ledgers stay valid), the other kinds under 'ohlcv:<price>'."""
+    return SeriesKey("ohlcv" if price == "trade" else f"ohlcv:{price}", exchange, symbol, interval)
 
 
 def status_of(rows: int, expected: int | None) -> str:
@@ -165,7 +172,13 @@ def bars_covered(bars: pd.IntervalIndex, covered: Sequence[Range]) -> np.ndarray
 
 
 def stored_candle_times(
-    conn: sa.Connection, exchange: str, symbol: str, interval: str, start: datetime, end: datetime
+    conn: sa.Connection,
+    exchange: str,
+    symbol: str,
+    interval: str,
+    start: datetime,
+    end: datetime,
+    price: str = "trade",
 ) -> pd.DatetimeIndex:
     times = conn.execute(
         sa.select(Ohlcv.time)
@@ -173,6 +186,7 @@ def stored_candle_times(
             Ohlcv.exchange == exchange,
             Ohlcv.symbol == symbol,
             Ohlcv.interval == interval,
+            Ohlcv.price == price,
             Ohlcv.time >= utc(start),
             Ohlcv.time < utc(end),
         )
@@ -196,6 +210,7 @@ class CandleGaps:
     answered_empty: int
     missing: int
     ranges: tuple[tuple[pd.Timestamp, pd.Timestamp, int], ...]  # (start, end, candles) to fetch
+    price: str = "trade"  # the candles' price kind
 
 
 def candle_gaps(
@@ -206,16 +221,20 @@ def candle_gaps(
     calendar: str,
     start: datetime,
     end: datetime,
+    price: str = "trade",
 ) -> CandleGaps:
-    """Missing candles of one series in `[start, end)`, as ranges of consecutive expected candles.
+    """Missing candles of one series (one price kind) in `[start, end)`, as ranges of consecutive expected
+    candles.
 
     Consecutive means consecutive in trading time: on an equity calendar a range may span a night or a
     weekend (asking for it costs nothing extra; the exchange has no candles there).
     """
     start_ts, end_ts = utc(start), utc(end)
     bars = expected_bars(calendar, interval, start_ts, end_ts)
-    key = SeriesKey("ohlcv", exchange, symbol, interval)
-    stored = bars_with_data(bars, stored_candle_times(conn, exchange, symbol, interval, start_ts, end_ts))
+    key = candle_key(exchange, symbol, interval, price)
+    stored = bars_with_data(
+        bars, stored_candle_times(conn, exchange, symbol, interval, start_ts, end_ts, price)
+    )
     covered = bars_covered(bars, covered_ranges(conn, key, start_ts, end_ts))
     missing = ~stored & ~covered
     return CandleGaps(
@@ -230,6 +249,7 @@ def candle_gaps(
         answered_empty=int((~stored & covered).sum()),
         missing=int(missing.sum()),
         ranges=tuple(_runs(bars, missing)),
+        price=price,
     )
 
 
@@ -241,3 +261,60 @@ def _runs(bars: pd.IntervalIndex, mask: np.ndarray) -> Iterable[tuple[pd.Timesta
     edges = np.diff(padded)
     for first, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
         yield bars.left[first], bars.right[stop - 1], int(stop - first)
+
+
+@dataclass(frozen=True)
+class FundingGaps:
+    """Funding events of one perpetual over a window, against the schedule the exchange itself followed.
+
+    There is no calendar of funding times (1h, 4h or 8h, varying per symbol and over time): each stored
+    event carries the interval observed since the one before, and the next event is expected that long
+    after it. A stretch longer than that, not answered empty by the exchange (the ledger), is a gap.
+    """
+
+    exchange: str
+    symbol: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    stored: int
+    missing: int
+    ranges: tuple[tuple[pd.Timestamp, pd.Timestamp, int], ...]  # (after this event, before that, events)
+
+
+def funding_gaps(
+    conn: sa.Connection, exchange: str, symbol: str, start: datetime, end: datetime
+) -> FundingGaps:
+    """Missing funding events of one series in `[start, end)` by its observed schedule (see FundingGaps);
+    `end` is the time up to which events are due (the caller's settled now)."""
+    from resources.models import FundingRate  # the table exists from migration 0005 on
+
+    start_ts, end_ts = utc(start), utc(end)
+    series = sa.and_(FundingRate.exchange == exchange, FundingRate.symbol == symbol)
+    before = (
+        sa.select(FundingRate.time, FundingRate.interval)
+        .where(series, FundingRate.time < start_ts)
+        .order_by(FundingRate.time.desc())
+        .limit(1)
+    )
+    inside = (
+        sa.select(FundingRate.time, FundingRate.interval)
+        .where(series, FundingRate.time >= start_ts, FundingRate.time < end_ts)
+        .order_by(FundingRate.time)
+    )
+    events = [*conn.execute(before).all(), *conn.execute(inside).all()]
+    covered = covered_ranges(conn, SeriesKey("funding_rates", exchange, symbol), start_ts, end_ts)
+    ranges = []
+    followers = [e.time for e in events[1:]] + [None] * bool(events)  # the next event; None after the last
+    for (time, interval), following in zip(events, followers, strict=True):
+        if interval is None:
+            continue  # the first event ever seen: no schedule observed yet
+        step, at = pd.Timedelta(interval_to_timedelta(interval)), utc(time)
+        # Events due after `at` before the next one (rounded: exchanges stamp a few ms late), or before `end`.
+        if following is None:
+            due, until = int(np.ceil((end_ts - at) / step)) - 1, end_ts
+        else:
+            due, until = round((utc(following) - at) / step) - 1, utc(following)
+        if due > 0 and subtract(max(at + step / 2, start_ts), min(until, end_ts), covered):
+            ranges.append((at, until, due))
+    stored = sum(1 for e in events if utc(e.time) >= start_ts)
+    return FundingGaps(exchange, symbol, start_ts, end_ts, stored, sum(n for *_, n in ranges), tuple(ranges))

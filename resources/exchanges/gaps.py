@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from resources import clock
 from resources.exchanges.calendars import floor_time, utc
-from resources.exchanges.coverage import CandleGaps, candle_gaps
+from resources.exchanges.coverage import CandleGaps, FundingGaps, candle_gaps, funding_gaps
 from resources.exchanges.universe import Universe
 from resources.intervals import interval_to_timedelta
 
@@ -25,6 +25,11 @@ class GapReport:
     start: pd.Timestamp
     end: pd.Timestamp
     series: tuple[CandleGaps, ...]
+    funding: tuple[FundingGaps, ...] = ()  # by each perpetual's observed funding schedule
+
+    @property
+    def funding_missing(self) -> int:
+        return sum(f.missing for f in self.funding)
 
     @property
     def missing(self) -> int:
@@ -40,12 +45,14 @@ class GapReport:
             f"Window {self.start.isoformat()} to {self.end.isoformat()}: "
             f"{self.gap_count} gaps, {self.missing} missing candles.",
             "",
-            "| exchange | symbol | interval | calendar | expected | stored | answered empty | missing | gaps |",
-            "|---|---|---|---|---:|---:|---:|---:|---:|",
+            "| exchange | symbol | interval | price | calendar | expected | stored | answered empty | missing "
+            "| gaps |",
+            "|---|---|---|---|---|---:|---:|---:|---:|---:|",
         ]
         for s in self.series:
             lines.append(
-                f"| {s.exchange} | {s.symbol} | {s.interval} | {s.calendar} | {s.expected} | {s.stored} "
+                f"| {s.exchange} | {s.symbol} | {s.interval} | {s.price} | {s.calendar} | {s.expected} "
+                f"| {s.stored} "
                 f"| {s.answered_empty} | {s.missing} | {len(s.ranges)} |"
             )
         gaps = [(s, lo, hi, n) for s in self.series for lo, hi, n in s.ranges]
@@ -61,6 +68,20 @@ class GapReport:
                 )
             if len(gaps) > max_rows:
                 lines.append(f"| … | | | | | {len(gaps) - max_rows} more gaps |")
+        if self.funding:
+            lines += [
+                "",
+                f"Funding (observed schedules): {self.funding_missing} missing events.",
+                "",
+                "| exchange | symbol | stored | missing | after | before | events |",
+                "|---|---|---:|---:|---|---|---:|",
+            ]
+            for f in self.funding:
+                first = f.ranges[0] if f.ranges else ("", "", "")
+                lines.append(
+                    f"| {f.exchange} | {f.symbol} | {f.stored} | {f.missing} | {_iso(first[0])} "
+                    f"| {_iso(first[1])} | {first[2]} |"
+                )
         return "\n".join(lines)
 
 
@@ -76,17 +97,31 @@ def gap_report(
     """Gaps of every candle series in `[start, end)`; candles not closed and settled by `now` are not due."""
     now_ts = utc(now if now is not None else clock.now())
     start_ts, end_ts = utc(start), utc(end)
-    found = []
+    found, funding = [], []
     with engine.connect() as conn:
         for config, symbol, interval in universe.series():
             if exchanges and config.name not in exchanges:
                 continue
             due = floor_time(now_ts - pd.Timedelta(interval_to_timedelta(config.settle)), interval)
             series_end = max(start_ts, min(end_ts, due))
-            found.append(
-                candle_gaps(conn, config.name, symbol, interval, config.calendar, start_ts, series_end)
+            found.extend(
+                candle_gaps(conn, config.name, symbol, interval, config.calendar, start_ts, series_end, price)
+                for price in config.prices_of(symbol)
             )
-    return GapReport(start_ts, end_ts, tuple(found))
+        for config in universe.exchanges:
+            if exchanges and config.name not in exchanges:
+                continue
+            settled = max(start_ts, min(end_ts, now_ts - pd.Timedelta(interval_to_timedelta(config.settle))))
+            funding.extend(
+                funding_gaps(conn, config.name, m.symbol, start_ts, settled)
+                for m in config.metrics
+                if m.metric == "funding_rate"
+            )
+    return GapReport(start_ts, end_ts, tuple(found), tuple(funding))
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if isinstance(value, pd.Timestamp) else ""
 
 
 def lookback_window(days: int, now: datetime | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:

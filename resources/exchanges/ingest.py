@@ -20,7 +20,6 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from resources import clock
 from resources.exchanges.calendars import expected_bars, floor_time, utc
@@ -28,26 +27,33 @@ from resources.exchanges.client import (
     Backoff,
     Pulled,
     PullStats,
-    fetch_metric_range,
+    call,
+    fetch_funding_range,
     fetch_ohlcv_range,
+    fetch_open_interest_range,
     fetch_order_book_row,
     fetch_ticker_row,
     fetch_trades_range,
+    observed_intervals,
     ohlcv_frame,
     supports_history,
+    supports_price,
     trades_frame,
 )
 from resources.exchanges.coverage import (
     SeriesKey,
     candle_gaps,
+    candle_key,
     record_coverage,
     status_of,
     uncovered_ranges,
 )
+from resources.exchanges.instruments import Selection, instruments_frame, select_symbols
 from resources.exchanges.universe import ExchangeConfig, MetricSeries
 from resources.intervals import interval_to_timedelta
-from resources.models import TIMESERIES, Base, Source
+from resources.models import TIMESERIES, Base, FundingRate
 from resources.warehouse.load import LoadResult, load_frame
+from resources.warehouse.ops.instruments import upsert_instruments
 
 
 @dataclass
@@ -58,12 +64,17 @@ class IngestResult:
     stats: PullStats = field(default_factory=PullStats)
     ranges: int = 0
     days: Counter = field(default_factory=Counter)  # 'YYYY-MM-DD' -> rows fetched
+    # What was not pulled and why (a symbol unknown to or inactive on the exchange, a price kind it lacks).
+    notes: tuple[str, ...] = ()
 
     def __add__(self, other: IngestResult) -> IngestResult:
         stats = PullStats()
         stats.add(self.stats)
         stats.add(other.stats)
-        return IngestResult(self.load + other.load, stats, self.ranges + other.ranges, self.days + other.days)
+        notes = tuple(dict.fromkeys(self.notes + other.notes))
+        return IngestResult(
+            self.load + other.load, stats, self.ranges + other.ranges, self.days + other.days, notes
+        )
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,10 @@ class _BatchLoader:
         cover = _Cover(key, start, pulled.answered_until, rows, status_of(rows, due))
         self.add(frame, day, pulled.stats, cover)
 
+    def note(self, notes: list[str]) -> None:
+        """What this pull skipped, with why: carried in the result (the asset's metadata shows it)."""
+        self.result = self.result + IngestResult(LoadResult(self.dataset), notes=tuple(notes))
+
     def flush(self) -> IngestResult:
         if self.frames:
             frame = pd.concat(self.frames, ignore_index=True) if len(self.frames) > 1 else self.frames[0]
@@ -173,6 +188,41 @@ def _rows_before(frame: pd.DataFrame, until: pd.Timestamp) -> int:
     return int((frame["time"] < until).sum()) if len(frame) else 0
 
 
+def sync_instruments(ctx: LoadContext, exchange: Any, config: ExchangeConfig, wanted: list[str]) -> Selection:
+    """The exchange's markets (ccxt `load_markets()`) of the `wanted` symbols upserted into `instruments`,
+    and which of them a pull may ask for (known to the exchange and active, unless `include_inactive`)."""
+    stats = PullStats()
+    markets = call(exchange, "load_markets", backoff=ctx.backoff, stats=stats)
+    chosen = select_symbols(markets, wanted, config.include_inactive)
+    known = {symbol: markets[symbol] for symbol in wanted if symbol in markets}
+    frame = instruments_frame(known, config.name, getattr(exchange, "precisionMode", None), config.source)
+    if len(frame):
+        with ctx.engine.begin() as conn:
+            upsert_instruments(conn, frame, seen_at=ctx.current_time())
+    return chosen
+
+
+def candle_series(
+    exchange: Any, config: ExchangeConfig, chosen: Selection
+) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """Every (symbol, interval, price kind) to pull, and the price kinds left out with why: spot has traded
+    prices only; a derivative's mark/index/premium index candles only where the exchange has the method."""
+    series, notes = [], []
+    for symbol in chosen.symbols:
+        for price in config.prices:
+            if price != "trade" and symbol not in chosen.contracts:
+                notes.append(f"{symbol}: {price} candles: spot has traded prices only")
+            elif not supports_price(exchange, price):
+                notes.append(_lacks(config, symbol, price))
+            else:
+                series.extend((symbol, interval, price) for interval in config.intervals)
+    return series, notes
+
+
+def _lacks(config: ExchangeConfig, symbol: str, price: str) -> str:
+    return f"{symbol}: {price} candles: {config.driver} has none in ccxt (`has` says no), not pulled"
+
+
 def candle_plan(
     ctx: LoadContext,
     config: ExchangeConfig,
@@ -181,6 +231,7 @@ def candle_plan(
     start: pd.Timestamp,
     end: pd.Timestamp,
     refetch: bool,
+    price: str = "trade",
 ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """What to ask for: the whole window with `refetch`, else its gaps (calendar − stored − covered)."""
     if end <= start:
@@ -188,8 +239,14 @@ def candle_plan(
     if refetch:
         return [(start, end)]
     with ctx.engine.connect() as conn:
-        gaps = candle_gaps(conn, config.name, symbol, interval, config.calendar, start, end)
+        gaps = candle_gaps(conn, config.name, symbol, interval, config.calendar, start, end, price)
     return [(lo, hi) for lo, hi, _ in gaps.ranges]
+
+
+def _with_price(key: tuple[str, ...]) -> tuple[str, str, str]:
+    """A candle series as (symbol, interval, price kind); a pair (symbol, interval) means traded prices."""
+    symbol, interval, *price = key
+    return symbol, interval, price[0] if price else "trade"
 
 
 def ingest_candles(
@@ -199,26 +256,44 @@ def ingest_candles(
     start: datetime,
     end: datetime,
     *,
-    series: list[tuple[str, str]] | None = None,
+    series: list[tuple[str, ...]] | None = None,
     refetch: bool = False,
-    ranges: dict[tuple[str, str], list[tuple[pd.Timestamp, pd.Timestamp]]] | None = None,
+    ranges: dict[tuple[str, ...], list[tuple[pd.Timestamp, pd.Timestamp]]] | None = None,
 ) -> IngestResult:
-    """Closed candles of the exchange's series (default: every symbol × interval) in `[start, end)`.
+    """Closed candles of the exchange's series (default: every symbol × interval × price kind the exchange
+    has) in `[start, end)`.
 
     Only the missing ranges are asked (all of the window with `refetch`); `ranges` — e.g. from a gap
-    report — replaces that computation. Ranges are fetched one UTC day at a time.
+    report, keyed (symbol, interval[, price]) — replaces that computation. Ranges are fetched one UTC day
+    at a time. Symbols the exchange does not list, or lists as inactive, are skipped and reported.
     """
     now = ctx.current_time()
-    series = series or [(s, i) for s in config.symbols for i in config.intervals]
     loader = _BatchLoader(ctx, "ohlcv", config.source)
-    for symbol, interval in series:
+    wanted = list(dict.fromkeys(k[0] for k in (series or ranges or {}))) or list(config.symbols)
+    chosen = sync_instruments(ctx, exchange, config, wanted)
+    loader.note(chosen.notes())
+    if series is None and ranges is None:
+        plan_series, notes = candle_series(exchange, config, chosen)
+        loader.note(notes)
+    else:
+        asked = [_with_price(k) for k in (series or list(ranges or {})) if k[0] in chosen.symbols]
+        plan_series = [k for k in asked if supports_price(exchange, k[2])]
+        loader.note(
+            [
+                _lacks(config, symbol, price)
+                for symbol, _, price in asked
+                if not supports_price(exchange, price)
+            ]
+        )
+    plans = {_with_price(k): v for k, v in (ranges or {}).items()}
+    for symbol, interval, price in plan_series:
         window_end = min(utc(end), floor_time(now, interval))
         plan = (
-            ranges.get((symbol, interval), [])
+            plans.get((symbol, interval, price), [])
             if ranges is not None
-            else candle_plan(ctx, config, symbol, interval, utc(start), window_end, refetch)
+            else candle_plan(ctx, config, symbol, interval, utc(start), window_end, refetch, price)
         )
-        key = SeriesKey("ohlcv", config.name, symbol, interval)
+        key = candle_key(config.name, symbol, interval, price)
         for lo, hi in plan:
             for chunk_lo, chunk_hi, day in day_chunks(lo, hi):
                 expected = expected_bars(config.calendar, interval, chunk_lo, chunk_hi)
@@ -234,11 +309,14 @@ def ingest_candles(
                     now=now,
                     settle=config.settle,
                     backoff=ctx.backoff,
+                    price=price,
                 )
                 due = len(expected_bars(config.calendar, interval, chunk_lo, pulled.answered_until))
-                frame = ohlcv_frame(pulled, config.name, symbol, interval, config.source)
+                frame = ohlcv_frame(pulled, config.name, symbol, interval, config.source, price)
                 loader.add_pulled(pulled, frame, key, chunk_lo, day, due)
-    return loader.flush()
+    result = loader.flush()
+    chosen.check(config.name)
+    return result
 
 
 def ingest_trades(
@@ -274,7 +352,18 @@ def ingest_trades(
     return loader.flush()
 
 
-def ingest_metrics(
+def _derivatives(
+    ctx: LoadContext, exchange: Any, config: ExchangeConfig, metric: str, loader: _BatchLoader
+) -> tuple[list[MetricSeries], Selection]:
+    """The universe's `metric` series of the exchange whose symbol may be pulled (inactive ones reported),
+    and the selection (its unknown symbols fail the pull once the others are loaded)."""
+    wanted = [m for m in config.metrics if m.metric == metric]
+    chosen = sync_instruments(ctx, exchange, config, [m.symbol for m in wanted])
+    loader.note(chosen.notes())
+    return [m for m in wanted if m.symbol in chosen.symbols], chosen
+
+
+def ingest_funding_rates(
     ctx: LoadContext,
     exchange: Any,
     config: ExchangeConfig,
@@ -283,25 +372,83 @@ def ingest_metrics(
     *,
     refetch: bool = False,
 ) -> IngestResult:
-    """Every funding-rate / open-interest series of the exchange into `timeseries_data`, each under its
-    `sources` row."""
+    """Funding events of every `funding_rate` series of the exchange into `funding_rates`, each with the
+    interval observed since the funding before it (stored or in the same pull), never an assumed one."""
     now = ctx.current_time()
     start_ts, end_ts = utc(start), min(utc(end), now)
-    loader = _BatchLoader(ctx, "timeseries_data", config.source)
-    for series in config.metrics:
-        with ctx.engine.begin() as conn:
-            source_id = ensure_source(conn, config, series)
-        key = SeriesKey(series.metric, config.name, series.symbol, series.interval)
+    loader = _BatchLoader(ctx, "funding_rates", config.source)
+    chosen_series, chosen = _derivatives(ctx, exchange, config, "funding_rate", loader)
+    for series in chosen_series:
+        key = SeriesKey("funding_rates", config.name, series.symbol, None)
+        pulled_last: pd.Timestamp | None = None  # rows of earlier days may still wait in the loader's batch
+        for lo, hi in _time_plan(ctx, key, start_ts, end_ts, refetch):
+            for chunk_lo, chunk_hi, day in day_chunks(lo, hi):
+                pulled = fetch_funding_range(
+                    exchange, series.symbol, chunk_lo, chunk_hi, now=now, settle=config.settle,
+                    backoff=ctx.backoff,
+                )  # fmt: skip
+                stored = _last_funding(ctx, key, chunk_lo)
+                previous = max((t for t in (stored, pulled_last) if t is not None), default=None)
+                if len(pulled.frame):
+                    pulled_last = utc(pulled.frame["time"].iloc[-1])
+                frame = pulled.frame.assign(
+                    exchange=config.name,
+                    symbol=series.symbol,
+                    interval=observed_intervals(pulled.frame["time"], previous).to_numpy(),
+                )
+                loader.add_pulled(pulled, frame, key, chunk_lo, day, None)
+    result = loader.flush()
+    chosen.check(config.name)
+    return result
+
+
+def _last_funding(ctx: LoadContext, key: SeriesKey, before: pd.Timestamp) -> pd.Timestamp | None:
+    """The stored funding time just before `before`, if nothing between them is unasked: the first event
+    of a pull measures its interval from it (across a hole it would measure the hole, not the schedule)."""
+    with ctx.engine.connect() as conn:
+        last = conn.execute(
+            sa.select(sa.func.max(FundingRate.time)).where(
+                FundingRate.exchange == key.exchange,
+                FundingRate.symbol == key.symbol,
+                FundingRate.time < before,
+            )
+        ).scalar()
+        if last is None or uncovered_ranges(conn, key, utc(last), before):
+            return None
+    return utc(last)
+
+
+def ingest_open_interest(
+    ctx: LoadContext,
+    exchange: Any,
+    config: ExchangeConfig,
+    start: datetime,
+    end: datetime,
+    *,
+    refetch: bool = False,
+) -> IngestResult:
+    """Open interest of every `open_interest` series of the exchange into `open_interest`, per interval."""
+    now = ctx.current_time()
+    start_ts, end_ts = utc(start), min(utc(end), now)
+    loader = _BatchLoader(ctx, "open_interest", config.source)
+    chosen_series, chosen = _derivatives(ctx, exchange, config, "open_interest", loader)
+    for series in chosen_series:
+        key = SeriesKey("open_interest", config.name, series.symbol, series.interval)
         step = pd.Timedelta(interval_to_timedelta(series.interval))
         for lo, hi in _time_plan(ctx, key, start_ts, end_ts, refetch):
             for chunk_lo, chunk_hi, day in day_chunks(lo, hi):
-                pulled = fetch_metric_range(
-                    exchange, series, chunk_lo, chunk_hi, now=now, settle=config.settle, backoff=ctx.backoff
-                )
+                pulled = fetch_open_interest_range(
+                    exchange, series.symbol, series.interval, chunk_lo, chunk_hi, now=now,
+                    settle=config.settle, backoff=ctx.backoff,
+                )  # fmt: skip
                 due = max(0, int((pulled.answered_until - chunk_lo) / step))
-                frame = pulled.frame.assign(source_id=source_id)[["source_id", "time", "value"]]
+                frame = pulled.frame.assign(
+                    exchange=config.name, symbol=series.symbol, interval=series.interval
+                )
                 loader.add_pulled(pulled, frame, key, chunk_lo, day, due)
-    return loader.flush()
+    result = loader.flush()
+    chosen.check(config.name)
+    return result
 
 
 def _time_plan(
@@ -376,27 +523,6 @@ def ingest_tickers(
     return loader.flush()
 
 
-def ensure_source(conn: sa.Connection, config: ExchangeConfig, series: MetricSeries) -> int:
-    """The `sources` row of a metric series (created on first use): its id keys `timeseries_data`."""
-    name = f"{config.name}:{series.symbol}:{series.metric}:{series.interval}"
-    conn.execute(
-        pg_insert(Source)
-        .values(
-            name=name,
-            kind="exchange",
-            exchange=config.name,
-            symbol=series.symbol,
-            metric=series.metric,
-            interval=series.interval,
-            unit=series.unit,
-            description=f"{series.metric.replace('_', ' ')} of {series.symbol} on {config.name}",
-            config={"driver": config.driver, "source": config.source},
-        )
-        .on_conflict_do_nothing(index_elements=["name"])
-    )
-    return int(conn.execute(sa.select(Source.id).where(Source.name == name)).scalar_one())
-
-
 def rows_in_window(
     engine: sa.Engine,
     dataset: str,
@@ -404,9 +530,8 @@ def rows_in_window(
     end: datetime,
     *,
     exchanges: list[str] | None = None,
-    source_ids: list[int] | None = None,
 ) -> int:
-    """Rows of `dataset` in `[start, end)` for the given exchanges (or sources): a partition's row count."""
+    """Rows of `dataset` in `[start, end)` for the given exchanges: a partition's row count."""
     table = Base.metadata.tables[dataset]
     time_column = table.c[TIMESERIES[dataset].time_column]
     query = (
@@ -414,7 +539,5 @@ def rows_in_window(
     )
     if exchanges is not None and "exchange" in table.c:
         query = query.where(table.c.exchange.in_(exchanges))
-    if source_ids is not None and "source_id" in table.c:
-        query = query.where(table.c.source_id.in_(source_ids))
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())

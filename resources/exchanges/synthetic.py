@@ -1,8 +1,11 @@
 """A deterministic, seeded exchange for the offline demo and tests, speaking ccxt's unified API.
 
-It answers `fetch_ohlcv`, `fetch_trades`, `fetch_order_book`, `fetch_ticker`, `fetch_funding_rate_history`
-and `fetch_open_interest_history` with ccxt's structures, so the pull code in `client.py` runs unchanged
-against it and against a real ccxt exchange.
+It answers `load_markets`, `fetch_ohlcv` (and the mark / index / premium index candles of its perpetuals),
+`fetch_trades`, `fetch_order_book`, `fetch_ticker`, `fetch_funding_rate_history` and
+`fetch_open_interest_history` with ccxt's structures, so the pull code in `client.py` runs unchanged
+against it and against a real ccxt exchange. Every configured pair is listed twice, as spot `BASE/QUOTE`
+and as the linear perpetual `BASE/QUOTE:QUOTE` on the same price path (so the two are distinct instruments
+with the same underlying, as on a real exchange).
 
 The price is a geometric Brownian motion. Determinism does not depend on the window asked for: the price at
 each UTC day's open is a random walk from 2015-01-01 (one draw per day, in fixed blocks), and inside a day
@@ -48,6 +51,10 @@ _FUNDING_MS = 8 * 3_600_000
 # Streams of the seed sequence: each kind of randomness has its own, so adding one never shifts another.
 _DAILY, _MINUTES, _TRADES, _BOOK, _FUNDING, _OPEN_INTEREST = range(6)
 
+# A perpetual's mark and index prices sit this far (relative) above / below its traded price: constant,
+# so the premium index candle is a known number and the three series are visibly distinct.
+_MARK_PREMIUM, _INDEX_DISCOUNT = 2e-4, 1e-4
+
 _KNOWN_PRICES = {"BTC": 42_000.0, "ETH": 2_400.0, "SOL": 100.0, "BNB": 300.0, "SPY": 470.0, "AAPL": 190.0}
 
 
@@ -85,11 +92,15 @@ class SyntheticExchange:
 
     id = "synthetic"
     rateLimit = 0
+    precisionMode = ccxt.TICK_SIZE  # `precision` of a market holds the tick and lot sizes themselves
     timeframes = {
         tf: tf for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
     }
     has = {
         "fetchOHLCV": True,
+        "fetchMarkOHLCV": True,
+        "fetchIndexOHLCV": True,
+        "fetchPremiumIndexOHLCV": True,
         "fetchTrades": True,
         "fetchOrderBook": True,
         "fetchTicker": True,
@@ -124,7 +135,13 @@ class SyntheticExchange:
 
     def load_markets(self, reload: bool = False) -> dict[str, dict[str, Any]]:
         if self.markets is None or reload:
-            self.markets = {symbol: _market(symbol) for symbol in self.symbols}
+            markets = {}
+            for symbol in self.symbols:
+                spot = symbol.split(":")[0]
+                quote = spot.partition("/")[2]
+                for listed in (spot, f"{spot}:{quote}"):
+                    markets[listed] = _market(listed, _model_for(listed, self.calendar))
+            self.markets = markets
         return self.markets
 
     def market(self, symbol: str) -> dict[str, Any]:
@@ -157,6 +174,30 @@ class SyntheticExchange:
             rows.extend(self._aggregate(symbol, bars, now))
             lo = hi
         return rows[-limit:] if latest else rows[:limit]
+
+    def fetch_mark_ohlcv(self, symbol: str, timeframe: str = "1m", since=None, limit=None, params=None):
+        """Mark-price candles of a perpetual: its traded candles `_MARK_PREMIUM` higher, no volume."""
+        return self._derived_ohlcv(symbol, timeframe, since, limit, lambda p: p * (1 + _MARK_PREMIUM))
+
+    def fetch_index_ohlcv(self, symbol: str, timeframe: str = "1m", since=None, limit=None, params=None):
+        """Index-price candles of a perpetual: its traded candles `_INDEX_DISCOUNT` lower, no volume."""
+        return self._derived_ohlcv(symbol, timeframe, since, limit, lambda p: p * (1 - _INDEX_DISCOUNT))
+
+    def fetch_premium_index_ohlcv(
+        self, symbol: str, timeframe: str = "1m", since=None, limit=None, params=None
+    ):
+        """Premium index candles (mark over index, minus one): constant, as the model's basis is."""
+        premium = (1 + _MARK_PREMIUM) / (1 - _INDEX_DISCOUNT) - 1
+        return self._derived_ohlcv(symbol, timeframe, since, limit, lambda _price: premium)
+
+    def _derived_ohlcv(self, symbol, timeframe, since, limit, transform) -> list[list[float]]:
+        if not self.market(symbol)["contract"]:
+            raise ccxt.BadRequest(f"synthetic {symbol} is spot: it has no mark, index or premium index price")
+        digits = _digits(_model_for(symbol, self.calendar).tick) + 2
+        return [
+            [row[0], *(round(float(transform(v)), digits) for v in row[1:5]), 0.0]
+            for row in self.fetch_ohlcv(symbol, timeframe, since, limit)
+        ]
 
     def fetch_trades(
         self, symbol: str, since: int | None = None, limit: int | None = None, params=None
@@ -543,7 +584,8 @@ def _model_for(symbol: str, calendar: str) -> _Model:
     )
 
 
-def _market(symbol: str) -> dict[str, Any]:
+def _market(symbol: str, model: _Model) -> dict[str, Any]:
+    """A ccxt market structure: spot `BASE/QUOTE`, or the linear perpetual `BASE/QUOTE:QUOTE`."""
     base, _, rest = symbol.partition("/")
     quote, _, settle = rest.partition(":")
     swap = bool(settle)
@@ -555,10 +597,22 @@ def _market(symbol: str) -> dict[str, Any]:
         "settle": settle or None,
         "type": "swap" if swap else "spot",
         "spot": not swap,
+        "margin": False,
         "swap": swap,
-        "linear": True if swap else None,
+        "future": False,
+        "option": False,
         "contract": swap,
+        "linear": True if swap else None,
+        "inverse": False if swap else None,
+        "contractSize": 1.0 if swap else None,
+        "expiry": None,
+        "strike": None,
+        "optionType": None,
         "active": True,
+        "created": int(ORIGIN.value // 1_000_000),
+        "precision": {"price": model.tick, "amount": model.lot},
+        "limits": {"amount": {"min": model.lot, "max": None}, "price": {"min": model.tick, "max": None}},
+        "info": {},
     }
 
 

@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from resources.intervals import IntervalError, interval_to_timedelta, validate_interval
+from resources.models import PRICE_KINDS  # candle price kinds: trade, and a derivative's mark/index/premium
 from resources.settings import ConfigurationError
 from resources.universe_file import file_version, read_document, universe_path
 
 SYNTHETIC = "synthetic"
 TWENTY_FOUR_SEVEN = "24/7"
 METRICS = {
-    # metric -> (default interval, unit)
-    "funding_rate": ("8h", "ratio per funding period"),
+    # metric -> (default interval, unit). Funding has no interval to configure: the exchange's funding times
+    # are what they are (1h, 4h, 8h, varying per symbol and over time) and the observed spacing is stored.
+    "funding_rate": (None, "ratio per funding period"),
     "open_interest": ("1h", "base currency amount"),
 }
 
@@ -44,17 +46,19 @@ _EXCHANGE_KEYS = {
     "snapshot_every",
     "settle",
     "trades_lookback",
-    "stream",
+    "prices",
+    "include_inactive",
 }
 
 
 @dataclass(frozen=True)
 class MetricSeries:
-    """One generic series of an exchange (funding rate or open interest of a perpetual)."""
+    """One derivative series of an exchange: funding rates (interval None: the observed funding times) or open
+    interest sampled every `interval`."""
 
     metric: str
     symbol: str
-    interval: str
+    interval: str | None = None
 
     @property
     def unit(self) -> str:
@@ -84,8 +88,15 @@ class ExchangeConfig:
     # A real exchange's tape is pulled for this long back from now at most (recent trades, not history).
     trades_lookback: str = "1h"
     extra: Mapping[str, Any] = field(default_factory=dict)
-    # The `stream:` section (live capture, validated by `resources.stream.config`); None: not streamed.
-    stream: Mapping[str, Any] | None = None
+    # Candle price kinds pulled for the contract symbols (spot has traded prices only).
+    prices: tuple[str, ...] = ("trade",)
+    # Pull instruments the exchange marks inactive (delisted, halted) too; default: skip them, reported.
+    include_inactive: bool = False
+
+    def prices_of(self, symbol: str) -> tuple[str, ...]:
+        """The candle price kinds pulled for `symbol`: a contract's configured ones (a ccxt unified symbol
+        names a settle currency after ':' exactly when it is a contract), traded prices only for spot."""
+        return self.prices if ":" in symbol else tuple(p for p in self.prices if p == "trade")
 
     @property
     def is_synthetic(self) -> bool:
@@ -167,7 +178,7 @@ def _exchange(name: Any, spec: Any, path: Path) -> ExchangeConfig:
     metrics = tuple(
         _metric(item, f"{where}.metrics[{i}]") for i, item in enumerate(spec.get("metrics") or [])
     )
-    for key in ("options", "urls", "stream"):
+    for key in ("options", "urls"):
         if not isinstance(spec.get(key) or {}, dict):
             raise ConfigurationError(f"{where}.{key}: expected a mapping")
     return ExchangeConfig(
@@ -192,7 +203,8 @@ def _exchange(name: Any, spec: Any, path: Path) -> ExchangeConfig:
         settle=settle,
         trades_lookback=trades_lookback,
         extra={key: value for key, value in spec.items() if key not in _EXCHANGE_KEYS},
-        stream=None if spec.get("stream") is None else dict(spec["stream"]),
+        prices=_prices(spec.get("prices", ["trade"]), f"{where}.prices"),
+        include_inactive=_flag(spec.get("include_inactive", False), f"{where}.include_inactive"),
     )
 
 
@@ -202,9 +214,30 @@ def _metric(item: Any, where: str) -> MetricSeries:
     metric = str(item["metric"])
     if metric not in METRICS:
         raise ConfigurationError(f"{where}.metric: {metric!r} is not one of {sorted(METRICS)}")
+    if metric == "funding_rate":
+        if "interval" in item:
+            raise ConfigurationError(
+                f"{where}.interval: funding times are observed, not configured (the exchange's schedule, "
+                "1h/4h/8h, varies per symbol and over time); remove the key"
+            )
+        return MetricSeries(metric=metric, symbol=str(item["symbol"]))
     interval = str(item.get("interval", METRICS[metric][0]))
     _check_interval(interval, f"{where}.interval")
     return MetricSeries(metric=metric, symbol=str(item["symbol"]), interval=interval)
+
+
+def _prices(value: Any, where: str) -> tuple[str, ...]:
+    kinds = _string_list(value, where)
+    unknown = [k for k in kinds if k not in PRICE_KINDS]
+    if unknown:
+        raise ConfigurationError(f"{where}: {unknown} not among the price kinds {list(PRICE_KINDS)}")
+    return kinds
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{where}: expected true or false, got {value!r}")
+    return value
 
 
 def _string_list(value: Any, where: str) -> tuple[str, ...]:

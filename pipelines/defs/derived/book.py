@@ -24,6 +24,10 @@ def replays(conn: sa.Connection, analytics: AnalyticsResource, end: datetime) ->
     for s in strategy_series(conn, analytics, end):
         candles = features.read_candles(conn, (s.exchange, s.symbol, s.interval), analytics.inception(), end)
         sim = strategy.simulate(candles, interval_to_timedelta(s.interval), p, s.book_id(p))
+        if backtest.is_perpetual(s.symbol):  # a perpetual held through funding times pays or earns it
+            sim = backtest.with_funding(
+                sim, backtest.read_funding(conn, s.exchange, s.symbol, analytics.inception(), end)
+            )
         out[s] = (candles, sim)
     return out
 

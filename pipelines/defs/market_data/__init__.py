@@ -1,14 +1,15 @@
-"""Market data: the five exchange datasets (one factory), the coverage report, their checks, jobs, schedules."""
+"""Market data: the six exchange datasets (one factory), the coverage report, their checks, jobs, schedules."""
 
 import dagster as dg
 
 from pipelines.defs.market_data.assets import (
     MARKET_DATA_ASSETS,
     coverage_report,
+    funding_rates,
     market_metrics,
     market_trades,
-    metric_series,
     ohlcv,
+    open_interest,
     orderbook_snapshots,
 )
 from pipelines.defs.market_data.checks import CHECKS
@@ -17,7 +18,15 @@ from pipelines.defs.market_data.schedules import daily_market_data, intraday_mar
 from resources.dagster_resources import ExchangeResource
 
 defs = dg.Definitions(
-    assets=[ohlcv, market_trades, orderbook_snapshots, market_metrics, metric_series, coverage_report],
+    assets=[
+        ohlcv,
+        market_trades,
+        orderbook_snapshots,
+        market_metrics,
+        funding_rates,
+        open_interest,
+        coverage_report,
+    ],
     asset_checks=CHECKS,
     jobs=[market_data_job, gap_backfill_job],
     schedules=[daily_market_data, intraday_market_data, nightly_gap_backfill],
@@ -31,13 +40,14 @@ __all__ = [
     "daily_market_data",
     "defs",
     "find_gaps",
+    "funding_rates",
     "gap_backfill_job",
     "intraday_market_data",
     "market_data_job",
     "market_metrics",
     "market_trades",
-    "metric_series",
     "nightly_gap_backfill",
     "ohlcv",
+    "open_interest",
     "orderbook_snapshots",
 ]

@@ -1,4 +1,5 @@
-"""Market data from the exchanges of the universe: candles, trades, order books, ticker metrics, metric series.
+"""Market data from the exchanges of the universe: candles, trades, order books, ticker metrics, funding rates
+and open interest.
 
 Every asset is partitioned by UTC day and backfilled in a single run (`BackfillPolicy.single_run()`): a run
 over a partition range walks its time window day by day, and each day is fetched and loaded in bounded
@@ -11,7 +12,7 @@ past. For a past partition these assets fetch nothing from a ccxt exchange and s
 the current partition (the intraday schedule) takes a snapshot at each run. The synthetic exchange has a
 deterministic past, so a backfill fills its snapshot history on a `snapshot_every` grid.
 
-The five assets are built by one factory (`market_data_asset`) from their rows in `pipelines/datasets.py`
+The six assets are built by one factory (`market_data_asset`) from their rows in `pipelines/datasets.py`
 (name, table, description, kinds, ingest function, point-in-time note): a new dataset is a new row there.
 """
 
@@ -36,7 +37,7 @@ from pipelines.partitions import daily_dataset_asset
 from pipelines.table_metadata import table_metadata
 from resources.dagster_resources import ExchangeResource, WarehouseResource
 from resources.exchanges.client import supports_history
-from resources.exchanges.ingest import IngestResult, day_chunks, ensure_source, rows_in_window
+from resources.exchanges.ingest import IngestResult, day_chunks, rows_in_window
 from resources.warehouse.load import LoadResult
 
 MARKET_DATASETS = in_group(MARKET_DATA)
@@ -72,10 +73,6 @@ def _stored_rows(
     warehouse: WarehouseResource, ds: Dataset, configs: list, start: pd.Timestamp, end: pd.Timestamp
 ) -> int:
     """Rows of the dataset's table in `[start, end)` from the selected exchanges: a partition's row count."""
-    if ds.per_source:
-        with warehouse.engine().begin() as conn:
-            source_ids = [ensure_source(conn, c, s) for c in configs for s in c.metrics]
-        return rows_in_window(warehouse.engine(), ds.table, start, end, source_ids=source_ids)
     return rows_in_window(warehouse.engine(), ds.table, start, end, exchanges=[c.name for c in configs])
 
 
@@ -109,7 +106,7 @@ def _materialize(
         metadata = _day_metadata(
             total, day_start, day_end, sources, _stored_rows(warehouse, ds, configs, day_start, day_end)
         )
-        notes = [
+        notes = [f"skipped: {n}" for n in total.notes] + [
             f"{c.name}: {note}"
             for c in configs
             if point_in_time
@@ -148,7 +145,8 @@ ohlcv = ASSETS["ohlcv"]
 market_trades = ASSETS["market_trades"]
 orderbook_snapshots = ASSETS["orderbook_snapshots"]
 market_metrics = ASSETS["market_metrics"]
-metric_series = ASSETS["metric_series"]
+funding_rates = ASSETS["funding_rates"]
+open_interest = ASSETS["open_interest"]
 
 
 @dg.asset(

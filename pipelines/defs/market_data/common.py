@@ -70,6 +70,7 @@ def report_metadata(report: GapReport) -> dict[str, object]:
         "missing_candles": report.missing,
         "answered_empty_candles": sum(s.answered_empty for s in report.series),
         "series": len(report.series),
+        "missing_funding_events": report.funding_missing,
         "report": dg.MetadataValue.md(report.markdown()),
     }
 

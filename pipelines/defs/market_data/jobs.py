@@ -50,7 +50,7 @@ def backfill_gaps(
     for name in dict.fromkeys(s.exchange for s in report.series if s.ranges):
         config = universe.exchange(name)
         ranges = {
-            (s.symbol, s.interval): [(lo, hi) for lo, hi, _ in s.ranges]
+            (s.symbol, s.interval, s.price): [(lo, hi) for lo, hi, _ in s.ranges]
             for s in report.series
             if s.exchange == name and s.ranges
         }
