@@ -20,6 +20,7 @@ the ones sent) as parsed.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -51,6 +52,12 @@ _KINDS: tuple[tuple[type, str], ...] = (
 )
 
 
+@functools.cache
+def _kind_of_type(type_class: type) -> str | None:
+    """The kind of a SQLAlchemy type class by _KINDS (cached: called per column of every batch)."""
+    return next((kind for sa_type, kind in _KINDS if issubclass(type_class, sa_type)), None)
+
+
 def kind_of(column: sa.Column, *, default: str | None = None) -> str:
     """The kind of a model column; an unsupported type raises TypeError unless `default` is given."""
     type_ = column.type
@@ -60,7 +67,7 @@ def kind_of(column: sa.Column, *, default: str | None = None) -> str:
         if not type_.timezone and default is None:
             raise TypeError(f"{column.table.name}.{column.name} is a timestamp without time zone")
         return "timestamp"
-    kind = next((kind for sa_type, kind in _KINDS if isinstance(type_, sa_type)), None)
+    kind = _kind_of_type(type(type_))
     if kind is not None:
         return kind
     if default is not None:
