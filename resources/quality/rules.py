@@ -171,6 +171,18 @@ def _spacing(dataset: str, series: list[str]) -> Rule:
     )
 
 
+def _symbol_format(dataset: str, shape: str) -> Rule:
+    return Rule(
+        dataset,
+        "symbol_format",
+        "regex",
+        "symbol",
+        {"regex": SYMBOL_REGEX},
+        "warning",
+        description=f"ccxt unified symbol {shape}",
+    )
+
+
 def _custom(dataset: str, name: str, check: str, severity: str = "error", description: str = "") -> Rule:
     return Rule(dataset, name, "custom", None, {"check": check}, severity, description=description)
 
@@ -314,15 +326,7 @@ def _ohlcv() -> list[Rule]:
         _aligned(d),
         _not_future(d, closed=True, tolerance_seconds=0),
         *_non_negative(d, "quote_volume", "trades_count", severity="warning"),
-        Rule(
-            d,
-            "symbol_format",
-            "regex",
-            "symbol",
-            {"regex": SYMBOL_REGEX},
-            "warning",
-            description="ccxt unified symbol BASE/QUOTE[:SETTLE]",
-        ),
+        _symbol_format(d, "BASE/QUOTE[:SETTLE]"),
         _spacing(d, ["exchange", "symbol", "interval", "price"]),
     ]
 
@@ -436,15 +440,7 @@ def _funding_rates() -> list[Rule]:
         Rule(d, "interval_format", "regex", "interval", {"regex": INTERVAL_REGEX}, description="e.g. 8h"),
         _unique(d, "exchange", "symbol", "time"),
         _not_future(d, closed=False, tolerance_seconds=60),
-        Rule(
-            d,
-            "symbol_format",
-            "regex",
-            "symbol",
-            {"regex": SYMBOL_REGEX},
-            "warning",
-            description="ccxt unified symbol BASE/QUOTE:SETTLE",
-        ),
+        _symbol_format(d, "BASE/QUOTE:SETTLE"),
     ]
 
 

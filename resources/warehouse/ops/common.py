@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import os
 import time as _time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -117,3 +117,26 @@ def insert_id(conn: sa.Connection, model: type, **values: Any) -> int:
     """Insert one row of `model` and return its id: the append-only logs (iterations, audit reports, events)."""
     table = model.__table__
     return conn.execute(sa.insert(table).values(**values).returning(table.c.id)).scalar_one()
+
+
+def series_rows(
+    conn: sa.Connection,
+    model: type,
+    cls: type[R],
+    where: Mapping[str, Any],
+    start: datetime | None,
+    end: datetime | None,
+    limit: int | None,
+    order: Sequence[str] = ("time",),
+) -> list[R]:
+    """Rows of `model` whose columns equal `where` (exchange, symbol, ...) with time in [start, end),
+    ordered by `order`, at most `limit`."""
+    lo, hi = bounds(start, end)
+    t = model.__table__
+    stmt = (
+        sa.select(t)
+        .where(*(t.c[name] == value for name, value in where.items()), t.c.time >= lo, t.c.time < hi)
+        .order_by(*(t.c[name] for name in order))
+        .limit(checked_limit(limit))
+    )
+    return fetch_all(conn, stmt, cls)

@@ -22,7 +22,7 @@ from resources.models import INSTRUMENT_TYPES
 from resources.models import FundingRate as FundingRateModel
 from resources.models import OpenInterest as OpenInterestModel
 from resources.sqlfiles import sql_text
-from resources.warehouse.ops.common import bounds, checked_limit, fetch_all
+from resources.warehouse.ops.common import fetch_all, series_rows
 from resources.warehouse.records import FundingRateRecord, InstrumentRecord, OpenInterestRecord, to_frame, utc
 from resources.warehouse.upsert import AuditContext, UpsertResult, upsert_dataframe
 
@@ -105,27 +105,6 @@ def get_instruments(
     return fetch_all(conn, sql_text("common/get_instruments"), InstrumentRecord, params)
 
 
-def _series_rows(
-    conn: sa.Connection,
-    model: type,
-    cls: type,
-    where: Mapping[str, Any],
-    start: datetime | None,
-    end: datetime | None,
-    limit: int | None,
-) -> list:
-    """Rows of `model` matching `where` with time in [start, end), in time order."""
-    lo, hi = bounds(start, end)
-    t = model.__table__
-    stmt = (
-        sa.select(t)
-        .where(*(t.c[name] == value for name, value in where.items()), t.c.time >= lo, t.c.time < hi)
-        .order_by(t.c.time)
-        .limit(checked_limit(limit))
-    )
-    return fetch_all(conn, stmt, cls)
-
-
 def get_funding_rates(
     conn: sa.Connection,
     exchange: str,
@@ -136,7 +115,7 @@ def get_funding_rates(
 ) -> list[FundingRateRecord]:
     """Funding events of a perpetual with time in [start, end), in time order (observed intervals)."""
     where = {"exchange": exchange, "symbol": symbol}
-    return _series_rows(conn, FundingRateModel, FundingRateRecord, where, start, end, limit)
+    return series_rows(conn, FundingRateModel, FundingRateRecord, where, start, end, limit)
 
 
 def get_open_interest(
@@ -150,7 +129,7 @@ def get_open_interest(
 ) -> list[OpenInterestRecord]:
     """Open interest of a derivative per `interval` with time in [start, end), in time order."""
     where = {"exchange": exchange, "symbol": symbol, "interval": interval}
-    return _series_rows(conn, OpenInterestModel, OpenInterestRecord, where, start, end, limit)
+    return series_rows(conn, OpenInterestModel, OpenInterestRecord, where, start, end, limit)
 
 
 def _frame(items: pd.DataFrame | Iterable[Any], cls: type) -> pd.DataFrame:

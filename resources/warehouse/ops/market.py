@@ -26,13 +26,13 @@ from resources.warehouse import cold as cold_tier
 from resources.warehouse.aggregates import aggregate_query
 from resources.warehouse.arrow_reads import ArrowReader
 from resources.warehouse.ops.common import (
-    R,
     Source,
     bounds,
     checked_limit,
     fetch_all,
     fetch_one,
     fetch_required,
+    series_rows,
 )
 from resources.warehouse.ops.frames import (
     concat,
@@ -404,29 +404,6 @@ def get_volume_profile(
     return fetch_all(conn, sql_text("common/volume_profile"), VolumeLevel, params)
 
 
-def _symbol_rows(
-    conn: sa.Connection,
-    model: type,
-    cls: type[R],
-    exchange: str,
-    symbol: str,
-    start: datetime | None,
-    end: datetime | None,
-    limit: int | None,
-    *order: str,
-) -> list[R]:
-    """Rows of `model` for one (exchange, symbol) with time in [start, end), ordered by `order`."""
-    lo, hi = bounds(start, end)
-    t = model.__table__
-    stmt = (
-        sa.select(t)
-        .where(t.c.exchange == exchange, t.c.symbol == symbol, t.c.time >= lo, t.c.time < hi)
-        .order_by(*(t.c[name] for name in order))
-        .limit(checked_limit(limit))
-    )
-    return fetch_all(conn, stmt, cls)
-
-
 def get_market_trades(
     conn: sa.Connection,
     exchange: str,
@@ -438,9 +415,8 @@ def get_market_trades(
 ) -> list[Trade]:
     """Tape trades of a symbol with time in [start, end), in time order; with `cold`, trades retention
     exported to the cold tier fill the part of the range no longer in the database."""
-    trades = _symbol_rows(
-        conn, MarketTradeModel, Trade, exchange, symbol, start, end, limit, "time", "trade_id"
-    )
+    where = {"exchange": exchange, "symbol": symbol}
+    trades = series_rows(conn, MarketTradeModel, Trade, where, start, end, limit, ("time", "trade_id"))
     lo, hi = bounds(start, end)
     if not cold or not cold_tier.cold_files(conn, "market_trades", lo, hi, exchange, [symbol]).num_rows:
         return trades
@@ -537,7 +513,8 @@ def get_orderbook_snapshots(
     limit: int | None = None,
 ) -> list[OrderBookSnapshot]:
     """Snapshots with time in [start, end), in time order."""
-    return _symbol_rows(conn, OrderbookModel, OrderBookSnapshot, exchange, symbol, start, end, limit, "time")
+    where = {"exchange": exchange, "symbol": symbol}
+    return series_rows(conn, OrderbookModel, OrderBookSnapshot, where, start, end, limit)
 
 
 def get_latest_orderbook(conn: sa.Connection, exchange: str, symbol: str) -> OrderBookSnapshot | None:
