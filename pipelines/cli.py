@@ -16,6 +16,7 @@ from pipelines.backup_cli import backup, restore
 from pipelines.cold_cli import cold
 from pipelines.load_cli import load
 from pipelines.quality_cli import archive, quarantine
+from pipelines.stream_cli import stream
 from resources.settings import ConfigurationError
 
 
@@ -157,6 +158,7 @@ cli.add_command(backup)
 cli.add_command(restore)
 cli.add_command(cold)
 cli.add_command(load)
+cli.add_command(stream)
 
 
 def main() -> None:

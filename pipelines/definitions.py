@@ -7,7 +7,7 @@ import os
 
 import dagster as dg
 
-from pipelines.defs import derived, ingestion, maintenance, market_data
+from pipelines.defs import derived, ingestion, maintenance, market_data, stream
 from resources.dagster_resources import WarehouseResource
 
 
@@ -23,5 +23,6 @@ defs = dg.Definitions.merge(
     market_data.defs,
     ingestion.defs,
     derived.defs,
+    stream.defs,
     maintenance.defs,
 )
