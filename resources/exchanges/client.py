@@ -489,35 +489,11 @@ def fetch_funding_range(
     Pages step by the shortest funding period known (1h), so an empty page never jumps past events; the
     spacing of the events themselves is measured afterwards (`observed_intervals`), never assumed.
     """
-    backoff = backoff or Backoff()
-    stats = PullStats()
-    now_ts = _now(now)
-    points = paginate_by_time(
-        lambda since, lim: call(
-            exchange,
-            "fetch_funding_rate_history",
-            symbol,
-            since=since,
-            limit=lim,
-            backoff=backoff,
-            stats=stats,
-        ),
-        lambda p: int(p["timestamp"]),
-        utc(start),
-        min(utc(end), now_ts + pd.Timedelta(milliseconds=1)),
-        _FUNDING_STEP_MS,
-        limit,
-        stats,
-    )
-    frame = pd.DataFrame(
-        {
-            "time": pd.to_datetime([int(p["timestamp"]) for p in points], unit="ms", utc=True),
-            "rate": _numbers(p.get("fundingRate") for p in points),
-            "mark_price": _numbers(_field(p, "markPrice") for p in points),
-            "index_price": _numbers(_field(p, "indexPrice") for p in points),
-        }
-    )
-    return Pulled(frame, utc(start), _answered(start, end, now_ts, settle), stats)
+    columns = {"rate": "fundingRate", "mark_price": "markPrice", "index_price": "indexPrice"}
+    return _history_range(
+        exchange, "fetch_funding_rate_history", (symbol,), columns, start, end, _FUNDING_STEP_MS, limit,
+        now, settle, backoff,
+    )  # fmt: skip
 
 
 def fetch_open_interest_range(
@@ -534,32 +510,47 @@ def fetch_open_interest_range(
 ) -> Pulled:
     """Open interest of a derivative sampled every `interval` in `[start, end)`: amount (contracts or base
     units) and value (quote/settle currency), as ccxt's `fetch_open_interest_history` gives them."""
+    step_ms = int(interval_to_timedelta(interval).total_seconds() * 1000)
+    columns = {"amount": "openInterestAmount", "value": "openInterestValue"}
+    return _history_range(
+        exchange, "fetch_open_interest_history", (symbol, interval), columns, start, end, step_ms, limit,
+        now, settle, backoff,
+    )  # fmt: skip
+
+
+def _history_range(
+    exchange: Any,
+    method: str,
+    args: tuple,
+    columns: Mapping[str, str],
+    start: datetime,
+    end: datetime,
+    step_ms: int,
+    limit: int,
+    now: datetime | None,
+    settle: str,
+    backoff: Backoff | None,
+) -> Pulled:
+    """A time-stamped ccxt history (`method(*args, since=, limit=)`) in `[start, end)` paged by time, as a
+    frame of `time` and `columns` (frame column -> ccxt field, or the exchange's own field in `info`)."""
     backoff = backoff or Backoff()
     stats = PullStats()
     now_ts = _now(now)
     points = paginate_by_time(
         lambda since, lim: call(
-            exchange,
-            "fetch_open_interest_history",
-            symbol,
-            interval,
-            since=since,
-            limit=lim,
-            backoff=backoff,
-            stats=stats,
-        ),  # fmt: skip
+            exchange, method, *args, since=since, limit=lim, backoff=backoff, stats=stats
+        ),
         lambda p: int(p["timestamp"]),
         utc(start),
         min(utc(end), now_ts + pd.Timedelta(milliseconds=1)),
-        int(interval_to_timedelta(interval).total_seconds() * 1000),
+        step_ms,
         limit,
         stats,
     )
     frame = pd.DataFrame(
         {
             "time": pd.to_datetime([int(p["timestamp"]) for p in points], unit="ms", utc=True),
-            "amount": _numbers(p.get("openInterestAmount") for p in points),
-            "value": _numbers(p.get("openInterestValue") for p in points),
+            **{name: _numbers(_field(p, key) for p in points) for name, key in columns.items()},
         }
     )
     return Pulled(frame, utc(start), _answered(start, end, now_ts, settle), stats)
