@@ -19,9 +19,10 @@ from resources import clock
 from resources.analytics.features import read_candles, series_in_window
 from resources.maintenance import retention
 from resources.maintenance.aggregates import DAY, HOUR, floor_to, refresh_aggregates
+from resources.maintenance.compression import compress_chunks
 from resources.maintenance.policy import parse_policy
 from resources.warehouse.api import Warehouse
-from tests.maintenance_data import candles, count
+from tests.maintenance_data import candles, caps_of, count
 
 NOW = floor_to(clock.now(), HOUR)
 START = floor_to(NOW - timedelta(days=60), DAY)  # old enough for retention to drop its piece
@@ -127,3 +128,23 @@ def test_derived_features_read_traded_prices_only(any_engine, stored):
         assert series_in_window(conn, START, end) == [SERIES]
         got = read_candles(conn, SERIES, START, end)
     np.testing.assert_allclose(got["close"].to_numpy(), stored["trade"]["close"].to_numpy())
+
+
+def test_compressed_chunks_keep_price_kinds_apart(any_engine, stored):
+    """TimescaleDB full: ohlcv's segments are per price kind (migration 0005), so compressed chunks read
+    and take corrections per kind; elsewhere the job reports compression unavailable."""
+    policy = parse_policy({"compression": {"after": "7d", "tables": ["ohlcv"]}})
+    result = compress_chunks(any_engine, policy, now=NOW)
+    if not caps_of(any_engine).compression:
+        pytest.skip(f"no columnstore on this backend: {result.status}")
+    assert result.chunks_converted >= 1
+    wh = Warehouse(any_engine)
+    for price, frame in stored.items():
+        got = wh.get_ohlcv_frame(*SERIES, price=price)
+        np.testing.assert_allclose(got["close"].to_numpy(), frame["close"].to_numpy())
+    # A late mark candle in the hole of a compressed chunk: stored beside the trade candle of that minute.
+    late = stored["mark"].head(1).assign(time=START + timedelta(minutes=65), close=1.0, low=0.5)
+    assert wh.insert_ohlcv(late).inserted == 1
+    assert wh.get_ohlcv(*SERIES, start=late["time"].iloc[0], limit=1, price="mark")[0].close == 1.0
+    trade = wh.get_ohlcv(*SERIES, start=late["time"].iloc[0], limit=1)[0]
+    assert trade.close == pytest.approx(stored["trade"]["close"].iloc[65])

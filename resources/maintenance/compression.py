@@ -1,7 +1,8 @@
 """Columnstore compression of old chunks (TimescaleDB full license), reported as unavailable elsewhere.
 
-The settings (segment by series, order by time descending) are declared once by migration 0003 in
-sql/timescaledb/columnstore_settings.sql; this job converts every chunk of a configured table whose whole
+The settings (segment by series, order by time descending) are declared by migration 0003 in
+sql/timescaledb/columnstore_settings.sql (ohlcv's series gained its price kind in migration 0005:
+sql/timescaledb/ohlcv_columnstore_by_price.sql); this job converts every chunk of a configured table whose whole
 range is older than the policy's age, one chunk per transaction, and reports chunks done and bytes
 before/after. Apache-only TimescaleDB and plain PostgreSQL have no columnstore: the job says so and succeeds.
 `plan_compression` lists the chunks a run would convert, read-only, for `market-warehouse maintenance plan`.

@@ -40,7 +40,8 @@ from resources.universe_file import file_version, read_document, universe_path
 FOREVER = None
 ALL_INTERVALS = "*"  # key of a per-interval mapping that applies to intervals not listed
 
-# Tables whose columnstore settings are declared in sql/timescaledb/columnstore_settings.sql.
+# Tables whose columnstore settings are declared in sql/timescaledb/columnstore_settings.sql (ohlcv's
+# segmentby gained the price kind in migration 0005: sql/timescaledb/ohlcv_columnstore_by_price.sql).
 COMPRESSIBLE_TABLES = ("ohlcv", "market_metrics", "features", "market_trades", "orderbook_snapshots")
 # Tables whose retention may differ per candle interval (they have an `interval` column in their key).
 PER_INTERVAL_TABLES = ("ohlcv",)
