@@ -25,7 +25,8 @@ def aggregate_query(interval: str, name: str = "common/get_ohlcv_aggregate") -> 
     `{aggregate}` placeholder set to the relation, taken from the closed mapping above, never from a caller.
 
     The default, `common/get_ohlcv_aggregate`, takes the parameters of `common/get_ohlcv` (:exchange,
-    :symbol, :interval, :start, :end, :limit) and returns its columns plus candle_count;
+    :symbol, :interval, :price, :start, :end, :limit: the aggregates are per price kind) and returns its
+    columns plus candle_count;
     `common/price_stats_aggregate` mirrors `common/price_stats`.
     """
     table = aggregate_table_for(interval)
