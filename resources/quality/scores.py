@@ -100,13 +100,21 @@ _WARMUP_SLACK = 2
 _NO_BOUND = datetime(1, 1, 1, tzinfo=UTC)  # inside the timestamptz range, unlike datetime.min's year 1 naive
 
 
-def load_history(conn: sa.Connection, dataset: str, frame: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
+def load_history(
+    conn: sa.Connection,
+    dataset: str,
+    frame: pd.DataFrame,
+    config: ScoreConfig,
+    *,
+    bounds: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Stored rows of the batch's series: warm-up before the batch (`in_range` false) and stored versions
     of the batch's range (`in_range` true), with the compared columns of `SeriesSpec.stored_columns`,
     `series` (the row's series as a position in `series_bounds(dataset, frame)`) and `stored_nan` (a
-    stored float is NaN rather than NULL: such a row is never taken as unchanged)."""
+    stored float is NaN rather than NULL: such a row is never taken as unchanged). `bounds`: the frame's
+    `series_bounds` when the caller has them."""
     spec = SCORED[dataset]
-    bounds = series_bounds(dataset, frame)
+    bounds = series_bounds(dataset, frame) if bounds is None else bounds
     history = _copy_query(conn, dataset, history_statement(conn, dataset, bounds, config))
     if _warmup_from(spec, bounds, config) > _NO_BOUND:
         series = history.column("series").to_numpy()
@@ -128,18 +136,34 @@ def load_history(conn: sa.Connection, dataset: str, frame: pd.DataFrame, config:
     return _typed_history(history, spec, bounds)
 
 
-def follows(dataset: str, earlier: pd.DataFrame, frame: pd.DataFrame) -> bool:
+def follows(
+    dataset: str,
+    earlier: pd.DataFrame,
+    frame: pd.DataFrame,
+    *,
+    earlier_bounds: pd.DataFrame | None = None,
+    bounds: pd.DataFrame | None = None,
+) -> bool:
     """Whether every series of `frame` that `earlier` also holds starts after `earlier`'s last row of it:
-    then writing `earlier` changes only the warm-up of `frame`'s history, never its stored range."""
+    then writing `earlier` changes only the warm-up of `frame`'s history, never its stored range.
+    `earlier_bounds`, `bounds`: their `series_bounds` when the caller has them."""
     if earlier.empty or frame.empty:
         return True
     keys = list(SCORED[dataset].series)
-    both = series_bounds(dataset, earlier).merge(series_bounds(dataset, frame), on=keys, suffixes=("_e", ""))
+    earlier_bounds = series_bounds(dataset, earlier) if earlier_bounds is None else earlier_bounds
+    bounds = series_bounds(dataset, frame) if bounds is None else bounds
+    both = earlier_bounds.merge(bounds, on=keys, suffixes=("_e", ""))
     return bool((both["max_e"] < both["min"]).all())
 
 
 def with_written(
-    dataset: str, history: pd.DataFrame, frame: pd.DataFrame, written: pd.DataFrame, config: ScoreConfig
+    dataset: str,
+    history: pd.DataFrame,
+    frame: pd.DataFrame,
+    written: pd.DataFrame,
+    config: ScoreConfig,
+    *,
+    bounds: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """`load_history(…, frame, …)` as it reads once `written` is stored, from a `history` read before.
 
@@ -150,13 +174,11 @@ def with_written(
     """
     spec = SCORED[dataset]
     keys = list(spec.series)
-    bounds = series_bounds(dataset, frame)
+    bounds = series_bounds(dataset, frame) if bounds is None else bounds
     position = pd.MultiIndex.from_frame(bounds[keys]).get_indexer(pd.MultiIndex.from_frame(written[keys]))
-    mine = position >= 0
-    if not mine.any():
+    rows, series = _last_rows(written, position, config.window + 1)
+    if not len(rows):
         return history
-    rows = written.iloc[np.flatnonzero(mine)]
-    series = position[mine]
     added: dict[str, object] = {"series": series}
     for key in keys:
         added[key] = bounds[key].iloc[series].array
@@ -178,6 +200,19 @@ def with_written(
     merged = merged.groupby("series", sort=False).tail(config.window + 1)
     parts = [part for part in (merged, history.loc[in_range]) if len(part)]
     return pd.concat(parts, ignore_index=True)
+
+
+def _last_rows(frame: pd.DataFrame, series: np.ndarray, count: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The last `count` distinct times of each series (`series`: a position per row, -1 for none) of
+    `frame`, the later row of a repeated time kept, with their series: all a warm-up can take of them."""
+    rows = np.flatnonzero(series >= 0)
+    micros = _micros(frame["time"].iloc[rows])
+    order = np.lexsort((micros, series[rows]))  # stable: a repeated time keeps the frame's order
+    rows, ids, micros = rows[order], series[rows][order], micros[order]
+    last = np.append((ids[1:] != ids[:-1]) | (micros[1:] != micros[:-1]), True)
+    rows, ids = rows[last], ids[last]
+    keep = np.searchsorted(ids, ids, side="right") - np.arange(len(ids)) <= count
+    return frame.iloc[rows[keep]], ids[keep]
 
 
 def series_bounds(dataset: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -37,6 +37,7 @@ from resources.quality.scores import (
     follows,
     load_history,
     score_frame,
+    series_bounds,
     with_written,
     write_anomalies,
 )
@@ -255,49 +256,54 @@ def _frame_buckets(dataset: str, frame: pd.DataFrame) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Ahead:
-    """What a batch needs before its transaction, made in the worker thread while the previous one writes."""
+    """What a batch needs before its transaction, made in a worker thread while the previous one writes."""
 
     split: SplitResult
     scoring: Scoring | None = None  # None: scored in the batch's own transaction (load_batch)
     upsert: PreparedUpsert | None = None  # None: prepared in the batch's own transaction
+    bounds: pd.DataFrame | None = None  # series_bounds of the good rows, when scored ahead
 
 
 def _ahead(
     engine: sa.Engine,
     dataset: str,
-    batch: pd.DataFrame,
-    rules: list[Rule],
+    split: Future[SplitResult],
     now: datetime,
     config: ScoreConfig,
-    written: pd.DataFrame | None,
+    previous: _Ahead | None,
     held: np.ndarray,
 ) -> _Ahead:
-    """Split the batch and, when it is safe, score it and prepare its upsert ahead of its transaction.
+    """Take the batch's split (made by another worker) and, when it is safe, score it and prepare its
+    upsert ahead of its transaction.
 
-    The history is read on another connection while the previous batch (`written`, not committed yet) is
-    being written, and completed with that batch's rows (`with_written`): exact when the batch's range is
-    under the load's session locks (`held`: nobody else writes it meanwhile) and the previous batch only
-    precedes it in each series (`follows`: it can add warm-up rows, not stored versions). Otherwise the
-    batch is scored in its transaction, after the previous one committed, as before.
+    The history is read on another connection while the previous batch (not committed yet) is being
+    written, and completed with that batch's rows (`with_written`): exact when the batch's range is under
+    the load's session locks (`held`: nobody else writes it meanwhile) and the previous batch only precedes
+    it in each series (`follows`: it can add warm-up rows, not stored versions). Otherwise the batch is
+    scored in its transaction, after the previous one committed, as before.
     """
     from resources.warehouse.upsert import prepare_upsert, range_buckets
 
-    split = split_frame(dataset, batch, rules, now=now)
-    good = split.good
+    done = split.result()
+    good = done.good
     if good.empty:
-        return _Ahead(split)
+        return _Ahead(done)
     if dataset not in SCORED:  # nothing read from the database: always prepared ahead
-        return _Ahead(split, upsert=prepare_upsert(dataset, good))
+        return _Ahead(done, upsert=prepare_upsert(dataset, good))
     if not np.isin(range_buckets(dataset, good[_time_column(dataset)]), held).all():
-        return _Ahead(split)
-    if written is not None and not follows(dataset, written, good):
-        return _Ahead(split)
-    with engine.connect() as reader:
-        history = load_history(reader, dataset, good, config)
+        return _Ahead(done)
+    bounds = series_bounds(dataset, good)
+    written = previous.split.good if previous is not None else None
     if written is not None and len(written):
-        history = with_written(dataset, history, good, written, config)
-    scoring = _scoring(dataset, split, history, now, config)
-    return _Ahead(split, scoring, prepare_upsert(dataset, scoring.frame, stored=scoring.stored))
+        earlier = previous.bounds if previous.bounds is not None else series_bounds(dataset, written)
+        if not follows(dataset, written, good, earlier_bounds=earlier, bounds=bounds):
+            return _Ahead(done)
+    with engine.connect() as reader:
+        history = load_history(reader, dataset, good, config, bounds=bounds)
+    if written is not None and len(written):
+        history = with_written(dataset, history, good, written, config, bounds=bounds)
+    scoring = _scoring(dataset, done, history, now, config)
+    return _Ahead(done, scoring, prepare_upsert(dataset, scoring.frame, stored=scoring.stored), bounds)
 
 
 def load_frame(
@@ -331,8 +337,9 @@ def load_frame(
     now = now or clock.now()
     config = score_config or ScoreConfig()
     batches = [frame.iloc[start : start + batch_rows] for start in range(0, len(frame), max(1, batch_rows))]
-    # The next batch is split, and scored when that is exact (`_ahead`), in a worker thread while the
-    # current one is written: the server's work and the client's overlap on two cores. The frame's range
+    # The next batch is scored and prepared when that is exact (`_ahead`) in a worker thread while the
+    # current one is written, and the one after it is split in a second worker meanwhile: the server's
+    # work and the client's overlap on two cores. The frame's range
     # is locked for the whole call (session locks) so that a history read ahead stays current; each batch
     # is still its own transaction, and errors surface in the batches' order.
     from resources.warehouse.upsert import hold_range, release_range
@@ -341,18 +348,25 @@ def load_frame(
         held = _frame_buckets(dataset, frame) if dataset in SCORED else np.zeros(0, dtype=np.int64)
         hold_range(conn, dataset, held)
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-load-ahead") as pool:
+            with (
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-load-split") as splitter,
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="mw-load-ahead") as pool,
+            ):
+                splits = [splitter.submit(split_frame, dataset, batches[0], rules, now=now)]
 
-                def submit(index: int, written: pd.DataFrame | None) -> Future[_Ahead]:
-                    return pool.submit(
-                        _ahead, engine, dataset, batches[index], rules, now, config, written, held
-                    )
+                def submit(index: int, previous: _Ahead | None) -> Future[_Ahead]:
+                    """Batch `index` ahead; the split of the one after it starts meanwhile."""
+                    if index + 1 < len(batches):
+                        splits.append(
+                            splitter.submit(split_frame, dataset, batches[index + 1], rules, now=now)
+                        )
+                    return pool.submit(_ahead, engine, dataset, splits[index], now, config, previous, held)
 
                 pending = submit(0, None)
                 for index, batch in enumerate(batches):
                     ahead = pending.result()
                     if index + 1 < len(batches):
-                        pending = submit(index + 1, ahead.split.good)
+                        pending = submit(index + 1, ahead)
                     with conn.begin():
                         result, _ = load_batch(
                             conn,
