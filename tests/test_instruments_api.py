@@ -7,6 +7,7 @@ with the rule that failed.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -14,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from resources.warehouse.api import Warehouse
+from resources.warehouse.async_api import AsyncWarehouse
 from resources.warehouse.load import load_frame
 
 SEEN = datetime(2021, 1, 1, tzinfo=UTC)
@@ -212,3 +214,24 @@ def test_open_interest_loads_and_negative_amounts_are_quarantined(any_engine):
     stored = wh.get_open_interest("binance", "BTC/USDT:USDT", "1h")
     assert [(r.time, r.amount) for r in stored] == [(times[0], 100.0), (times[2], 120.0)]
     assert wh.get_open_interest("binance", "BTC/USDT:USDT", "5m") == []
+
+
+def test_the_async_api_reads_and_writes_instruments_and_funding_alike(any_backend_url):
+    """The same operations on asyncpg (AsyncWarehouse): NULL filters and timestamps bound and typed."""
+
+    async def scenario():
+        async with AsyncWarehouse(any_backend_url) as awh:
+            rows = [{"exchange": "binance", **row} for row in INSTRUMENTS]
+            written = await awh.upsert_instruments(rows, seen_at=SEEN)
+            listed = await awh.get_instruments(at=datetime(2027, 1, 1, tzinfo=UTC))
+            swaps = await awh.get_instruments(exchange="binance", type="swap", active=True)
+            rates = [{"exchange": "binance", "symbol": "BTC/USDT:USDT", "time": SEEN, "rate": 0.0001}]
+            inserted = (await awh.insert_funding_rates(rates)).inserted
+            stored = await awh.get_funding_rates("binance", "BTC/USDT:USDT", start=SEEN)
+            return written, _symbols(listed), _symbols(swaps), inserted, stored
+
+    written, listed, swaps, inserted, stored = asyncio.run(scenario())
+    assert written == len(INSTRUMENTS)
+    assert "BTC/USDT:USDT-261225" not in listed and "BTC/USDT" in listed  # expired by 2027
+    assert swaps == ["BTC/USD:BTC", "BTC/USDT:USDT"]
+    assert inserted == 1 and [(r.time, r.rate) for r in stored] == [(SEEN, 0.0001)]
