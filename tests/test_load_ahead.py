@@ -129,7 +129,10 @@ def test_with_written_is_the_history_read_after_the_write(engine):
         written = split_frame("ohlcv", previous, rules, now=NOW).good
         good = split_frame("ohlcv", batch, rules, now=NOW).good
         assert follows("ohlcv", written, good) and not follows("ohlcv", good, written)
-        early = with_written("ohlcv", load_history(conn, "ohlcv", good, CONFIG), good, written, CONFIG)
+        read = load_history(conn, "ohlcv", good, CONFIG)
+        early = with_written("ohlcv", read, good, written, CONFIG)
+        other = split_frame("ohlcv", candles(5, symbol="SOL/USDT"), rules, now=NOW).good
+        assert with_written("ohlcv", read, good, other, CONFIG) is read  # no common series: nothing added
     load_frame(engine, "ohlcv", previous, run_id="b", now=NOW, score_config=CONFIG)
     with engine.connect() as conn:
         late = load_history(conn, "ohlcv", good, CONFIG)

@@ -206,6 +206,8 @@ def _last_rows(frame: pd.DataFrame, series: np.ndarray, count: int) -> tuple[pd.
     """The last `count` distinct times of each series (`series`: a position per row, -1 for none) of
     `frame`, the later row of a repeated time kept, with their series: all a warm-up can take of them."""
     rows = np.flatnonzero(series >= 0)
+    if not len(rows):
+        return frame.iloc[:0], rows
     micros = _micros(frame["time"].iloc[rows])
     order = np.lexsort((micros, series[rows]))  # stable: a repeated time keeps the frame's order
     rows, ids, micros = rows[order], series[rows][order], micros[order]
