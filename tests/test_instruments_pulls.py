@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from resources.analytics.backtest import funding_payments, is_perpetual, with_funding
+from resources.analytics.risk import funding_cash
 from resources.analytics.strategy import Simulation
 from resources.exchanges.client import (
     Backoff,
@@ -375,3 +376,109 @@ def test_open_interest_of_the_perpetual_into_its_own_table(engine, replay, excha
         for p in served
     ]  # fmt: skip
     assert result.load.inserted == len(served) == 24
+
+
+def test_the_equity_curve_carries_the_funding_the_backtest_charges():
+    """The equity curve (from fills) and the simulation (bar by bar) see the same funding: bought at the
+    01:00 open (not held at the 01:00 funding), sold at the 05:00 open (held into the 05:00 funding)."""
+    fill = {
+        "exchange": "x",
+        "symbol": PERP,
+        "quantity": Decimal("10"),
+        "price": Decimal("2"),
+        "fees": Decimal(0),
+    }
+    fills = pd.DataFrame([
+        {**fill, "side": "buy", "executed_at": t("2024-03-01 01:00")},
+        {**fill, "side": "sell", "executed_at": t("2024-03-01 05:00")},
+    ])  # fmt: skip
+    times = [t(f"2024-03-01 0{h}:00") for h in (1, 3, 5, 7)]
+    funding = pd.DataFrame(
+        {
+            "exchange": "x",
+            "symbol": PERP,
+            "time": times,
+            "rate": 0.001,
+            "mark_price": 2.0,
+            "step": pd.Timedelta("1h"),
+        }
+    )
+
+    assert funding_cash(fills, funding, t("2024-03-01 04:00")) == Decimal("-0.02")  # 03:00 only
+    assert funding_cash(fills, funding, t("2024-03-01 08:00")) == Decimal("-0.04")  # 03:00 and 05:00
+    short = fills.assign(side=["sell", "buy"])
+    assert funding_cash(short, funding, t("2024-03-01 08:00")) == Decimal("0.04")  # a short receives
+
+    # The simulation's marks of the same path: a bar close at T holds the fills before T.
+    quantities = ["0", "10", "10", "10", "10", "0", "0"]  # closes at 01:00 .. 07:00
+    marks = [
+        {"time": t(f"2024-03-01 0{h}:00"), "cash": Decimal(0), "quantity": Decimal(q), "close": 2.0, "equity": Decimal(0)}
+        for h, q in zip(range(1, 8), quantities, strict=True)
+    ]  # fmt: skip
+    sim = with_funding(Simulation(equity=marks), funding)
+    assert (
+        sim.equity[-1]["funding"] == funding_cash(fills, funding, t("2024-03-01 07:00")) == Decimal("-0.04")
+    )
+    assert sim.equity[2]["funding"] == funding_cash(fills, funding, t("2024-03-01 03:00")) == Decimal("-0.02")
+
+
+BTC_PERP = "BTC/USDT:USDT"
+PERPETUAL_UNIVERSE = """
+exchanges:
+  synthetic:
+    driver: synthetic
+    seed: 5
+    symbols: [BTC/USDT:USDT]
+    intervals: [1h]
+    snapshot_every: 6h
+    metrics:
+      - {metric: funding_rate, symbol: BTC/USDT:USDT}
+"""
+
+
+def test_a_perpetuals_backtest_and_equity_curve_include_its_funding(db_url, tmp_path):
+    """Through the Dagster assets: candles and funding of the synthetic perpetual, then the derived graph.
+    The stored backtest and the equity curve agree with each other, and differ from a funding-blind replay by
+    exactly the funding the position paid."""
+    from pipelines.defs.derived import DERIVED_ASSETS, AnalyticsResource
+    from pipelines.defs.market_data import funding_rates, ohlcv
+    from resources.analytics import backtest, features, strategy
+    from resources.analytics.backtest import Series
+    from resources.dagster_resources import ExchangeResource, WarehouseResource
+    from tests.universes import universe_file
+
+    analytics = AnalyticsResource(forecast_intervals=["1m"], strategy_inception="2024-03-01", fast=3, slow=8)
+    resources = {
+        "warehouse": WarehouseResource(database_url=db_url.render_as_string(hide_password=False)),
+        "exchanges": ExchangeResource(universe_path=universe_file(tmp_path, PERPETUAL_UNIVERSE)),
+        "analytics": analytics,
+    }
+    import dagster as dg
+
+    dg.materialize([ohlcv, funding_rates, *DERIVED_ASSETS], partition_key="2024-03-01", resources=resources)
+    engine = resources["warehouse"].engine()
+    end = t("2024-03-02")
+    with engine.connect() as conn:
+        candles = features.read_candles(conn, ("synthetic", BTC_PERP, "1h"), t("2024-03-01"), end)
+        funding = backtest.read_funding(conn, "synthetic", BTC_PERP, t("2024-03-01"), end)
+        stored = conn.execute(
+            sa.text("SELECT final_equity FROM backtest_results WHERE end_time = :e"), {"e": end}
+        )
+        final_equity = stored.scalar_one()
+        query = sa.text("SELECT time, equity FROM equity_curve WHERE portfolio = 'sma_cross'")
+        curve = {pd.Timestamp(time): equity for time, equity in conn.execute(query)}
+    p = analytics.strategy_params()
+    blind = strategy.simulate(
+        candles, pd.Timedelta(hours=1), p, Series("synthetic", BTC_PERP, "1h").book_id(p)
+    )
+    paid = funding_payments(pd.DataFrame(blind.equity), funding)
+    assert len(funding) == 3 and len(paid) >= 1  # the strategy held the perpetual through a funding time
+    assert (
+        final_equity
+        == blind.equity[-1]["equity"] + sum(paid["payment"], Decimal(0))
+        != blind.equity[-1]["equity"]
+    )
+    # The equity curve, rebuilt from the fills, carries the same funding at every bar close it shows.
+    charged = {m["time"]: m["equity"] for m in backtest.with_funding(blind, funding).equity}
+    assert len(curve) == 23 and {time: charged[time] for time in curve} == curve
+    assert any(curve[m["time"]] != m["equity"] for m in blind.equity if m["time"] in curve)  # funding shows

@@ -2,8 +2,9 @@
 
 A portfolio is a set of fills (one strategy's, optionally one sleeve's by correlation-id prefix) with an
 initial capital; at each snapshot time t its cash is the capital plus the cash flows of the fills executed
-before t, its positions are marked at the latest candle close known at t (a bar's close is known at its open
-time + interval). This is computed from the warehouse, independently of the simulation that produced the
+before t (and, for a perpetual, the funding its positions paid or received at the funding times up to t, as
+`backtest.with_funding` adds to the simulation), its positions are marked at the latest candle close known at
+t (a bar's close is known at its open time + interval). This is computed from the warehouse, independently of the simulation that produced the
 fills, so the two can be checked against each other.
 
 Risk figures at t use the portfolio's per-snapshot returns (the first one against the initial capital):
@@ -24,7 +25,15 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.analytics.backtest import Series, max_drawdown, periods_per_year, sharpe
+from resources.analytics.backtest import (
+    Series,
+    funding_payments,
+    is_perpetual,
+    max_drawdown,
+    periods_per_year,
+    read_funding,
+    sharpe,
+)
 from resources.analytics.features import read_candles
 from resources.analytics.store import SyncResult, sync_rows
 from resources.analytics.strategy import money
@@ -91,6 +100,48 @@ def read_marks(conn: sa.Connection, pf: Portfolio, start: datetime, end: datetim
     return marks.sort_values("known_at", kind="stable").reset_index(drop=True) if len(marks) else marks
 
 
+def read_funding_due(conn: sa.Connection, pf: Portfolio, fills: pd.DataFrame, end: datetime) -> pd.DataFrame:
+    """Funding events of the portfolio's perpetuals from its first fill to `end`, each with the price it is
+    paid on: the exchange's mark price at funding, else the close of the last bar closed by then (the price
+    the simulation marks the position at)."""
+    columns = ["exchange", "symbol", "time", "rate", "mark_price", "step"]
+    frames = []
+    for s in pf.series:
+        if fills.empty or not is_perpetual(s.symbol):
+            continue
+        first = fills["executed_at"].min().to_pydatetime()
+        events = read_funding(conn, s.exchange, s.symbol, first, end)
+        if events.empty:
+            continue
+        step = interval_to_timedelta(s.interval)
+        bars = read_candles(conn, (s.exchange, s.symbol, s.interval), first, end, warmup=1)
+        closes = pd.DataFrame({"time": bars["time"] + step, "close": bars["close"].astype("float64")})
+        events = events.assign(time=pd.to_datetime(events["time"], utc=True))
+        priced = pd.merge_asof(events, closes, on="time", direction="backward")
+        priced["mark_price"] = priced["mark_price"].astype("float64").fillna(priced["close"])
+        frames.append(priced.assign(exchange=s.exchange, symbol=s.symbol, step=step)[columns])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def funding_cash(fills: pd.DataFrame, funding: pd.DataFrame, t: pd.Timestamp) -> Decimal:
+    """What the positions paid (negative) or received in funding at funding times up to `t`: the position
+    at a funding time is the one held at the last bar close before it (fills before that close), as in the
+    simulation; a short (negative position) receives what a long pays."""
+    total = Decimal(0)
+    due = funding[funding["time"] <= t] if len(funding) else funding
+    for (exchange, symbol), events in due.groupby(["exchange", "symbol"], sort=False):
+        mine = fills[(fills["exchange"] == exchange) & (fills["symbol"] == symbol)]
+        signed = [q if side == "buy" else -q for q, side in zip(mine["quantity"], mine["side"], strict=True)]
+        closes = events["time"].dt.floor(events["step"].iloc[0])
+        held = [
+            sum((q for q, at in zip(signed, mine["executed_at"], strict=True) if at < close), Decimal(0))
+            for close in closes
+        ]
+        positions = pd.DataFrame({"time": events["time"], "quantity": held, "close": events["mark_price"]})
+        total += sum(funding_payments(positions, events)["payment"], Decimal(0))
+    return total
+
+
 def snapshot_times(marks: pd.DataFrame, start: datetime, end: datetime) -> list[pd.Timestamp]:
     """Every time in [start, end) at which a new close becomes known."""
     if marks.empty:
@@ -114,9 +165,15 @@ class Snapshot:
         return money(self.cash + self.positions_value)
 
 
-def snapshot_at(fills: pd.DataFrame, marks: pd.DataFrame, t: pd.Timestamp, initial: Decimal) -> Snapshot:
+def snapshot_at(
+    fills: pd.DataFrame,
+    marks: pd.DataFrame,
+    t: pd.Timestamp,
+    initial: Decimal,
+    funding: pd.DataFrame | None = None,
+) -> Snapshot:
     done = fills[fills["executed_at"] < t]
-    cash = initial
+    cash = initial + (funding_cash(fills, funding, t) if funding is not None else Decimal(0))
     qty: dict[tuple[str, str], Decimal] = {}
     for f in done.itertuples(index=False):
         notional = f.quantity * f.price
@@ -141,12 +198,18 @@ def snapshot_at(fills: pd.DataFrame, marks: pd.DataFrame, t: pd.Timestamp, initi
 
 
 def equity_frame(
-    pf: Portfolio, fills: pd.DataFrame, marks: pd.DataFrame, start: datetime, end: datetime
+    pf: Portfolio,
+    fills: pd.DataFrame,
+    marks: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    funding: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, list[Snapshot]]:
-    """`equity_curve` rows of [start, end) and their snapshots (for the risk figures)."""
+    """`equity_curve` rows of [start, end) and their snapshots (for the risk figures); `funding` (from
+    `read_funding_due`) puts a perpetual's funding payments in the cash."""
     times = snapshot_times(marks, start, end)
-    base = snapshot_at(fills, marks, pd.Timestamp(start), pf.initial_capital).equity
-    snaps = [snapshot_at(fills, marks, t, pf.initial_capital) for t in times]
+    base = snapshot_at(fills, marks, pd.Timestamp(start), pf.initial_capital, funding).equity
+    snaps = [snapshot_at(fills, marks, t, pf.initial_capital, funding) for t in times]
     rows = [
         {
             "portfolio": pf.name,
@@ -246,8 +309,9 @@ def equity_for_window(
     """Equity rows of [start, end) from the warehouse, the snapshots, and the input rows read."""
     fills = read_fills(conn, pf, end)
     marks = read_marks(conn, pf, start, end)
-    frame, snaps = equity_frame(pf, fills, marks, start, end)
-    return frame, snaps, len(fills) + len(marks)
+    funding = read_funding_due(conn, pf, fills, end)
+    frame, snaps = equity_frame(pf, fills, marks, start, end, funding)
+    return frame, snaps, len(fills) + len(marks) + len(funding)
 
 
 def risk_for_window(
