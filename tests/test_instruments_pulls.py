@@ -266,7 +266,8 @@ def served_closes(kind: str, start: pd.Timestamp, end: pd.Timestamp) -> list[tup
     return [(tm, c) for tm, c in out if start <= tm < end]
 
 
-def test_spot_and_perpetual_of_one_pair_stay_apart_and_a_rerun_writes_nothing(engine, replay, exchange):
+def test_spot_and_perpetual_of_one_pair_stay_apart_and_a_rerun_writes_nothing(any_engine, replay, exchange):
+    engine = any_engine  # PostgreSQL, TimescaleDB full and Apache-only
     config = binance()
     ctx = LoadContext(engine, run_id="r1", now=NOW, backoff=Backoff(base_delay=0.0))
     window = (t("2024-03-01"), t("2024-03-03"))
@@ -336,7 +337,8 @@ def test_an_inactive_symbol_is_reported_an_unknown_one_fails_after_the_others_lo
     assert inactive.load.fetched == 0 and any(n.startswith("LUNA/USDT: inactive") for n in inactive.notes)
 
 
-def test_funding_gaps_follow_the_observed_schedule(engine, replay, exchange):
+def test_funding_gaps_follow_the_observed_schedule(any_engine, replay, exchange):
+    engine = any_engine  # PostgreSQL, TimescaleDB full and Apache-only
     config = binance(symbols=(PERP,), prices=("trade",))
     ctx = LoadContext(engine, run_id="r1", now=NOW, backoff=Backoff(base_delay=0.0))
     universe = Universe(Path("u.yaml"), (config,))
