@@ -7,7 +7,8 @@ import os
 
 import dagster as dg
 
-from pipelines.defs import derived, ingestion, maintenance, market_data, stream
+from pipelines.catalog import with_catalog_facts
+from pipelines.defs import derived, ingestion, maintenance, market_data, observability, stream
 from resources.dagster_resources import WarehouseResource
 
 
@@ -18,11 +19,15 @@ def _warehouse() -> WarehouseResource:
     return WarehouseResource()
 
 
-defs = dg.Definitions.merge(
-    dg.Definitions(resources={"warehouse": _warehouse()}),
-    market_data.defs,
-    ingestion.defs,
-    derived.defs,
-    stream.defs,
-    maintenance.defs,
+# Owners, code references and freshness policies (pipelines/catalog.py) are added to the merged assets.
+defs = with_catalog_facts(
+    dg.Definitions.merge(
+        dg.Definitions(resources={"warehouse": _warehouse()}),
+        market_data.defs,
+        ingestion.defs,
+        derived.defs,
+        maintenance.defs,
+        observability.defs,
+        stream.defs,
+    )
 )

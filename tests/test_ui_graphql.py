@@ -12,16 +12,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster._core.test_utils import in_process_test_workspace
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-from dagster_graphql.test.utils import execute_dagster_graphql
 
 from pipelines.defs import market_data
 from pipelines.defs.derived import AnalyticsResource, features_asset
@@ -30,6 +26,7 @@ from pipelines.defs.market_data.checks import CHECKS as MARKET_CHECKS
 from pipelines.defs.quality import quality_checks
 from pipelines.partitions import DEFAULT_HISTORY_START
 from resources.dagster_resources import ExchangeResource, WarehouseResource
+from tests.ui_data import graphql
 from tests.universes import SYNTHETIC_UNIVERSE, universe_file
 
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
@@ -71,21 +68,6 @@ def instance(tmp_path) -> Iterator[dg.DagsterInstance]:
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         yield instance
-
-
-@contextmanager
-def ui(instance: dg.DagsterInstance):
-    """The UI's GraphQL context over the real code location."""
-    origin = LoadableTargetOrigin(module_name="pipelines.definitions", attribute="defs")
-    with in_process_test_workspace(instance, origin) as context:
-        yield context
-
-
-def graphql(instance: dg.DagsterInstance, query: str, **variables) -> dict:
-    with ui(instance) as context:
-        result = execute_dagster_graphql(context, query, variables=variables)
-    assert not result.errors, result.errors
-    return result.data
 
 
 def checks_of(instance: dg.DagsterInstance, asset: str) -> dict[str, dict]:

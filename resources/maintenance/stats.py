@@ -109,12 +109,18 @@ class WarehouseStats:
             )
         return "\n".join(lines)
 
+    def shown(self) -> list[TableInfo]:
+        """The tables worth a line in a report: time-series tables, aggregates, other tables with rows."""
+        return [
+            t
+            for t in self.tables
+            if t.table_name in TIMESERIES or t.kind in AGGREGATE_KINDS or t.row_estimate
+        ]
+
     def numeric(self) -> dict[str, float | int]:
         """Per table numbers for Dagster metadata plots: `<table>/rows`, `/bytes`, `/pieces`, `/compression_ratio`."""
         out: dict[str, float | int] = {}
-        for t in self.tables:
-            if not (t.table_name in TIMESERIES or t.kind in AGGREGATE_KINDS or t.row_estimate):
-                continue
+        for t in self.shown():
             out[f"{t.table_name}/rows"] = t.row_estimate
             out[f"{t.table_name}/bytes"] = t.total_bytes
             out[f"{t.table_name}/pieces"] = t.pieces

@@ -356,9 +356,12 @@ class EquityCurve(_PortfolioSteps):
             equity = risk.read_equity(conn, self.book.name, run.last.end)
         if not len(equity):
             return {}
+        values = equity.astype(float)
         return {
             "equity_curve_plot": equity_plot(self.book.name, equity),
-            "final_equity": float(equity.iloc[-1]),
+            "final_equity": float(values.iloc[-1]),
+            # Numbers beside the picture: the metadata's "Plots" view draws them across materializations.
+            "max_drawdown": float((values / values.cummax() - 1).min()),
         }
 
 

@@ -20,13 +20,18 @@ from pipelines.defs.maintenance.metadata import (
     OHLCV,
     OHLCV_1D,
     OHLCV_1H,
+    STATS_COLUMNS,
     WAREHOUSE_STATS,
     aggregate_events,
     stats_metadata,
 )
 from pipelines.partitions import MAINTENANCE_POOL
+from pipelines.table_metadata import table_metadata
 from resources.dagster_resources import WarehouseResource
 from resources.maintenance import aggregates, stats
+
+# Views: over TimescaleDB continuous aggregates, or over rollup tables on the other backends.
+AGGREGATE_KINDS = {"postgres", "view"}
 
 
 @dg.multi_asset(
@@ -36,12 +41,16 @@ from resources.maintenance import aggregates, stats
             deps=[OHLCV],
             group_name=GROUP,
             description="Hourly OHLCV of the 1m candles (continuous aggregate or rollup table).",
+            kinds=AGGREGATE_KINDS,
+            metadata=table_metadata("ohlcv_1h"),
         ),
         dg.AssetSpec(
             OHLCV_1D,
             deps=[OHLCV_1H],
             group_name=GROUP,
             description="Daily OHLCV built from ohlcv_1h.",
+            kinds=AGGREGATE_KINDS,
+            metadata=table_metadata("ohlcv_1d"),
         ),
     ],
     pool=MAINTENANCE_POOL,
@@ -58,7 +67,10 @@ def ohlcv_aggregates(warehouse: WarehouseResource):
     deps=[OHLCV_1H, OHLCV_1D],
     group_name=GROUP,
     pool=MAINTENANCE_POOL,
-    description="Per table: size, rows, chunks/partitions, compression ratio, oldest/newest time.",
+    description="Per table: size, rows, chunks/partitions, compression ratio, oldest/newest time (one "
+    "metadata table per materialization).",
+    kinds={"postgres"},
+    metadata={"dagster/column_schema": STATS_COLUMNS},  # of its "tables" metadata: no warehouse table
 )
 def warehouse_stats(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=stats_metadata(stats.collect_stats(warehouse.engine())))

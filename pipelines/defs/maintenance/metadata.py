@@ -66,10 +66,55 @@ def plan_metadata(plan: MaintenancePlan) -> dict[str, object]:
     }
 
 
+STATS_COLUMNS = dg.TableSchema(
+    columns=[
+        dg.TableColumn("table", "string"),
+        dg.TableColumn(
+            "kind", "string", description="hypertable, partitioned, regular, rollup, continuous aggregate"
+        ),
+        dg.TableColumn("rows", "int", description="planner estimate after ANALYZE"),
+        dg.TableColumn("bytes", "int", description="total size with indexes and TOAST"),
+        dg.TableColumn("pieces", "int", description="chunks or partitions"),
+        dg.TableColumn(
+            "compression_ratio", "float", description="bytes before / after, compressed chunks only"
+        ),
+        dg.TableColumn("oldest", "string", description="earliest time of a time-series table, UTC"),
+        dg.TableColumn("newest", "string", description="latest time of a time-series table, UTC"),
+    ]
+)
+
+
+def _when(moment) -> str | None:
+    return None if moment is None else f"{moment:%Y-%m-%d %H:%M}"
+
+
+def stats_table(measured: stats.WarehouseStats) -> dg.TableMetadataValue:
+    """The tables' size and shape as one metadata table, largest first: every time-series table and
+    aggregate, and the other tables that hold rows (the empty bookkeeping tables would bury them)."""
+    records = [
+        dg.TableRecord(
+            {
+                "table": t.table_name,
+                "kind": t.kind,
+                "rows": t.row_estimate,
+                "bytes": t.total_bytes,
+                "pieces": t.pieces,
+                "compression_ratio": round(t.compression_ratio, 3) if t.compression_ratio else None,
+                "oldest": _when(t.oldest),
+                "newest": _when(t.newest),
+            }
+        )
+        for t in sorted(measured.shown(), key=lambda t: -t.total_bytes)
+    ]
+    return dg.MetadataValue.table(records=records, schema=STATS_COLUMNS)
+
+
 def stats_metadata(measured: stats.WarehouseStats) -> dict[str, object]:
+    """The stats as one table plus the totals a plot of the asset's history can follow."""
     return {
-        "tables": dg.MetadataValue.md(measured.markdown()),
+        "tables": stats_table(measured),
         "backend": measured.backend,
         "seconds": round(measured.seconds, 3),
-        **measured.numeric(),
+        "total_bytes": sum(t.total_bytes for t in measured.tables),
+        "total_rows": sum(t.row_estimate for t in measured.tables),
     }
