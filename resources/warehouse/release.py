@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from resources.quality.jsonsafe import records
 from resources.quality.rules import load_rules
-from resources.quality.split import SplitResult, coerce, key_columns
+from resources.quality.split import SplitResult, coerce, key_columns, table_of
 from resources.sqlfiles import sql_text
 from resources.warehouse.load import load_batch
 from resources.warehouse.stored_keys import existing_keys, stored_mask
@@ -121,7 +121,9 @@ def _mark_released(
 def _stored_keys(conn: sa.Connection, table: str, frame: pd.DataFrame) -> set[tuple]:
     """Natural keys of the (typeable) rows of `frame` already stored: their release is an update."""
     keys = key_columns(table)
-    if not set(keys) <= set(frame.columns):
+    columns = table_of(table).c
+    # A key part writers may omit (ohlcv's price kind) is filled by `coerce`, as the load fills it.
+    if any(k not in frame.columns and "key_default" not in columns[k].info for k in keys):
         return set()
     typed, unparseable, _ = coerce(table, frame)
     usable = typed.loc[~unparseable.to_numpy() & typed[keys].notna().all(axis=1).to_numpy()]
