@@ -70,6 +70,7 @@ class Session:
     frames: list[str]
     drop: bool = False
     pause_s: float = 0.0  # between frames (0: as fast as the socket takes them)
+    pauses: dict[int, float] = field(default_factory=dict)  # extra pause after frame i
 
 
 @dataclass
@@ -88,7 +89,7 @@ class BinanceWsReplay:
         return f"ws://127.0.0.1:{self.port}/stream"
 
     async def __aenter__(self) -> BinanceWsReplay:
-        self._server = await serve(self._handle, "127.0.0.1", 0, max_queue=None)
+        self._server = await serve(self._handle, "127.0.0.1", 0, max_queue=None, compression=None)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -117,10 +118,10 @@ class BinanceWsReplay:
     @staticmethod
     async def _play(ws: ServerConnection, session: Session) -> None:
         await asyncio.sleep(0.05)  # after the subscription's answer has been handled
-        for frame in session.frames:
+        for index, frame in enumerate(session.frames):
             await ws.send(frame)
-            if session.pause_s:
-                await asyncio.sleep(session.pause_s)
+            if session.pause_s or index in session.pauses:
+                await asyncio.sleep(session.pause_s + session.pauses.get(index, 0.0))
         if session.drop:
             await asyncio.sleep(0.05)
             ws.transport.abort()  # a dropped connection, not a polite close

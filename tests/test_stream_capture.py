@@ -38,24 +38,24 @@ TRADES = recorded_agg_trades()
 KLINES = [k for k in recorded_klines()[:40]]  # 1h candles, all closed
 
 
-def stream_config(channels=("trades",), **stream):
+def stream_config(channels=("trades",), options=None, **stream):
     exchange = ExchangeConfig(
         name="binance",
         driver="binance",
         symbols=("BTC/USDT",),
         intervals=("1h",),
-        options={"fetchMarkets": {"types": ["spot"]}},
+        options={"fetchMarkets": {"types": ["spot"]}, **(options or {})},
         stream={"channels": list(channels), "flush_ms": 100, "candle_interval": "1h", **stream},
     )
     return parse_stream(exchange, "test-universe.yaml")
 
 
-def run_capture(engine, rest_url, sessions, done, channels=("trades",), timeout=30.0, **stream):
+def run_capture(engine, rest_url, sessions, done, channels=("trades",), timeout=30.0, options=None, **stream):
     """Run the service against the local servers until `done(conn)` holds (or `timeout`); its stats."""
 
     async def scenario():
         async with BinanceWsReplay(sessions) as ws:
-            config = stream_config(channels, reconnect_base_s=0.05, reconnect_max_s=0.2, **stream)
+            config = stream_config(channels, options, reconnect_base_s=0.05, reconnect_max_s=0.2, **stream)
             service = CaptureService(config, engine, api_base_url=rest_url, ws_base_url=ws.base_url)
             stop = asyncio.Event()
             runner = asyncio.create_task(service.run(stop))
@@ -279,3 +279,19 @@ def test_a_restart_back_fills_from_the_last_committed_trade(engine, rest):
     assert (gap.reason, gap.status) == ("restart", "filled")
     assert gap.gap_start == pd.Timestamp(TRADES[39]["T"], unit="ms", tz="UTC")
     assert gap.gap_end == pd.Timestamp(TRADES[70]["T"], unit="ms", tz="UTC")
+
+
+def test_a_burst_beyond_ccxts_trade_cache_is_a_hole_back_filled(engine, rest):
+    """ccxt.pro keeps only its newest `tradesLimit` trades: a burst larger than that between two watches is
+    recorded as an 'overflow' hole and back-filled, so the trades ccxt dropped are not lost."""
+    # Three trades arrive one by one, the other 123 in one burst.
+    paced = {0: 0.3, 1: 0.3, 2: 0.5}
+    sessions = {TRADES_STREAM: [Session([trade_frame(t) for t in TRADES], pauses=paced)]}
+    run_capture(
+        engine, rest.base_url, sessions, trades_complete(truth_ids(TRADES)), options={"tradesLimit": 5}
+    )
+    with engine.connect() as conn:
+        stored = stored_trades(conn)
+        gaps = conn.execute(sa.select(CaptureGap.reason, CaptureGap.status)).all()
+    assert sorted(stored["trade_id"]) == truth_ids(TRADES)
+    assert gaps and {tuple(g) for g in gaps} == {("overflow", "filled")}

@@ -61,7 +61,12 @@ from resources.warehouse.load import LoadResult, load_frame
 log = logging.getLogger(__name__)
 
 SEEN_TRADE_IDS = 200_000  # per symbol: enough to recognise what a resubscribe repeats
-WINDOW = timedelta(minutes=1)  # rows per minute and lag percentiles are over the last minute
+# ccxt.pro keeps the newest `tradesLimit` trades per symbol (default 1,000) and hands out those that arrived
+# since the last watch: more between two watches and the oldest are gone. A burst that fills the cache is
+# treated as a hole (reason 'overflow'), back-filled over REST like a disconnect.
+TRADES_CACHE = 20_000
+WINDOW = timedelta(minutes=1)
+LEDGER_EVERY_S = 1.0  # heartbeats and coverage are written at most this often (and at stop)  # rows per minute and lag percentiles are over the last minute
 
 
 def build_stream_exchange(
@@ -69,8 +74,9 @@ def build_stream_exchange(
 ):
     """The ccxt.pro exchange of `config`; `api_base_url` / `ws_base_url` swap scheme and host of its REST and
     websocket URLs (keeping their paths), which is how tests point it at local servers."""
+    options = {"tradesLimit": TRADES_CACHE, **dict(config.exchange.options)}
     exchange = getattr(ccxt.pro, config.exchange.driver)(
-        {"enableRateLimit": True, "newUpdates": True, "options": dict(config.exchange.options)}
+        {"enableRateLimit": True, "newUpdates": True, "options": options}
     )
     api = exchange.urls.get("api")
     if api_base_url:
@@ -119,6 +125,7 @@ class Channel:
     last_exchange_ms: int | None = None  # newest exchange time received
     last_arrival: datetime | None = None
     committed_ms: int | None = None  # newest exchange time committed
+    last_commit: datetime | None = None
     # Exchange time seen whole (ms): the open stretch since the last hole, and stretches a hole closed.
     stretch_from_ms: int | None = None
     stretches: list[tuple[int, int]] = field(default_factory=list)
@@ -209,6 +216,8 @@ class CaptureService:
         self._full = asyncio.Event()
         self._backfills: set[asyncio.Task] = set()
         self._write_lock = asyncio.Lock()
+        self._covered: list = []  # coverage entries committed rows earned, not yet in the ledger
+        self._ledger_at = 0.0
         self.backoff = Backoff(
             base_delay=config.reconnect_base_s, max_delay=config.reconnect_max_s, max_retries=2**31
         )
@@ -240,7 +249,7 @@ class CaptureService:
             await asyncio.gather(logger, *self._backfills, return_exceptions=True)
             for channel in self.channels.values():
                 channel.status = "stopped"
-            await self.flush()
+            await self.flush(final=True)
             with contextlib.suppress(Exception):
                 await self.exchange.close()
         return self.stats
@@ -265,8 +274,12 @@ class CaptureService:
                 attempt += 1
                 continue
             attempt = 0
-            self._accept(channel, items, clock.now())
             first_ms = _earliest(channel.name, items)
+            if channel.name == "trades" and len(items) >= self._trades_cache() and first_ms is not None:
+                await self._lost(
+                    channel, OverflowError(f"{len(items)} trades between two watches"), "overflow"
+                )
+            self._accept(channel, items, clock.now())
             if first_ms is not None and (channel.gap_id is not None or channel.resume_from is not None):
                 self._resumed(channel, first_ms)
 
@@ -346,12 +359,15 @@ class CaptureService:
 
     # ---------------------------------------------------------------------------------------------- holes
 
-    async def _lost(self, channel: Channel, exc: BaseException) -> None:
+    def _trades_cache(self) -> int:
+        return int(self.exchange.options.get("tradesLimit", 1000))
+
+    async def _lost(self, channel: Channel, exc: BaseException, reason: str = "disconnect") -> None:
         """The stream of `channel` broke: one hole (and event) per outage, from the last time it saw."""
         channel.status = "reconnecting"
         if channel.gap_id is not None:
             return
-        channel.reconnects += 1
+        channel.reconnects += reason == "disconnect"
         channel.interrupted()
         start_ms = channel.last_exchange_ms
         start = _ms_time(start_ms) if start_ms is not None else channel.resume_from or clock.now()
@@ -359,10 +375,16 @@ class CaptureService:
         channel.gap_start_ms = int(start.timestamp() * 1000)
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
         log.warning(
-            "%s %s %s: disconnected (%s), reconnecting", self.config.name, channel.symbol, channel.name, error
+            "%s %s %s: %s (%s), a hole from %s",
+            self.config.name,
+            channel.symbol,
+            channel.name,
+            reason,
+            error,
+            start,
         )
         channel.gap_id = await asyncio.to_thread(
-            open_gap, self.engine, self.config.name, channel.symbol, channel.name, "disconnect", start, error
+            open_gap, self.engine, self.config.name, channel.symbol, channel.name, reason, start, error
         )
 
     def _resumed(self, channel: Channel, first_ms: int) -> None:
@@ -448,10 +470,14 @@ class CaptureService:
     # --------------------------------------------------------------------------------------------- flush
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
-        """Flush every `flush_ms`, or as soon as `flush_rows` rows wait."""
+        """Flush every `flush_ms` (counted from the previous flush's start, so a slow flush is followed at
+        once by the next), or as soon as `flush_rows` rows wait."""
+        started = time.monotonic()
         while not stop.is_set():
+            due = started + self.config.flush_ms / 1000 - time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), timeout=self.config.flush_ms / 1000)
+                await asyncio.wait_for(self._full.wait(), timeout=max(0.0, due))
+            started = time.monotonic()
             self._full.clear()
             self._sweep()
             try:
@@ -479,14 +505,15 @@ class CaptureService:
             if fresh:
                 self._accept(channel, fresh[::-1], clock.now())
 
-    async def flush(self) -> None:
-        """Write every pending row (one `load_frame` per dataset), then the heartbeats and coverage."""
+    async def flush(self, final: bool = False) -> None:
+        """Write every pending row (one `load_frame` per dataset); then, at most every second and when
+        `final`, the heartbeats and the coverage the committed rows earned."""
         async with self._write_lock:
             taken = {key: channel.take() for key, channel in self.channels.items()}
-            await asyncio.to_thread(self._write, taken)
+            await asyncio.to_thread(self._write, taken, final)
 
     def _write(
-        self, taken: dict[tuple[str, str], tuple[list[dict], list[float], list[tuple[int, int]]]]
+        self, taken: dict[tuple[str, str], tuple[list[dict], list[float], list[tuple[int, int]]]], final: bool
     ) -> None:
         by_dataset: dict[str, list[dict]] = {}
         for (_symbol, name), (rows, _, _) in taken.items():
@@ -502,19 +529,24 @@ class CaptureService:
                     run_id=f"stream:{self.config.name}",
                 )
         committed = clock.now()
-        beats, covered = [], []
         for key, (rows, arrivals, stretches) in taken.items():
             channel = self.channels[key]
             if rows:
                 self._committed(channel, rows, arrivals, committed)
-            covered.extend(self._coverage(channel, stretches, len(rows)))
-            beats.append(self._heartbeat(channel, committed if rows else None))
+            self._covered.extend(self._coverage(channel, stretches, len(rows)))
         for result in results.values():
             self.stats.quarantined += result.quarantined
+        if final or time.monotonic() - self._ledger_at >= LEDGER_EVERY_S:
+            self._write_ledger()
+
+    def _write_ledger(self) -> None:
+        """Heartbeats of every stream and the coverage earned since the last time, in one transaction."""
+        covered, self._covered = self._covered, []
         with self.engine.begin() as conn:
-            write_heartbeats(conn, beats)
+            write_heartbeats(conn, [self._heartbeat(channel) for channel in self.channels.values()])
             for key, start, end, rows in covered:
                 record_stream_coverage(conn, key, start, end, rows, self.config.exchange.driver)
+        self._ledger_at = time.monotonic()
 
     def _committed(
         self, channel: Channel, rows: list[dict], arrivals: list[float], committed: datetime
@@ -524,6 +556,7 @@ class CaptureService:
         times = np.array([r["time"] for r in rows if isinstance(r.get("time"), (int, float))], dtype=float)
         channel.window.append((commit, len(rows), commit * 1000 - times))
         channel.rows_total += len(rows)
+        channel.last_commit = committed
         if len(times):
             channel.committed_ms = max(channel.committed_ms or 0, int(times.max()))
         self.stats.rows += len(rows)
@@ -540,8 +573,8 @@ class CaptureService:
             return []
         return [(key, _ms_time(lo), _ms_time(hi), rows) for lo, hi in stretches]
 
-    def _heartbeat(self, channel: Channel, committed: datetime | None) -> Heartbeat:
-        rows, lags = channel.minute(time.time() if committed is None else committed.timestamp())
+    def _heartbeat(self, channel: Channel) -> Heartbeat:
+        rows, lags = channel.minute(clock.now().timestamp())
         p50, p99 = percentiles(lags)
         return Heartbeat(
             exchange=self.config.name,
@@ -550,7 +583,7 @@ class CaptureService:
             status=channel.status,
             last_exchange_time=_ms_time(channel.committed_ms),
             last_arrival_time=channel.last_arrival,
-            last_commit_time=committed,
+            last_commit_time=channel.last_commit,
             rows_total=channel.rows_total,
             rows_last_minute=rows,
             lag_p50_ms=p50,
