@@ -6,7 +6,9 @@ recorded truth: no trade lost or doubled, only closed candles, holes recorded an
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+import re
 import time
 
 import pandas as pd
@@ -239,9 +241,19 @@ def test_order_book_snapshots_are_top_n_of_the_live_book(engine, rest):
     assert last.best_ask == 62031.41
 
 
-def test_status_reports_each_stream(engine, rest):
+def test_status_reports_each_stream_and_the_service_logs_a_line_per_period(engine, rest, caplog):
     sessions = {TRADES_STREAM: [Session([trade_frame(t) for t in TRADES])]}
-    run_capture(engine, rest.base_url, sessions, trades_complete(truth_ids(TRADES)))
+
+    def logged_and_complete(conn):
+        return trades_complete(truth_ids(TRADES))(conn) and f"{len(TRADES)} rows/min" in caplog.text
+
+    with caplog.at_level(logging.INFO, logger="resources.stream.service"):
+        run_capture(engine, rest.base_url, sessions, logged_and_complete, log_every_s=0.3)
+    lines = [r.getMessage() for r in caplog.records if "rows/min" in r.getMessage()]
+    assert re.fullmatch(
+        r"stream binance: \d+ rows/min, lag p50/p99 (\d+/\d+ ms|n/a), reconnects 0, open holes 0", lines[-1]
+    )
+    assert any(f"stream binance: {len(TRADES)} rows/min" in line for line in lines)
     with engine.connect() as conn:
         (status,) = stream_status(conn)
     assert (status.exchange, status.symbol, status.channel, status.status) == (
