@@ -113,8 +113,9 @@ DATASETS: tuple[Dataset, ...] = (
         "historical_files",
         "ohlcv",
         INGESTION,
-        "Candles of the historical JSON files of the landing folder (arrays, Binance klines, records, pandas "
-        "orients, wrappers, NDJSON, gzip), loaded once per file version into ohlcv; unreadable rows are "
+        "History files of the landing folder (JSON, NDJSON, CSV, Parquet, Feather; gzip, zip; freqtrade "
+        "folders, Binance Vision and Tardis archives) loaded once per file version: candles of every price kind "
+        "into ohlcv, trades into market_trades, funding rates into funding_rates; unreadable rows are "
         "quarantined, unreadable files recorded as failed in ingest_files and left in place.",
         frozenset({"postgres", "json"}),
         checked=True,
