@@ -112,9 +112,16 @@ def _row(report: FileReport) -> list[object]:
     rate = f"{report.fetched / report.seconds:,.0f}" if report.seconds and report.fetched else ""
     return [
         report.path, report.status, report.dataset, report.read_as, instrument, report.price, report.interval,
-        f"{report.fetched:,}", f"{report.inserted:,}", f"{report.updated:,}", f"{report.unchanged:,}",
+        f"{report.fetched:,}", *_stored(report),
         f"{report.quarantined:,}", span, rate,
     ]  # fmt: skip
+
+
+def _stored(report: FileReport) -> list[str]:
+    """Inserted, updated, unchanged: blank in a dry run, which stores nothing."""
+    if report.status == "dry-run":
+        return ["", "", ""]
+    return [f"{report.inserted:,}", f"{report.updated:,}", f"{report.unchanged:,}"]
 
 
 def summary_table(reports: list[FileReport]) -> str:
