@@ -17,6 +17,7 @@ from tests.archives_data import (
     funding_csv,
     kline_csv,
     rows,
+    tardis_ticker_csv_gz,
     with_checksum,
     write,
     zipped,
@@ -85,4 +86,20 @@ def test_binance_vision_mark_klines_and_funding_rates(any_engine, tmp_path):
     assert rows(any_engine, "SELECT rate, interval FROM funding_rates ORDER BY time") == [
         (1e-4, "4h"),
         (3e-4, "4h"),
+    ]
+
+
+def test_tardis_derivative_ticker_gives_the_funding_paid_with_mark_and_index_price(engine, tmp_path):
+    root = tmp_path / "landing"
+    write(root, "tardis/binance-futures_derivative_ticker_2024-01-01_BTCUSDT.csv.gz",
+          tardis_ticker_csv_gz("binance-futures", "BTCUSDT"))  # fmt: skip
+    report = load_landing_folder(engine, root, run_id="run-1", now=NOW)
+    assert [(f.status, f.dataset, f.symbol, f.time_unit) for f in report.files] == [
+        ("loaded", "funding_rates", "BTC/USDT:USDT", "us")
+    ]
+    assert rows(
+        engine, "SELECT exchange, time, rate, mark_price, index_price FROM funding_rates ORDER BY time"
+    ) == [
+        ("binance", T0 + pd.Timedelta(hours=8), 0.00012, 42_002.0, 41_991.0),
+        ("binance", T0 + pd.Timedelta(hours=16), 0.00025, 42_002.0, 41_991.0),
     ]
