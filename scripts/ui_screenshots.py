@@ -3,7 +3,8 @@
     python scripts/ui_screenshots.py --out /tmp/mw/shots [--home DIR] [--days 3] [--port 3399]
 
 1. A new `MW_HOME` (a temporary folder unless `--home`): an embedded PostgreSQL of its own, nothing shared
-   with the user's warehouse; `DATABASE_URL` is ignored for the same reason.
+   with the user's warehouse; `DATABASE_URL` is ignored for the same reason. `MW_HISTORY_START` is set a
+   week before the demo's window (`--history-start`), so the partition bars are not 330 empty days.
 2. `market-warehouse demo` fills it (landed files, the synthetic exchanges, derived assets, maintenance).
 3. `market-warehouse ui` serves it; a two-day backfill of `ohlcv` is launched through the UI's GraphQL
    (the daemon of `dagster dev` runs it), so the backfill page has something to show.
@@ -81,11 +82,16 @@ mutation Backfill($params: LaunchBackfillParams!) {
 """
 
 
+# Set by main(): the first daily partition the demo and the UI see (MW_HISTORY_START).
+HISTORY_START: dict[str, str] = {}
+
+
 def _env(home: Path) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MW_DAGSTER_PG_URL", "DAGSTER_HOME")
     }
     env["MW_HOME"] = str(home)
+    env.update(HISTORY_START)
     return env
 
 
@@ -209,12 +215,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=3399)
     parser.add_argument("--budget-ms", type=int, default=20000, help="virtual time each page gets to load")
     parser.add_argument("--skip-demo", action="store_true", help="reuse --home as the demo left it")
+    parser.add_argument("--history-start", help="MW_HISTORY_START (default: a week before the window)")
     args = parser.parse_args()
 
     browser = chromium()
     home = args.home or Path(tempfile.mkdtemp(prefix="mw-ui-shots-"))
     args.out.mkdir(parents=True, exist_ok=True)
     end = clock.today() - timedelta(days=1)  # the demo's default window: the days before today
+    # The history starts a week before the window, so the partition bars show the demo's days as a share of a
+    # short history; under the default history_start (2026-01-01) three days of eleven months read "0% filled".
+    start = end - timedelta(days=args.days + 6)
+    HISTORY_START["MW_HISTORY_START"] = args.history_start or start.isoformat()
     if not args.skip_demo:
         run_demo(home, args.days, end)
     log = args.out / "ui.log"

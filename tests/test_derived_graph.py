@@ -137,6 +137,10 @@ def test_metadata_has_plots_schema_and_lineage(graph):
         prefix = "data:image/png;base64,"
         png = base64.b64decode(md[md.index(prefix) + len(prefix) : md.rindex(")")])
         assert png.startswith(b"\x89PNG") and len(png) > 5_000, asset
+    # ... and a sparkline short enough for the UI to render inline (issue 12, point 7)
+    for asset, key in [("equity_curve", "equity_curve"), ("forecast_accuracy", "forecasts")]:
+        md = _meta(runs[1], asset)[key]
+        assert md.startswith("![") and "data:image/svg+xml;base64," in md and len(md) < 1000, asset
     accuracy = _meta(runs[1], "forecast_accuracy")
     assert "| kind" in accuracy["accuracy_by_kind"] and accuracy["actual_rows"] == 6 * 30
     features_meta = _meta(runs[1], "features")

@@ -4,6 +4,7 @@ metadata table; the stale-assets sensor; the console logger and the demo's job."
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from dagster._utils.schedules import get_latest_completed_cron_tick
@@ -281,3 +284,24 @@ def test_the_console_shows_info_not_dagsters_debug_events(capfd, tmp_path):
     assert "an info line" in err and "an info line" in logged
     assert " - DEBUG - " not in err and "STEP_START" not in err
     assert "a debug line" not in err and "a debug line" not in logged
+
+
+def test_the_equity_sparkline_is_short_enough_to_show_inline():
+    from xml.etree import ElementTree
+
+    from pipelines.defs.derived.plots import INLINE_MARKDOWN_LIMIT, equity_sparkline
+
+    times = pd.date_range("2026-11-27", periods=24 * 30, freq="h", tz="UTC")
+    equity = pd.Series(10_000 + np.cumsum(np.random.default_rng(3).normal(0, 25, len(times))), index=times)
+    value = equity_sparkline(equity).value
+    assert len(value) < INLINE_MARKDOWN_LIMIT  # the UI's threshold for inline markdown (webapp bundle)
+    svg = base64.b64decode(value.split("base64,", 1)[1].rstrip(")"))
+    root = ElementTree.fromstring(svg)
+    shapes = [child.tag.rsplit("}", 1)[-1] for child in root]
+    assert shapes == ["polygon", "polyline"]  # the drawdown shaded under the equity line
+    line = [tuple(map(int, p)) for p in zip(*[iter(root[1].get("points").split(","))] * 2, strict=True)]
+    assert line[0][0] == 0 and line[-1][0] == 240 and all(0 <= y <= 60 for _, y in line)
+    low = int(np.argmin(equity.to_numpy()) / (len(equity) - 1) * 240)
+    assert min(line, key=lambda p: -p[1])[0] == pytest.approx(
+        low, abs=240 / 8
+    )  # the lowest point where it was

@@ -19,7 +19,7 @@ import pandas as pd
 from pipelines.defs.derived import book, queries
 from pipelines.defs.derived.driver import Day, DayOutput, DayRun, DerivedSteps, derived_asset, frames_concat
 from pipelines.defs.derived.lineage import FILES, OHLCV, candle_entries, derived_entries, source_entries
-from pipelines.defs.derived.plots import equity_plot, forecast_plot
+from pipelines.defs.derived.plots import equity_plot, equity_sparkline, forecast_plot, forecast_sparkline
 from resources import clock
 from resources.analytics import accuracy, backtest, features, forecasting, lineage, risk
 from resources.intervals import interval_to_timedelta
@@ -207,6 +207,9 @@ class ForecastAccuracy(DerivedSteps):
         extra = {"actual_rows": run.row_count}
         if not summary.empty:
             extra["accuracy_by_kind"] = dg.MetadataValue.md(summary.round(4).to_markdown(index=False))
+            inline = forecast_sparkline(self.engine, scores)
+            if inline is not None:
+                extra["forecasts"] = inline
             extra["forecasts_vs_actuals"] = forecast_plot(self.engine, scores)
         return extra
 
@@ -357,7 +360,9 @@ class EquityCurve(_PortfolioSteps):
         if not len(equity):
             return {}
         values = equity.astype(float)
+        inline = equity_sparkline(equity)
         return {
+            **({"equity_curve": inline} if inline is not None else {}),
             "equity_curve_plot": equity_plot(self.book.name, equity),
             "final_equity": float(values.iloc[-1]),
             # Numbers beside the picture: the metadata's "Plots" view draws them across materializations.
