@@ -50,7 +50,11 @@ SYMBOLS = 10
 
 
 def candles(rows: int, seed: int = 0) -> pd.DataFrame:
-    """`rows` one-minute OHLCV candles over SYMBOLS symbols, minute-major like a live feed."""
+    """`rows` one-minute OHLCV candles over SYMBOLS symbols, minute-major like a live feed.
+
+    The price kind (part of ohlcv's key since migration 0005) is given explicitly, as the exchange pulls
+    (`ohlcv_frame`) give it, so the upsert is timed on the frames its main callers pass (no key-default fill).
+    """
     rng = np.random.default_rng(seed)
     minutes = -(-rows // SYMBOLS)
     times = pd.date_range(START, periods=minutes, freq="min", tz="UTC")
@@ -60,6 +64,7 @@ def candles(rows: int, seed: int = 0) -> pd.DataFrame:
             "exchange": "binance",
             "symbol": np.tile([f"SYM{i}/USDT" for i in range(SYMBOLS)], minutes),
             "interval": "1m",
+            "price": "trade",
             "time": np.repeat(times, SYMBOLS),
             "open": (close + rng.random(close.shape)).ravel(),
             "high": (close + 2).ravel(),
@@ -219,7 +224,6 @@ def loads(engine: sa.Engine, frame: pd.DataFrame, args, report: Report) -> None:
     # Raw COPY (the ceiling): the same DataFrame encoded with the upsert's own encoder, COPYed straight
     # into the empty ohlcv (same partitions, same primary key), no staging, no conflict handling.
     meta = _table_meta("ohlcv")
-    columns = list(frame.columns)
 
     def raw_copy(ordered: bool) -> None:
         valid = validate_frame("ohlcv", frame)
@@ -228,7 +232,8 @@ def loads(engine: sa.Engine, frame: pd.DataFrame, args, report: Report) -> None:
         for start in range(0, len(valid), args.batch_rows):
             with engine.begin() as conn:
                 payload = _binary_copy_payload(meta, valid.iloc[start : start + args.batch_rows])
-                copy_bytes(conn, pgsql.Identifier("ohlcv"), columns, "binary", payload)
+                # The validated frame's columns, in table order: the key's price kind included, as the upsert.
+                copy_bytes(conn, pgsql.Identifier("ohlcv"), list(valid.columns), "binary", payload)
 
     seconds, _ = timed(lambda: raw_copy(False))
     report.add(
@@ -288,6 +293,7 @@ def loads(engine: sa.Engine, frame: pd.DataFrame, args, report: Report) -> None:
                         row["exchange"],
                         row["symbol"],
                         row["interval"],
+                        row["price"],
                         row["time"].to_pydatetime(),
                         float(row["open"]),
                         float(row["high"]),

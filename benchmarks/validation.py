@@ -64,6 +64,8 @@ CORE = (
 
 
 def make_frame(rows: int, series: int, broken: float, seed: int = 0) -> pd.DataFrame:
+    """Candles with their price kind explicit (ohlcv's key since migration 0005), as the exchange pulls
+    give them: without it the GX suite silently leaves out unique_key (24 expectations instead of 25)."""
     rng = np.random.default_rng(seed)
     per = rows // series
     start = pd.Timestamp("2024-01-01", tz="UTC")
@@ -76,6 +78,7 @@ def make_frame(rows: int, series: int, broken: float, seed: int = 0) -> pd.DataF
             "exchange": "binance",
             "symbol": symbols,
             "interval": "1m",
+            "price": "trade",
             "time": times,
             "open": open_,
             "high": np.maximum(open_, close) * 1.0005,
@@ -99,7 +102,7 @@ def baseline(frame: pd.DataFrame) -> int:
     ns = frame["time"].dt.as_unit("ns").astype("int64").to_numpy()
     fails = np.isnan(c) | (o <= 0) | (c <= 0) | (v < 0) | (h < np.maximum(o, c)) | (lo > np.minimum(o, c))
     fails |= ns % 60_000_000_000 != 0
-    fails |= frame.duplicated(["exchange", "symbol", "interval", "time"]).to_numpy()
+    fails |= frame.duplicated(["exchange", "symbol", "interval", "price", "time"]).to_numpy()
     return int(fails.sum())
 
 
