@@ -7,6 +7,7 @@ trades and candles the REST replay serves), in the format of Binance's market st
   "m":true,"M":true}
 - `<symbol>@kline_<interval>`: {"e":"kline","E":..,"s":"BTCUSDT","k":{"t":..,"T":..,"i":"1h","o":..,..,"x":..}}
 - `<symbol>@depth@100ms`: {"e":"depthUpdate","E":..,"s":"BTCUSDT","U":..,"u":..,"b":[..],"a":[..]}
+- `<symbol>@ticker`: {"e":"24hrTicker","E":..,"s":"BTCUSDT","c":"<last>","b":..,"a":..,"h":..,"l":..,"C":..,..}
 
 ccxt.pro subscribes with `{"method":"SUBSCRIBE","params":[stream],"id":n}`; the server answers
 `{"result":null,"id":n}` and plays that stream's next *session*: a list of frames, then either a dropped
@@ -28,6 +29,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "exchanges" / "binance"
 TRADES_STREAM = "btcusdt@aggTrade"
 KLINES_STREAM = "btcusdt@kline_1h"
 DEPTH_STREAM = "btcusdt@depth@100ms"
+TICKER_STREAM = "btcusdt@ticker"
 
 
 def recorded_agg_trades() -> list[dict]:
@@ -36,6 +38,23 @@ def recorded_agg_trades() -> list[dict]:
 
 def recorded_klines() -> list[list]:
     return json.loads((FIXTURES / "klines_BTCUSDT_1h.json").read_text())
+
+
+def recorded_ticker() -> dict:
+    return json.loads((FIXTURES / "ticker_24hr_BTCUSDT.json").read_text())
+
+
+def ticker_frame(rest: dict, close_ms: int, last: str, symbol: str = "BTCUSDT") -> str:
+    """The REST 24h ticker as the websocket `24hrTicker` event closing at `close_ms` with last price `last`."""
+    r = rest
+    event = {
+        "e": "24hrTicker", "E": close_ms + 5, "s": symbol, "p": r["priceChange"], "P": r["priceChangePercent"],
+        "w": r["weightedAvgPrice"], "x": r["prevClosePrice"], "c": last, "Q": r["lastQty"], "b": r["bidPrice"],
+        "B": r["bidQty"], "a": r["askPrice"], "A": r["askQty"], "o": r["openPrice"], "h": r["highPrice"],
+        "l": r["lowPrice"], "v": r["volume"], "q": r["quoteVolume"], "O": close_ms - 86_400_000 + 1,
+        "C": close_ms, "F": r["firstId"], "L": r["lastId"], "n": r["count"],
+    }  # fmt: skip
+    return json.dumps(event)
 
 
 def recorded_depth() -> dict:

@@ -17,7 +17,15 @@ import sqlalchemy as sa
 
 from resources.exchanges.coverage import SeriesKey, covered_ranges
 from resources.exchanges.universe import ExchangeConfig
-from resources.models import CaptureGap, MarketTrade, Ohlcv, OrderbookSnapshot, Quarantine, SystemEvent
+from resources.models import (
+    CaptureGap,
+    MarketMetric,
+    MarketTrade,
+    Ohlcv,
+    OrderbookSnapshot,
+    Quarantine,
+    SystemEvent,
+)
 from resources.stream.config import parse_stream
 from resources.stream.ledger import stream_status
 from resources.stream.service import CaptureService
@@ -25,6 +33,7 @@ from tests.fixtures.exchanges.replay import BinanceReplay
 from tests.stream_data import (
     DEPTH_STREAM,
     KLINES_STREAM,
+    TICKER_STREAM,
     TRADES_STREAM,
     BinanceWsReplay,
     Session,
@@ -33,6 +42,8 @@ from tests.stream_data import (
     recorded_agg_trades,
     recorded_depth,
     recorded_klines,
+    recorded_ticker,
+    ticker_frame,
     trade_frame,
 )
 
@@ -307,3 +318,26 @@ def test_a_burst_beyond_ccxts_trade_cache_is_a_hole_back_filled(engine, rest):
         gaps = conn.execute(sa.select(CaptureGap.reason, CaptureGap.status)).all()
     assert sorted(stored["trade_id"]) == truth_ids(TRADES)
     assert gaps and {tuple(g) for g in gaps} == {("overflow", "filled")}
+
+
+def test_tickers_become_market_metrics_rows_on_their_grid(engine, rest):
+    """As on the REST path, a ticker row sits on its interval's grid (ticker_every, 1m): the newest ticker of
+    a slot is kept, its exchange time in metadata.observed_at."""
+    rest_ticker = recorded_ticker()
+    closes = [1709461799999, 1709461800999, 1709461801999]
+    frames = [ticker_frame(rest_ticker, c, f"{62031.41 + i:.2f}") for i, c in enumerate(closes)]
+    frames.append(frames[-1])  # a repeat of the last update changes nothing
+    sessions = {TICKER_STREAM: [Session(frames, pause_s=0.1)]}
+
+    def done(conn):
+        return conn.execute(sa.select(sa.func.max(MarketMetric.last_price))).scalar() == 62033.41
+
+    run_capture(engine, rest.base_url, sessions, done, channels=("ticker",))
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(MarketMetric).order_by(MarketMetric.time)).all()
+    slots = [pd.Timestamp("2024-03-03 10:29", tz="UTC"), pd.Timestamp("2024-03-03 10:30", tz="UTC")]
+    assert [r.time for r in rows] == slots
+    assert [r.last_price for r in rows] == [62031.41, 62033.41]
+    observed = [pd.Timestamp(closes[0], unit="ms", tz="UTC"), pd.Timestamp(closes[2], unit="ms", tz="UTC")]
+    assert [r.metadata["observed_at"] for r in rows] == [t.isoformat() for t in observed]
+    assert {r.interval for r in rows} == {"1m"} and {r.bid for r in rows} == {float(rest_ticker["bidPrice"])}

@@ -13,6 +13,7 @@ exchanges:
       book_every_ms: 1000          # cadence of the top-N order-book snapshots
       book_depth: 20               # default: the exchange's orderbook_depth
       candle_interval: 1m
+      ticker_every: 1m             # market_metrics grid: the newest ticker of each slot is kept
       stale_after_s: 120           # a stream with nothing committed for this long is stale
 ```
 
@@ -39,6 +40,11 @@ DEFAULT_TRADES_PARAMS: Mapping[str, Mapping[str, Any]] = {
     "binance": {"name": "aggTrade"},
     "binanceus": {"name": "aggTrade"},
 }
+# ccxt.pro's binance watches `miniTicker` by default, which has no bid/ask; the full 24h `ticker` has them.
+DEFAULT_TICKER_PARAMS: Mapping[str, Mapping[str, Any]] = {
+    "binance": {"name": "ticker"},
+    "binanceus": {"name": "ticker"},
+}
 
 
 @dataclass(frozen=True)
@@ -53,11 +59,13 @@ class StreamConfig:
     book_every_ms: int = 1000
     book_depth: int = 20
     candle_interval: str = "1m"
+    ticker_every: str = "1m"
     stale_after_s: float = 120.0
     reconnect_base_s: float = 0.5
     reconnect_max_s: float = 30.0
     log_every_s: float = 60.0
     trades_params: Mapping[str, Any] = field(default_factory=dict)
+    ticker_params: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -87,14 +95,18 @@ def parse_stream(config: ExchangeConfig, path: Any) -> StreamConfig:
     unknown = sorted(set(channels) - set(CHANNELS))
     if unknown:
         raise ConfigurationError(f"{where}.channels: {unknown} not among {list(CHANNELS)}")
-    interval = str(spec.get("candle_interval", "1m"))
-    try:
-        interval_to_timedelta(interval)
-    except IntervalError as exc:
-        raise ConfigurationError(f"{where}.candle_interval: {exc}") from None
-    params = spec.get("trades_params", DEFAULT_TRADES_PARAMS.get(config.driver, {}))
-    if not isinstance(params, dict):
-        raise ConfigurationError(f"{where}.trades_params: expected a mapping")
+    interval = _interval(spec, "candle_interval", where)
+    ticker_every = _interval(spec, "ticker_every", where)
+    params = {
+        key: spec.get(key, defaults.get(config.driver, {}))
+        for key, defaults in (
+            ("trades_params", DEFAULT_TRADES_PARAMS),
+            ("ticker_params", DEFAULT_TICKER_PARAMS),
+        )
+    }
+    for key, value in params.items():
+        if not isinstance(value, dict):
+            raise ConfigurationError(f"{where}.{key}: expected a mapping")
     return StreamConfig(
         exchange=config,
         symbols=symbols,
@@ -104,12 +116,23 @@ def parse_stream(config: ExchangeConfig, path: Any) -> StreamConfig:
         book_every_ms=_positive(spec, "book_every_ms", 1000, where, int),
         book_depth=_positive(spec, "book_depth", config.orderbook_depth, where, int),
         candle_interval=interval,
+        ticker_every=ticker_every,
         stale_after_s=_positive(spec, "stale_after_s", 120.0, where, float),
         reconnect_base_s=_positive(spec, "reconnect_base_s", 0.5, where, float),
         reconnect_max_s=_positive(spec, "reconnect_max_s", 30.0, where, float),
         log_every_s=_positive(spec, "log_every_s", 60.0, where, float),
-        trades_params=dict(params),
+        trades_params=dict(params["trades_params"]),
+        ticker_params=dict(params["ticker_params"]),
     )
+
+
+def _interval(spec: Mapping[str, Any], key: str, where: str) -> str:
+    value = str(spec.get(key, "1m"))
+    try:
+        interval_to_timedelta(value)
+    except IntervalError as exc:
+        raise ConfigurationError(f"{where}.{key}: {exc}") from None
+    return value
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

@@ -14,7 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from resources.exchanges.calendars import floor_time
 from resources.exchanges.client import _trade_key, order_book_row, ticker_row
+from resources.quality.split import table_of
 
 # Dataset of each channel (the table its rows go to).
 DATASET = {
@@ -70,12 +72,23 @@ def book_row(book: Mapping[str, Any], exchange: str, symbol: str, depth: int) ->
     return order_book_row(book, exchange, symbol, depth, int(stamp))
 
 
-def ticker_metrics_row(ticker: Mapping[str, Any], exchange: str, symbol: str) -> dict[str, Any] | None:
-    """A streamed ticker as a `market_metrics` row at its exchange time; None without one."""
+def ticker_metrics_row(
+    ticker: Mapping[str, Any], exchange: str, symbol: str, every: str, source: str
+) -> dict[str, Any] | None:
+    """A streamed ticker as a `market_metrics` row of interval `every`; None without an exchange time.
+
+    As on the REST path (`ingest_tickers`), `market_metrics` rows sit on their interval's grid: the row is
+    stored at the start of its slot with the exact exchange time in `metadata.observed_at`, and a later
+    ticker of the same slot replaces it.
+    """
     stamp = ticker.get("timestamp")
     if not stamp:
         return None
-    return ticker_row(ticker, exchange, symbol, int(stamp))
+    observed = pd.Timestamp(int(stamp), unit="ms", tz="UTC")
+    row = ticker_row(ticker, exchange, symbol, int(floor_time(observed, every).value // 1_000_000))
+    row["interval"] = every
+    row["metadata"] = {"observed_at": observed.isoformat(), "window": "24h", "source": source}
+    return row
 
 
 def rows_frame(dataset: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -86,6 +99,11 @@ def rows_frame(dataset: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         if column in frame:
             ms = pd.to_numeric(frame[column], errors="coerce")
             frame[column] = pd.to_datetime(ms, unit="ms", utc=True)
+    # Rows of one key in one batch (ticker updates of one slot, a repeated snapshot): the newest wins, as a
+    # later batch's row would replace it; validation would otherwise quarantine the earlier ones.
+    key = [c.name for c in table_of(dataset).primary_key.columns if c.name in frame]
+    if key and len(frame):
+        frame = frame.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
     if "received_at" in frame:
         frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
     if dataset == "ohlcv" and len(frame):

@@ -296,7 +296,7 @@ class CaptureService:
             return await ex.watch_ohlcv(symbol, self.config.candle_interval)
         if channel.name == "orderbook":
             return await ex.watch_order_book(symbol)
-        return await ex.watch_ticker(symbol)
+        return await ex.watch_ticker(symbol, params=dict(self.config.ticker_params))
 
     def _accept(self, channel: Channel, items: Any, arrival: datetime) -> None:
         """Queue the rows of what ccxt.pro returned."""
@@ -354,8 +354,9 @@ class CaptureService:
         return [row]
 
     def _rows_ticker(self, channel: Channel, ticker: Any, arrival: datetime) -> list[dict]:
-        row = ticker_metrics_row(ticker, self.config.name, channel.symbol)
-        return [] if row is None or row["time"] == channel.last_exchange_ms else [row]
+        source = f"stream:{self.config.exchange.driver}"
+        row = ticker_metrics_row(ticker, self.config.name, channel.symbol, self.config.ticker_every, source)
+        return [] if row is None else [row]
 
     # ---------------------------------------------------------------------------------------------- holes
 
