@@ -402,14 +402,17 @@ def fetch_order_book_row(
     book = call(
         exchange, "fetch_order_book", symbol, depth, params, backoff=backoff or Backoff(), stats=stats
     )
+    return order_book_row(book, name, symbol, depth, _snapshot_time(book.get("timestamp"), at, now))
+
+
+def order_book_row(book: Mapping[str, Any], name: str, symbol: str, depth: int, time_: Any) -> dict[str, Any]:
+    """A ccxt order book (fetched, or kept live by ccxt.pro) as one `orderbook_snapshots` row at `time_`."""
     bids = [[float(p), float(a)] for p, a, *_ in book.get("bids", [])[:depth]]
     asks = [[float(p), float(a)] for p, a, *_ in book.get("asks", [])[:depth]]
     best_bid = bids[0][0] if bids else None
     best_ask = asks[0][0] if asks else None
     mid = (best_bid + best_ask) / 2 if bids and asks else None
     spread = best_ask - best_bid if bids and asks else None
-    stamp = book.get("timestamp")
-    time_ = _snapshot_time(stamp, at, now)
     return {
         "exchange": name,
         "symbol": symbol,
@@ -444,8 +447,11 @@ def fetch_ticker_row(
     stats = stats if stats is not None else PullStats()
     params = {"at": _ms(utc(at))} if at is not None else {}
     ticker = call(exchange, "fetch_ticker", symbol, params, backoff=backoff or Backoff(), stats=stats)
-    stamp = ticker.get("timestamp")
-    time_ = _snapshot_time(stamp, at, now)
+    return ticker_row(ticker, name, symbol, _snapshot_time(ticker.get("timestamp"), at, now))
+
+
+def ticker_row(ticker: Mapping[str, Any], name: str, symbol: str, time_: Any) -> dict[str, Any]:
+    """A ccxt ticker (fetched, or streamed by ccxt.pro) as one `market_metrics` row (interval '24h')."""
     high, low = ticker.get("high"), ticker.get("low")
     bid, ask = ticker.get("bid"), ticker.get("ask")
     volatility = (

@@ -46,6 +46,7 @@ _EXCHANGE_KEYS = {
     "snapshot_every",
     "settle",
     "trades_lookback",
+    "stream",
     "prices",
     "include_inactive",
 }
@@ -88,6 +89,8 @@ class ExchangeConfig:
     # A real exchange's tape is pulled for this long back from now at most (recent trades, not history).
     trades_lookback: str = "1h"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The `stream:` section (live capture, validated by `resources.stream.config`); None: not streamed.
+    stream: Mapping[str, Any] | None = None
     # Candle price kinds pulled for the contract symbols (spot has traded prices only).
     prices: tuple[str, ...] = ("trade",)
     # Pull instruments the exchange marks inactive (delisted, halted) too; default: skip them, reported.
@@ -178,7 +181,7 @@ def _exchange(name: Any, spec: Any, path: Path) -> ExchangeConfig:
     metrics = tuple(
         _metric(item, f"{where}.metrics[{i}]") for i, item in enumerate(spec.get("metrics") or [])
     )
-    for key in ("options", "urls"):
+    for key in ("options", "urls", "stream"):
         if not isinstance(spec.get(key) or {}, dict):
             raise ConfigurationError(f"{where}.{key}: expected a mapping")
     return ExchangeConfig(
@@ -203,6 +206,7 @@ def _exchange(name: Any, spec: Any, path: Path) -> ExchangeConfig:
         settle=settle,
         trades_lookback=trades_lookback,
         extra={key: value for key, value in spec.items() if key not in _EXCHANGE_KEYS},
+        stream=None if spec.get("stream") is None else dict(spec["stream"]),
         prices=_prices(spec.get("prices", ["trade"]), f"{where}.prices"),
         include_inactive=_flag(spec.get("include_inactive", False), f"{where}.include_inactive"),
     )
