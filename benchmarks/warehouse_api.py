@@ -76,7 +76,7 @@ def build(engine: sa.Engine, minutes: int) -> int:
 
 async def gap_report(wh: Warehouse, minutes: int, runs: int) -> list[tuple[str, float, float, str]]:
     end = START + timedelta(minutes=minutes)
-    params = {"exchange": SERIES[0], "symbol": SERIES[1], "interval": SERIES[2]}
+    params = {"exchange": SERIES[0], "symbol": SERIES[1], "interval": SERIES[2], "price": "trade"}
     params |= {"start": START, "end": end, "step": timedelta(minutes=1)}
     baseline = bench_text("warehouse_gaps_generate_series")
 
