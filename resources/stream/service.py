@@ -244,6 +244,7 @@ class CaptureService:
             for task in watchers:
                 task.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
+            self._full.set()  # wakes the flush loop now, not at its next flush_ms
             await flusher
             logger.cancel()
             await asyncio.gather(logger, *self._backfills, return_exceptions=True)
