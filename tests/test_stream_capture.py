@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from resources.exchanges.client import Backoff
 from resources.exchanges.coverage import SeriesKey, covered_ranges
 from resources.exchanges.universe import ExchangeConfig
 from resources.models import (
@@ -48,6 +49,7 @@ from tests.stream_data import (
 )
 
 TRADES = recorded_agg_trades()
+QUICK_RETRY = Backoff(base_delay=0.01, max_delay=0.05, max_retries=1)
 KLINES = [k for k in recorded_klines()[:40]]  # 1h candles, all closed
 
 
@@ -69,7 +71,9 @@ def run_capture(engine, rest_url, sessions, done, channels=("trades",), timeout=
     async def scenario():
         async with BinanceWsReplay(sessions) as ws:
             config = stream_config(channels, options, reconnect_base_s=0.05, reconnect_max_s=0.2, **stream)
-            service = CaptureService(config, engine, api_base_url=rest_url, ws_base_url=ws.base_url)
+            service = CaptureService(
+                config, engine, api_base_url=rest_url, ws_base_url=ws.base_url, rest_backoff=QUICK_RETRY
+            )
             stop = asyncio.Event()
             runner = asyncio.create_task(service.run(stop))
             deadline = time.monotonic() + timeout
@@ -341,3 +345,35 @@ def test_tickers_become_market_metrics_rows_on_their_grid(engine, rest):
     observed = [pd.Timestamp(closes[0], unit="ms", tz="UTC"), pd.Timestamp(closes[2], unit="ms", tz="UTC")]
     assert [r.metadata["observed_at"] for r in rows] == [t.isoformat() for t in observed]
     assert {r.interval for r in rows} == {"1m"} and {r.bid for r in rows} == {float(rest_ticker["bidPrice"])}
+
+
+def test_a_hole_rest_cannot_fill_is_marked_unfilled_with_the_reason(engine, rest):
+    """The exchange's REST history answers 503 (after the retry too): the hole stays, marked unfilled."""
+    rest.fail_with["/api/v3/aggTrades"] = [503] * 10
+    first = [trade_frame(t) for t in TRADES[:40]]
+    second = [trade_frame(t) for t in TRADES[60:]]
+    sessions = {TRADES_STREAM: [Session(first, drop=True), Session(second)]}
+
+    def done(conn):
+        return conn.execute(sa.select(CaptureGap.status)).scalars().all() == ["unfilled"]
+
+    run_capture(engine, rest.base_url, sessions, done)
+    with engine.connect() as conn:
+        stored = stored_trades(conn)
+        gap = conn.execute(sa.select(CaptureGap)).one()
+        covered = covered_ranges(
+            conn,
+            SeriesKey("market_trades", "binance", "BTC/USDT"),
+            pd.Timestamp(0, tz="UTC"),
+            pd.Timestamp.max.tz_localize("UTC"),
+        )
+    missing = {str(t["a"]) for t in TRADES[40:60]}
+    assert set(stored["trade_id"]) == {str(t["a"]) for t in TRADES} - missing
+    assert (gap.status, gap.filled, gap.rows_filled) == ("unfilled", False, 0)
+    assert "ExchangeNotAvailable" in gap.detail["error"]
+    # The hole is not in the coverage ledger: the daily REST pull asks for it again.
+    hole = (
+        pd.Timestamp(TRADES[39]["T"], unit="ms", tz="UTC"),
+        pd.Timestamp(TRADES[60]["T"], unit="ms", tz="UTC"),
+    )
+    assert all(hi <= hole[0] or lo >= hole[1] for lo, hi in covered)

@@ -196,8 +196,11 @@ class CaptureService:
         ws_base_url: str | None = None,
         exchange: Any = None,
         rest: Any = None,
+        rest_backoff: Backoff | None = None,
     ) -> None:
+        """`rest_backoff`: retries of one back-fill request (default: the REST client's, up to ~1 minute)."""
         self.config = config
+        self.rest_backoff = rest_backoff or Backoff()
         self.engine = engine
         self.exchange = exchange or build_stream_exchange(
             config, api_base_url=api_base_url, ws_base_url=ws_base_url
@@ -444,7 +447,12 @@ class CaptureService:
         if channel.name == "trades":
             # The hole's last millisecond may hold more trades than the first one streamed again.
             pulled = fetch_trades_range(
-                self.rest, symbol, start, end + timedelta(milliseconds=1), limit=config.exchange.trades_limit
+                self.rest,
+                symbol,
+                start,
+                end + timedelta(milliseconds=1),
+                limit=config.exchange.trades_limit,
+                backoff=self.rest_backoff,
             )
             frame, dataset = trades_frame(pulled, name, symbol), "market_trades"
             key = SeriesKey("market_trades", name, symbol)
@@ -457,6 +465,7 @@ class CaptureService:
                 floor_time(start, interval),
                 end,
                 limit=config.exchange.ohlcv_limit,
+                backoff=self.rest_backoff,
             )
             frame, dataset = ohlcv_frame(pulled, name, symbol, interval, source), "ohlcv"
             if "price" not in frame:  # traded prices, as streamed
