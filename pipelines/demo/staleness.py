@@ -36,7 +36,8 @@ def stale_downstream(
     recompute the same rows (which the loads would then skip).
     """
     graph = defs.resolve_asset_graph()
-    below = set(graph.get_all_asset_keys()) - source_keys(graph)
+    # Observable assets (the live capture's `live_capture`) are observed, never materialized: never stale here.
+    below = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable} - source_keys(graph)
     if sources_wrote:
         return below
     stale = set()
