@@ -30,7 +30,7 @@ from resources.exchanges.ingest import (
 from resources.exchanges.universe import ExchangeConfig
 from resources.intervals import interval_to_timedelta
 
-INGESTION, MARKET_DATA, DERIVED = "ingestion", "market_data", "derived"
+INGESTION, MARKET_DATA, DERIVED, MAINTENANCE = "ingestion", "market_data", "derived", "maintenance"
 
 # (load context, exchange client, exchange config, window start, window end, refetch) -> ingest result
 Ingest = Callable[[LoadContext, object, ExchangeConfig, pd.Timestamp, pd.Timestamp, bool], IngestResult]
@@ -198,6 +198,28 @@ DATASETS: tuple[Dataset, ...] = (
         "risk_metrics",
         "Risk snapshots of the book and each sleeve at every bar close: positions, exposure, largest "
         "position, PnL, drawdown, Sharpe, historical VaR / CVaR 95 % and 99 %, daily loss vs limit.",
+    ),
+)
+
+# The aggregates are views the nightly and hourly maintenance refresh (continuous aggregates on TimescaleDB,
+# rollup tables elsewhere): declared here like every asset with a table, built in pipelines/defs/maintenance.
+_AGGREGATE_KINDS = frozenset({"postgres", "view"})
+DATASETS += (
+    Dataset(
+        "ohlcv_1h",
+        "ohlcv_1h",
+        MAINTENANCE,
+        "Hourly OHLCV of the 1m candles per price kind (continuous aggregate or rollup table).",
+        _AGGREGATE_KINDS,
+        partitioned=False,
+    ),
+    Dataset(
+        "ohlcv_1d",
+        "ohlcv_1d",
+        MAINTENANCE,
+        "Daily OHLCV per price kind, built from ohlcv_1h.",
+        _AGGREGATE_KINDS,
+        partitioned=False,
     ),
 )
 

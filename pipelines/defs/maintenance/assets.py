@@ -15,6 +15,7 @@ The work itself is in `resources.maintenance`, callable without Dagster.
 
 import dagster as dg
 
+from pipelines.datasets import dataset
 from pipelines.defs.maintenance.metadata import (
     GROUP,
     OHLCV,
@@ -30,9 +31,6 @@ from pipelines.table_metadata import table_metadata
 from resources.dagster_resources import WarehouseResource
 from resources.maintenance import aggregates, stats
 
-# Views: over TimescaleDB continuous aggregates, or over rollup tables on the other backends.
-AGGREGATE_KINDS = {"postgres", "view"}
-
 
 @dg.multi_asset(
     specs=[
@@ -40,16 +38,16 @@ AGGREGATE_KINDS = {"postgres", "view"}
             OHLCV_1H,
             deps=[OHLCV],
             group_name=GROUP,
-            description="Hourly OHLCV of the 1m candles (continuous aggregate or rollup table).",
-            kinds=AGGREGATE_KINDS,
+            description=dataset("ohlcv_1h").description,
+            kinds=set(dataset("ohlcv_1h").kinds),
             metadata=table_metadata("ohlcv_1h"),
         ),
         dg.AssetSpec(
             OHLCV_1D,
             deps=[OHLCV_1H],
             group_name=GROUP,
-            description="Daily OHLCV built from ohlcv_1h.",
-            kinds=AGGREGATE_KINDS,
+            description=dataset("ohlcv_1d").description,
+            kinds=set(dataset("ohlcv_1d").kinds),
             metadata=table_metadata("ohlcv_1d"),
         ),
     ],
