@@ -349,3 +349,19 @@ def test_load_and_restore_on_every_backend(any_engine):
         frame.at[12, "volume"]
     )
     assert stored["quality_score"].between(0, 100).all()
+
+
+def test_gx_suite_checks_the_candle_key_of_a_frame_without_price():
+    """A frame with no `price` column (trade archive files) is all 'trade': its unique-key expectation runs over
+    the key columns present instead of being skipped, so two candles of one minute still fail it."""
+    from resources.quality.expectations import validate
+    from resources.quality.rules import code_rules
+
+    frame = candles(3).drop(columns=["price"], errors="ignore")
+    frame = pd.concat([frame, frame.iloc[[1]]], ignore_index=True)
+    result = validate("ohlcv", frame, code_rules("ohlcv"), now=NOW)
+    failed = {f["rule"] for f in result["failed"]}
+    assert "unique_key" in failed and not result["success"]
+    assert "unique_key" not in {
+        f["rule"] for f in validate("ohlcv", frame.iloc[:3], code_rules("ohlcv"), now=NOW)["failed"]
+    }
