@@ -6,8 +6,11 @@ PostgreSQL, TimescaleDB full and Apache-only."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from resources.files.landing import load_landing_folder
+from resources.files.symbols import SymbolError, instrument_fields
+from resources.warehouse.ops.instruments import get_instruments, upsert_instruments
 from tests.archives_data import (
     NOW,
     T0,
@@ -103,3 +106,57 @@ def test_tardis_derivative_ticker_gives_the_funding_paid_with_mark_and_index_pri
         ("binance", T0 + pd.Timedelta(hours=8), 0.00012, 42_002.0, 41_991.0),
         ("binance", T0 + pd.Timedelta(hours=16), 0.00025, 42_002.0, 41_991.0),
     ]
+
+
+def _instruments(engine, exchange: str) -> dict[str, tuple]:
+    with engine.connect() as conn:
+        found = get_instruments(conn, exchange=exchange)
+    return {
+        i.symbol: (i.type, i.base, i.quote, i.settle, i.linear, i.inverse, i.active, i.tick_size,
+                   i.first_seen, i.last_seen)
+        for i in found
+    }  # fmt: skip
+
+
+def test_loaded_files_fill_instruments_keeping_the_exchanges_flags(engine, tmp_path):
+    root = tmp_path / "landing"
+    write(root, "binance/XRP_USDT-1h.feather", feather_bytes(candles(24, step="1h", base=100.0)))
+    write(root, "binance/futures/XRP_USDT_USDT-1h-futures.feather",
+          feather_bytes(candles(12, step="1h", base=110.0)))  # fmt: skip
+    dry = load_landing_folder(engine, root, run_id="dry", now=NOW, dry_run=True)
+    assert dry.failed == 0 and _instruments(engine, "binance") == {}
+    # The exchange already listed the perpetual, delisted: a file must not re-activate it nor drop its tick.
+    later = T0 + pd.Timedelta(days=30)
+    with engine.begin() as conn:
+        upsert_instruments(conn, [{"exchange": "binance", "symbol": "XRP/USDT:USDT", "type": "swap",
+                                   "base": "XRP", "quote": "USDT", "settle": "USDT", "linear": True,
+                                   "inverse": False, "tick_size": 0.0001, "active": False,
+                                   "first_seen": later, "last_seen": later}])  # fmt: skip
+    report = load_landing_folder(engine, root, run_id="run-1", now=NOW)
+    assert report.failed == 0 and report.loaded == 2, [f.error for f in report.failures]
+    expected = {
+        "XRP/USDT": ("spot", "XRP", "USDT", None, None, None, True, None, T0, T0 + pd.Timedelta(hours=23)),
+        "XRP/USDT:USDT": ("swap", "XRP", "USDT", "USDT", True, False, False, 0.0001, T0, later),
+    }
+    assert _instruments(engine, "binance") == expected
+    again = load_landing_folder(engine, root, run_id="run-2", now=NOW)
+    assert again.skipped == 2 and _instruments(engine, "binance") == expected
+
+
+def test_a_unified_symbol_tells_its_instrument_fields():
+    spot, inverse = instrument_fields("BTC/USDT"), instrument_fields("BTC/USD:BTC")
+    dated, option = (
+        instrument_fields("BTC/USDT:USDT-261225"),
+        instrument_fields("BTC/USD:BTC-261225-100000-C"),
+    )
+    assert (spot["type"], spot["settle"], spot["linear"]) == ("spot", None, None)
+    assert (inverse["type"], inverse["linear"], inverse["inverse"]) == ("swap", False, True)
+    assert (dated["type"], dated["linear"], dated["expiry"]) == (
+        "future",
+        True,
+        pd.Timestamp("2026-12-25", tz="UTC"),
+    )
+    assert (option["type"], option["settle"], option["strike"], option["option_type"]) == (
+        "option", "BTC", 100_000.0, "call")  # fmt: skip
+    with pytest.raises(SymbolError, match="not a ccxt unified symbol"):
+        instrument_fields("BTCUSDT")

@@ -33,9 +33,11 @@ from resources.files import LandingFileError, ledger
 from resources.files.checksums import checksum_problem, sidecar
 from resources.files.layouts import ParsedFile, read_file
 from resources.files.readers.containers import SIDECAR_SUFFIXES
+from resources.files.symbols import SymbolError, instrument_fields
 from resources.quality.quarantine import write_quarantine
 from resources.quality.split import SplitResult, StructuralError
 from resources.warehouse.load import LoadResult, load_frame
+from resources.warehouse.ops.instruments import get_instruments, upsert_instruments
 
 DATASET = "ohlcv"  # the dataset of files that say nothing else (candles)
 # Names of files still being written or left by tools: not landed data.
@@ -362,7 +364,7 @@ def load_file(
         return _fail(engine, report, print_, run_id, progress.explained(failure.reason), started)
     progress.finish()
     report.status = "empty" if report.fetched == 0 else "partial" if report.quarantined else "loaded"
-    _record(engine, report, print_, run_id, status=report.status)
+    _record(engine, report, print_, run_id, status=report.status, seen=progress.seen)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -435,6 +437,7 @@ class _Progress:
         self.series: dict[str, set] = {"exchange": set(), "symbol": set(), "interval": set()}
         self.reasons: Counter = Counter()
         self.kept_with_warning: Counter = Counter()
+        self.seen: dict[tuple[str, str], tuple[datetime, datetime]] = {}  # (exchange, symbol) -> time span
 
     def describe(self, parsed: ParsedFile) -> None:
         """What the batch was read as, before it is loaded (a failed load still says what was read)."""
@@ -461,6 +464,7 @@ class _Progress:
         report.updated += result.updated
         report.unchanged += result.unchanged
         report.quarantined += len(parsed.rejected) + result.quarantined
+        self._see(parsed.frame)
         low, high = result.min_time, result.max_time
         if low is None and len(parsed.frame):
             low = parsed.frame["time"].min().to_pydatetime()
@@ -468,6 +472,16 @@ class _Progress:
         if low is not None:
             report.min_time = min(low, report.min_time) if report.min_time else low
             report.max_time = max(high, report.max_time) if report.max_time else high
+
+    def _see(self, frame: pd.DataFrame) -> None:
+        """Widen each instrument's first/last time by the batch's rows (what `instruments` learns)."""
+        if frame.empty or not {"exchange", "symbol", "time"} <= set(frame.columns):
+            return
+        spans = frame.groupby(["exchange", "symbol"])["time"].agg(["min", "max"])
+        for key, (low, high) in spans.iterrows():
+            low, high = low.to_pydatetime(), high.to_pydatetime()
+            old_low, old_high = self.seen.get(key, (low, high))
+            self.seen[key] = (min(low, old_low), max(high, old_high))
 
     def finish(self) -> None:
         report = self.report
@@ -520,9 +534,20 @@ def _fail(
 
 
 def _record(
-    engine: sa.Engine, report: FileReport, print_: ledger.Fingerprint, run_id: str | None, *, status: str
+    engine: sa.Engine,
+    report: FileReport,
+    print_: ledger.Fingerprint,
+    run_id: str | None,
+    *,
+    status: str,
+    seen: dict[tuple[str, str], tuple[datetime, datetime]] | None = None,
 ) -> None:
+    """The file's ledger entry and, for a loaded file, the instruments it has rows of: one transaction."""
     with engine.begin() as conn:
+        if seen:
+            upsert_instruments(
+                conn, file_instruments(conn, seen, source=f"file:{report.archive or 'landing'}")
+            )
         ledger.record(
             conn,
             path=report.path,
@@ -540,6 +565,28 @@ def _record(
             first_time=report.min_time,
             last_time=report.max_time,
         )
+
+
+def file_instruments(
+    conn: sa.Connection, seen: dict[tuple[str, str], tuple[datetime, datetime]], *, source: str
+) -> list[dict[str, Any]]:
+    """`instruments` rows of what a file has rows of, first/last seen = the rows' time span. One the
+    warehouse already knows (from the exchange) is offered as stored, only its span widened, so its
+    `active` flag, sizes and raw info stay the exchange's; a new one is described by its unified symbol."""
+    rows = []
+    for exchange in sorted({exchange for exchange, _ in seen}):
+        known = {r.symbol: asdict(r) for r in get_instruments(conn, exchange=exchange)}
+        for (exch, symbol), (first, last) in sorted(seen.items()):
+            if exch != exchange:
+                continue
+            try:
+                row = known.get(symbol) or {"exchange": exchange, "symbol": symbol, "source": source,
+                                            **instrument_fields(symbol)}  # fmt: skip
+            except SymbolError as exc:  # rows stored under a non-unified name: nothing to describe
+                log.warning("no instrument for %s: %s", source, exc)
+                continue
+            rows.append({**row, "first_seen": first, "last_seen": last})
+    return rows
 
 
 def summary(report: FolderReport) -> dict[str, Any]:

@@ -21,6 +21,9 @@ instrument.
 from __future__ import annotations
 
 import re
+from typing import Any
+
+import pandas as pd
 
 from resources.files import LandingFileError
 from resources.files.naming import QUOTES
@@ -127,6 +130,36 @@ def market_type(symbol: str) -> str:
     if ":" not in symbol:
         return "spot"
     return "future" if re.search(r"-\d{6}$", symbol) else "swap"
+
+
+def instrument_fields(symbol: str) -> dict[str, Any]:
+    """The `instruments` fields a ccxt unified symbol itself tells (type, base/quote/settle, linear or
+    inverse, expiry, strike, option type), so a file-only instrument is described without the exchange:
+    `BTC/USDT`, `BTC/USDT:USDT`, `BTC/USDT:USDT-261225`, `BTC/USD:BTC-261225-100000-C`."""
+    pair, _, contract = symbol.partition(":")
+    base, _, quote = pair.partition("/")
+    settle, *suffix = contract.split("-") if contract else [None]
+    if not base or not quote or (contract and not settle) or len(suffix) not in (0, 1, 3):
+        raise SymbolError(
+            f"{symbol!r} is not a ccxt unified symbol (BASE/QUOTE[:SETTLE[-YYMMDD[-STRIKE-C|P]]])"
+        )
+    if suffix and not _DATED.match(suffix[0]):
+        raise SymbolError(f"{symbol!r}: expiry {suffix[0]!r} is not YYMMDD")
+    kind = "spot" if not contract else {0: "swap", 1: "future", 3: "option"}[len(suffix)]
+    if kind == "option" and suffix[2] not in ("C", "P"):
+        raise SymbolError(f"{symbol!r}: option type {suffix[2]!r} is not C or P")
+    derivative = kind != "spot"
+    return {
+        "type": kind,
+        "base": base,
+        "quote": quote,
+        "settle": settle,
+        "linear": settle == quote if derivative else None,
+        "inverse": settle == base if derivative else None,
+        "expiry": pd.Timestamp(f"20{suffix[0]}", tz="UTC") if suffix else None,  # the day (hour: venue's)
+        "strike": float(suffix[1]) if kind == "option" else None,
+        "option_type": {"C": "call", "P": "put"}.get(suffix[2]) if kind == "option" else None,
+    }
 
 
 # Tardis exchange ids -> (ccxt exchange id, how its symbols are named).
