@@ -139,6 +139,10 @@ def _declaration(asset: str) -> dg.LocalFileCodeReference | None:
     return None
 
 
+# The package these modules are imported as ("market_warehouse.pipelines."): a class defined in it is ours.
+_PIPELINES = __name__.rpartition(".")[0] + "."
+
+
 def code_references(fn: Callable, asset: str) -> list[dg.LocalFileCodeReference]:
     """The asset's links to its source: the function Dagster runs (`fn`, unwrapped from the retry decorator);
     for a factory-made asset, the project class it was made from (a derived asset's steps); and its
@@ -149,7 +153,7 @@ def code_references(fn: Callable, asset: str) -> list[dg.LocalFileCodeReference]
     refs += [
         _source(c, "computation")
         for c in closure
-        if isinstance(c, type) and c.__module__.startswith("pipelines.")
+        if isinstance(c, type) and c.__module__.startswith(_PIPELINES)
     ]
     declared = _declaration(asset)
     return refs + ([declared] if declared else [])
