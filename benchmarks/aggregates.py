@@ -28,15 +28,21 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.sqlfiles import bench_text  # noqa: E402
-from resources.backend import detect  # noqa: E402
-from resources.database import create_engine, drop_database, ensure_database, redact, server_url  # noqa: E402
-from resources.maintenance.aggregates import floor_to, refresh_aggregates  # noqa: E402
-from resources.maintenance.partitions import manage_partitions  # noqa: E402
-from resources.maintenance.stats import collect_stats  # noqa: E402
-from resources.schema import upgrade  # noqa: E402
-from resources.sqlfiles import sql_text  # noqa: E402
-from resources.warehouse import upsert_dataframe  # noqa: E402
-from resources.warehouse.aggregates import aggregate_query  # noqa: E402
+from market_warehouse.resources.backend import detect  # noqa: E402
+from market_warehouse.resources.database import (  # noqa: E402
+    create_engine,
+    drop_database,
+    ensure_database,
+    redact,
+    server_url,
+)
+from market_warehouse.resources.maintenance.aggregates import floor_to, refresh_aggregates  # noqa: E402
+from market_warehouse.resources.maintenance.partitions import manage_partitions  # noqa: E402
+from market_warehouse.resources.maintenance.stats import collect_stats  # noqa: E402
+from market_warehouse.resources.schema import upgrade  # noqa: E402
+from market_warehouse.resources.sqlfiles import sql_text  # noqa: E402
+from market_warehouse.resources.warehouse import upsert_dataframe  # noqa: E402
+from market_warehouse.resources.warehouse.aggregates import aggregate_query  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

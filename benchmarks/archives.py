@@ -45,11 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.sqlfiles import bench_text  # noqa: E402
 from benchmarks.upsert import copy_bytes, prepare_partitions  # noqa: E402
-from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
-from resources.files.landing import load_file  # noqa: E402
-from resources.files.naming import ccxt_exchange_ids  # noqa: E402
-from resources.schema import upgrade  # noqa: E402
-from resources.warehouse.upsert import _binary_copy_payload, _table_meta, validate_frame  # noqa: E402
+from market_warehouse.resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
+from market_warehouse.resources.files.landing import load_file  # noqa: E402
+from market_warehouse.resources.files.naming import ccxt_exchange_ids  # noqa: E402
+from market_warehouse.resources.schema import upgrade  # noqa: E402
+from market_warehouse.resources.warehouse.upsert import _binary_copy_payload, _table_meta, validate_frame  # noqa: E402
 
 T0 = pd.Timestamp("2020-01-01", tz="UTC")
 # The loads' clock, after every generated candle (a 3 GB CSV reaches 2105): none is refused as future.

@@ -27,17 +27,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.aggregates import percentile  # noqa: E402
 from benchmarks.sqlfiles import bench_text  # noqa: E402
-from resources.backend import detect  # noqa: E402
-from resources.database import create_engine, drop_database, ensure_database, redact, server_url  # noqa: E402
-from resources.maintenance.aggregates import floor_to, refresh_aggregates  # noqa: E402
-from resources.maintenance.compression import compress_chunks  # noqa: E402
-from resources.maintenance.partitions import manage_partitions  # noqa: E402
-from resources.maintenance.plan import read_only  # noqa: E402
-from resources.maintenance.policy import parse_policy  # noqa: E402
-from resources.maintenance.retention import apply_retention, plan_retention  # noqa: E402
-from resources.maintenance.stats import collect_stats  # noqa: E402
-from resources.schema import upgrade  # noqa: E402
-from resources.warehouse.api import Warehouse  # noqa: E402
+from market_warehouse.resources.backend import detect  # noqa: E402
+from market_warehouse.resources.database import (  # noqa: E402
+    create_engine,
+    drop_database,
+    ensure_database,
+    redact,
+    server_url,
+)
+from market_warehouse.resources.maintenance.aggregates import floor_to, refresh_aggregates  # noqa: E402
+from market_warehouse.resources.maintenance.compression import compress_chunks  # noqa: E402
+from market_warehouse.resources.maintenance.partitions import manage_partitions  # noqa: E402
+from market_warehouse.resources.maintenance.plan import read_only  # noqa: E402
+from market_warehouse.resources.maintenance.policy import parse_policy  # noqa: E402
+from market_warehouse.resources.maintenance.retention import apply_retention, plan_retention  # noqa: E402
+from market_warehouse.resources.maintenance.stats import collect_stats  # noqa: E402
+from market_warehouse.resources.schema import upgrade  # noqa: E402
+from market_warehouse.resources.warehouse.api import Warehouse  # noqa: E402
 
 DAY = timedelta(days=1)
 

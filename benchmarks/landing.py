@@ -35,11 +35,11 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.sqlfiles import bench_text  # noqa: E402
-from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
-from resources.files.landing import load_landing_folder  # noqa: E402
-from resources.files.layouts import parse_file  # noqa: E402
-from resources.schema import upgrade  # noqa: E402
-from resources.warehouse.load import load_frame  # noqa: E402
+from market_warehouse.resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
+from market_warehouse.resources.files.landing import load_landing_folder  # noqa: E402
+from market_warehouse.resources.files.layouts import parse_file  # noqa: E402
+from market_warehouse.resources.schema import upgrade  # noqa: E402
+from market_warehouse.resources.warehouse.load import load_frame  # noqa: E402
 
 T0_MS = 1_704_067_200_000
 MINUTE_MS = 60_000

@@ -32,12 +32,12 @@ from psycopg2 import sql as pgsql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.defs import market_data  # noqa: E402
-from resources.dagster_resources import ExchangeResource, WarehouseResource  # noqa: E402
-from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
-from resources.exchanges.client import fetch_ohlcv_range  # noqa: E402
-from resources.exchanges.synthetic import SyntheticExchange  # noqa: E402
-from resources.schema import upgrade  # noqa: E402
+from market_warehouse.pipelines.defs import market_data  # noqa: E402
+from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource  # noqa: E402
+from market_warehouse.resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
+from market_warehouse.resources.exchanges.client import fetch_ohlcv_range  # noqa: E402
+from market_warehouse.resources.exchanges.synthetic import SyntheticExchange  # noqa: E402
+from market_warehouse.resources.schema import upgrade  # noqa: E402
 
 UNIVERSE = """
 exchanges:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from resources.sqlfiles import load_sql, sql_text
+from market_warehouse.resources.sqlfiles import load_sql, sql_text
 
 BENCH_SQL_DIR = Path(__file__).resolve().with_name("sql")
 

@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_httpserver import HTTPServer  # noqa: E402
 
-from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
-from resources.exchanges.universe import ExchangeConfig  # noqa: E402
-from resources.schema import upgrade  # noqa: E402
-from resources.stream.config import parse_stream  # noqa: E402
-from resources.stream.service import CaptureService, build_stream_exchange  # noqa: E402
+from market_warehouse.resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
+from market_warehouse.resources.exchanges.universe import ExchangeConfig  # noqa: E402
+from market_warehouse.resources.schema import upgrade  # noqa: E402
+from market_warehouse.resources.stream.config import parse_stream  # noqa: E402
+from market_warehouse.resources.stream.service import CaptureService, build_stream_exchange  # noqa: E402
 from tests.fixtures.exchanges.replay import BinanceReplay  # noqa: E402
 from tests.stream_data import TRADES_STREAM, BinanceWsReplay, Session  # noqa: E402
 

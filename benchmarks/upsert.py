@@ -30,13 +30,13 @@ from psycopg2 import sql as pgsql
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.sqlfiles import bench_sql, bench_text  # noqa: E402
-from resources.backend import detect  # noqa: E402
-from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
-from resources.models import TIMESERIES  # noqa: E402
-from resources.partitioning import ensure_partitions  # noqa: E402
-from resources.schema import upgrade  # noqa: E402
-from resources.sqlfiles import load_sql, sql_text  # noqa: E402
-from resources.warehouse.upsert import (  # noqa: E402
+from market_warehouse.resources.backend import detect  # noqa: E402
+from market_warehouse.resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
+from market_warehouse.resources.models import TIMESERIES  # noqa: E402
+from market_warehouse.resources.partitioning import ensure_partitions  # noqa: E402
+from market_warehouse.resources.schema import upgrade  # noqa: E402
+from market_warehouse.resources.sqlfiles import load_sql, sql_text  # noqa: E402
+from market_warehouse.resources.warehouse.upsert import (  # noqa: E402
     _binary_copy_payload,
     _load_order,
     _table_meta,

@@ -40,14 +40,14 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.sqlfiles import bench_text  # noqa: E402
-from resources.backend import detect  # noqa: E402
-from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
-from resources.models import TIMESERIES  # noqa: E402
-from resources.partitioning import ensure_partitions  # noqa: E402
-from resources.quality.rules import Rule, load_rules  # noqa: E402
-from resources.quality.scores import score_frame  # noqa: E402
-from resources.quality.split import split_frame  # noqa: E402
-from resources.schema import upgrade  # noqa: E402
+from market_warehouse.resources.backend import detect  # noqa: E402
+from market_warehouse.resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
+from market_warehouse.resources.models import TIMESERIES  # noqa: E402
+from market_warehouse.resources.partitioning import ensure_partitions  # noqa: E402
+from market_warehouse.resources.quality.rules import Rule, load_rules  # noqa: E402
+from market_warehouse.resources.quality.scores import score_frame  # noqa: E402
+from market_warehouse.resources.quality.split import split_frame  # noqa: E402
+from market_warehouse.resources.schema import upgrade  # noqa: E402
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 CORE = (
@@ -117,8 +117,8 @@ def best(fn, runs: int) -> tuple[float, object]:
 
 def write_path(rows: int, series: int, broken: float, database: str) -> None:
     """upsert_dataframe (no validation) vs load_frame (validation, scores, quarantine) on the same rows."""
-    from resources.warehouse.load import load_frame
-    from resources.warehouse.upsert import upsert_dataframe
+    from market_warehouse.resources.warehouse.load import load_frame
+    from market_warehouse.resources.warehouse.upsert import upsert_dataframe
 
     frame = make_frame(rows, series, broken, seed=1)
     clean = frame.loc[split_frame("ohlcv", frame, load_rules(None, "ohlcv"), now=NOW).good.index]
@@ -200,7 +200,7 @@ def main() -> None:
     core: list[Rule] = [r for r in rules if r.name in CORE]
 
     began = time.perf_counter()
-    from resources.quality import expectations
+    from market_warehouse.resources.quality import expectations
 
     expectations._context()
     gx_startup = time.perf_counter() - began

@@ -25,13 +25,13 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.sqlfiles import bench_text  # noqa: E402
-from resources.backend import detect  # noqa: E402
-from resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
-from resources.models import TIMESERIES  # noqa: E402
-from resources.partitioning import ensure_partitions  # noqa: E402
-from resources.schema import upgrade  # noqa: E402
-from resources.warehouse.api import Warehouse  # noqa: E402
-from resources.warehouse.async_api import AsyncWarehouse  # noqa: E402
+from market_warehouse.resources.backend import detect  # noqa: E402
+from market_warehouse.resources.database import create_engine, drop_database, redact, server_url  # noqa: E402
+from market_warehouse.resources.models import TIMESERIES  # noqa: E402
+from market_warehouse.resources.partitioning import ensure_partitions  # noqa: E402
+from market_warehouse.resources.schema import upgrade  # noqa: E402
+from market_warehouse.resources.warehouse.api import Warehouse  # noqa: E402
+from market_warehouse.resources.warehouse.async_api import AsyncWarehouse  # noqa: E402
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 SERIES = ("bench", "GAP/USDT", "1m")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from resources.models import Base
+from market_warehouse.resources.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -52,7 +52,7 @@ def run_migrations_online() -> None:
     if conn is not None:
         _run(conn)
         return
-    from resources.database import warehouse_engine
+    from market_warehouse.resources.database import warehouse_engine
 
     engine = warehouse_engine(poolclass=sa.NullPool)
     try:

@@ -20,15 +20,15 @@ WAREHOUSE, DAGSTER = "warehouse", "dagster"
 
 
 def _sources() -> dict[str, URL]:
-    from pipelines.instance import instance_storage_url
-    from resources.database import warehouse_url
+    from market_warehouse.pipelines.instance import instance_storage_url
+    from market_warehouse.resources.database import warehouse_url
 
     return {WAREHOUSE: warehouse_url(), DAGSTER: instance_storage_url()}
 
 
 def _targets(target_url: str | None, dagster_url: str | None, with_dagster: bool) -> dict[str, URL]:
     """The configured databases, or `--target-url` and (unless given) `<its database>_dagster` beside it."""
-    from resources.database import normalize_url
+    from market_warehouse.resources.database import normalize_url
 
     if target_url is None:
         targets = _sources()
@@ -43,8 +43,8 @@ def _targets(target_url: str | None, dagster_url: str | None, with_dagster: bool
 
 
 def _default_folder() -> Path:
-    from resources.clock import now
-    from resources.settings import load_settings
+    from market_warehouse.resources.clock import now
+    from market_warehouse.resources.settings import load_settings
 
     return load_settings().home / "backups" / now().strftime("%Y%m%dT%H%M%SZ")
 
@@ -59,9 +59,9 @@ def backup(folder: Path | None, jobs: int | None) -> None:
 
     FOLDER must be new or empty [default: $MW_HOME/backups/<UTC time>].
     """
-    from resources.backup import MANIFEST, BackupError, default_jobs
-    from resources.backup import backup as run_backup
-    from resources.maintenance.stats import human_bytes
+    from market_warehouse.resources.backup import MANIFEST, BackupError, default_jobs
+    from market_warehouse.resources.backup import backup as run_backup
+    from market_warehouse.resources.maintenance.stats import human_bytes
 
     folder = folder or _default_folder()
     try:
@@ -101,8 +101,8 @@ def restore(
 
     Exit code 1 when a restored table differs from the manifest; 2 when a target is refused.
     """
-    from resources.backup import BackupError, default_jobs
-    from resources.backup import restore as run_restore
+    from market_warehouse.resources.backup import BackupError, default_jobs
+    from market_warehouse.resources.backup import restore as run_restore
 
     targets = _targets(target_url, dagster_url, not no_dagster)
     try:

@@ -29,9 +29,9 @@ from dagster._core.definitions.external_asset import create_external_asset_from_
 from dagster._core.definitions.source_asset import SourceAsset
 from dagster._record import copy
 
-from pipelines import datasets
-from resources.exchanges.universe import load_universe
-from resources.settings import PROJECT_ROOT, ConfigurationError
+from market_warehouse.pipelines import datasets
+from market_warehouse.resources.exchanges.universe import load_universe
+from market_warehouse.resources.settings import PROJECT_ROOT, ConfigurationError
 
 OWNERS_ENV = "MW_OWNERS"
 DEFAULT_OWNERS = ("team:market-warehouse",)

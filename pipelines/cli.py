@@ -12,12 +12,12 @@ from datetime import datetime
 
 import click
 
-from pipelines.backup_cli import backup, restore
-from pipelines.cold_cli import cold
-from pipelines.load_cli import load
-from pipelines.quality_cli import archive, quarantine
-from pipelines.stream_cli import stream
-from resources.settings import ConfigurationError
+from market_warehouse.pipelines.backup_cli import backup, restore
+from market_warehouse.pipelines.cold_cli import cold
+from market_warehouse.pipelines.load_cli import load
+from market_warehouse.pipelines.quality_cli import archive, quarantine
+from market_warehouse.pipelines.stream_cli import stream
+from market_warehouse.resources.settings import ConfigurationError
 
 
 @click.group()
@@ -28,8 +28,8 @@ def cli() -> None:
 @cli.command()
 def migrate() -> None:
     """Bring the warehouse schema to the latest revision (`alembic upgrade head`)."""
-    from resources.database import redact, warehouse_engine
-    from resources.schema import current_revision, upgrade
+    from market_warehouse.resources.database import redact, warehouse_engine
+    from market_warehouse.resources.schema import current_revision, upgrade
 
     engine = warehouse_engine()
     try:
@@ -51,8 +51,8 @@ def db() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def db_info(as_json: bool) -> None:
     """Backend, versions, capabilities and, per table, its kind, row estimate and size."""
-    from resources.database import redact, warehouse_engine
-    from resources.maintenance.stats import database_info, human_bytes
+    from market_warehouse.resources.database import redact, warehouse_engine
+    from market_warehouse.resources.maintenance.stats import database_info, human_bytes
 
     engine = warehouse_engine()
     try:
@@ -103,7 +103,7 @@ def db_info(as_json: bool) -> None:
 @click.option("--quiet", is_flag=True, help="No per-step progress lines, only the summary.")
 def demo(days: int, history_days: int, universe: str | None, end: datetime | None, quiet: bool) -> None:
     """Land sample files, materialize the whole graph for the last days offline, run maintenance, summarise."""
-    from pipelines.demo import DemoOptions, demo_window, run_demo
+    from market_warehouse.pipelines.demo import DemoOptions, demo_window, run_demo
 
     end_day = end.date() if end else None
     try:
@@ -125,9 +125,9 @@ def maintenance() -> None:
 @click.option("--universe", type=click.Path(exists=True, dir_okay=False), help="Universe YAML (MW_UNIVERSE).")
 def maintenance_plan(as_json: bool, universe: str | None) -> None:
     """What the next nightly_maintenance would create, refresh, compress and drop; changes nothing."""
-    from resources.database import redact, warehouse_engine
-    from resources.maintenance.plan import plan_maintenance
-    from resources.maintenance.policy import load_policy
+    from market_warehouse.resources.database import redact, warehouse_engine
+    from market_warehouse.resources.maintenance.plan import plan_maintenance
+    from market_warehouse.resources.maintenance.policy import load_policy
 
     policy = load_policy(universe)
     engine = warehouse_engine()
@@ -147,7 +147,7 @@ def maintenance_plan(as_json: bool, universe: str | None) -> None:
 @click.option("--port", default=3000, show_default=True, type=int)
 def ui(host: str, port: int) -> None:
     """Start the Dagster UI (dagster dev) with run/event/schedule storage in PostgreSQL."""
-    from pipelines.ui import run_ui
+    from market_warehouse.pipelines.ui import run_ui
 
     sys.exit(run_ui(host, port, echo=click.echo))
 

@@ -28,8 +28,8 @@ def cold_restore(
     table: str, start: datetime, end: datetime, exchange: str | None, symbol: str | None
 ) -> None:
     """Upsert the cold rows with time in [--from, --to) back into TABLE; idempotent."""
-    from resources.database import redact, warehouse_engine
-    from resources.maintenance.cold import restore
+    from market_warehouse.resources.database import redact, warehouse_engine
+    from market_warehouse.resources.maintenance.cold import restore
 
     lo, hi = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
     if lo >= hi:

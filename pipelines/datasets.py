@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from resources.exchanges.ingest import (
+from market_warehouse.resources.exchanges.ingest import (
     IngestResult,
     LoadContext,
     ingest_candles,
@@ -27,8 +27,8 @@ from resources.exchanges.ingest import (
     ingest_tickers,
     ingest_trades,
 )
-from resources.exchanges.universe import ExchangeConfig
-from resources.intervals import interval_to_timedelta
+from market_warehouse.resources.exchanges.universe import ExchangeConfig
+from market_warehouse.resources.intervals import interval_to_timedelta
 
 INGESTION, MARKET_DATA, DERIVED, MAINTENANCE = "ingestion", "market_data", "derived", "maintenance"
 

@@ -7,9 +7,16 @@ import os
 
 import dagster as dg
 
-from pipelines.catalog import with_catalog_facts
-from pipelines.defs import derived, ingestion, maintenance, market_data, observability, stream
-from resources.dagster_resources import WarehouseResource
+from market_warehouse.pipelines.catalog import with_catalog_facts
+from market_warehouse.pipelines.defs import (
+    derived,
+    ingestion,
+    maintenance,
+    market_data,
+    observability,
+    stream,
+)
+from market_warehouse.resources.dagster_resources import WarehouseResource
 
 
 def _warehouse() -> WarehouseResource:

@@ -23,8 +23,8 @@ from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 from sqlalchemy.engine import URL
 
-from resources.database import dagster_storage_url, normalize_url
-from resources.settings import Settings, load_settings
+from market_warehouse.resources.database import dagster_storage_url, normalize_url
+from market_warehouse.resources.settings import Settings, load_settings
 
 # A Dagster storage database other than the project's default one (e.g. created by an administrator when the
 # user in DATABASE_URL may not create databases). Optional: nothing needs it.

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from resources.files.landing import FileReport, FolderReport
+    from market_warehouse.resources.files.landing import FileReport, FolderReport
 
 _COLUMNS = (
     ("path", 48), ("status", 8), ("dataset", 13), ("layout", 40), ("instrument", 26), ("price", 13),
@@ -35,7 +35,7 @@ class _Targets:
     roots: dict[Path, list[Path]] = field(default_factory=dict)
 
     def add(self, given: Path) -> None:
-        from resources.files.landing import landed_files
+        from market_warehouse.resources.files.landing import landed_files
 
         if given.is_dir():
             self.roots.setdefault(given, []).extend(landed_files(given))
@@ -170,9 +170,9 @@ def load(
     no_progress: bool,
 ) -> None:
     """Load history files (freqtrade folders, Binance Vision zips, Tardis CSVs, CSV/Parquet/Feather/JSON)."""
-    from resources import clock
-    from resources.files.landing import load_landing_folder
-    from resources.files.layouts import DEFAULT_BATCH_ROWS
+    from market_warehouse.resources import clock
+    from market_warehouse.resources.files.landing import load_landing_folder
+    from market_warehouse.resources.files.layouts import DEFAULT_BATCH_ROWS
 
     targets = _Targets()
     for given in paths:
@@ -219,8 +219,8 @@ def _observer(files: int, *, quiet: bool) -> _Bars | _Silent:
 
 def _migrated_engine():
     """The warehouse engine; a schema behind the code is a usage error (run `migrate`), not a traceback."""
-    from resources.database import warehouse_engine
-    from resources.schema import current_revision, head_revision
+    from market_warehouse.resources.database import warehouse_engine
+    from market_warehouse.resources.schema import current_revision, head_revision
 
     engine = warehouse_engine()
     if current_revision(engine) != head_revision():

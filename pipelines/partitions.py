@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from pipelines.table_metadata import table_metadata
-from resources import clock
-from resources.exchanges.universe import load_universe
-from resources.settings import ConfigurationError
+from market_warehouse.pipelines.table_metadata import table_metadata
+from market_warehouse.resources import clock
+from market_warehouse.resources.exchanges.universe import load_universe
+from market_warehouse.resources.settings import ConfigurationError
 
 if TYPE_CHECKING:
-    from pipelines.datasets import Dataset
+    from market_warehouse.pipelines.datasets import Dataset
 
 DEFAULT_HISTORY_START = "2026-01-01"
 HISTORY_START_ENV = "MW_HISTORY_START"

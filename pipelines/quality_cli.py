@@ -22,7 +22,7 @@ def _who(by: str | None) -> str:
 @contextlib.contextmanager
 def _warehouse() -> Iterator[sa.Engine]:
     """The warehouse engine for one command; a row or key that does not exist is a usage error, not a traceback."""
-    from resources.database import warehouse_engine
+    from market_warehouse.resources.database import warehouse_engine
 
     engine = warehouse_engine()
     try:
@@ -62,7 +62,7 @@ def quarantine() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def quarantine_list(table, rule, run_id, partition_key, include_released, limit, as_json) -> None:
     """Quarantined rows, newest first."""
-    from resources.quality.quarantine import list_quarantine
+    from market_warehouse.resources.quality.quarantine import list_quarantine
 
     with _warehouse() as engine, engine.connect() as conn:
         rows = list_quarantine(
@@ -100,8 +100,8 @@ def quarantine_release(
     ids: tuple[int, ...], assignments: tuple[str, ...], by: str | None, reason: str
 ) -> None:
     """Re-validate and upsert quarantined rows IDS (after applying --set corrections to each)."""
-    from resources.quality.quarantine import correct
-    from resources.warehouse.release import release
+    from market_warehouse.resources.quality.quarantine import correct
+    from market_warehouse.resources.warehouse.release import release
 
     who = _who(by)
     changes = _parse_assignments(assignments)
@@ -133,7 +133,7 @@ def archive() -> None:
 @click.option("--reason", default="restored from timeseries_archive", show_default=True)
 def archive_restore(ids, table, key_parts, by, reason) -> None:
     """Write archived versions back (by archive IDS, or --table and --key)."""
-    from resources.warehouse.restore import restore
+    from market_warehouse.resources.warehouse.restore import restore
 
     if bool(ids) == bool(table):
         raise click.UsageError("give archive IDS, or --table with --key")

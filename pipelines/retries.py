@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 
-from resources.retry import Backoff, RootError, classify, first_line, short_path
+from market_warehouse.resources.retry import Backoff, RootError, classify, first_line, short_path
 
 if TYPE_CHECKING:
     from dagster._utils.error import SerializableErrorInfo  # what STEP_FAILURE events carry

@@ -19,9 +19,9 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="With --status: machine-readable output.")
 def stream(show_status: bool, universe: str | None, exchange: str | None, as_json: bool) -> None:
     """Capture the universe's websocket streams into the warehouse until SIGTERM (which flushes)."""
-    from resources.database import redact, warehouse_engine
-    from resources.exchanges.universe import load_universe
-    from resources.stream.config import stream_configs
+    from market_warehouse.resources.database import redact, warehouse_engine
+    from market_warehouse.resources.exchanges.universe import load_universe
+    from market_warehouse.resources.stream.config import stream_configs
 
     configs = stream_configs(load_universe(universe), exchange)
     engine = warehouse_engine()
@@ -33,7 +33,7 @@ def stream(show_status: bool, universe: str | None, exchange: str | None, as_jso
             raise click.ClickException("no exchange of the universe has a `stream:` section")
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         click.echo(f"stream: writing to {redact(engine.url)}")
-        from resources.stream.run import serve
+        from market_warehouse.resources.stream.run import serve
 
         stats = serve(configs, engine)
         rows = sum(s.rows for s in stats)
@@ -43,7 +43,7 @@ def stream(show_status: bool, universe: str | None, exchange: str | None, as_jso
 
 
 def _print_status(engine, exchange: str | None, configs, as_json: bool) -> None:
-    from resources.stream.ledger import stream_status
+    from market_warehouse.resources.stream.ledger import stream_status
 
     stale_after = {c.name: c.stale_after_s for c in configs}
     with engine.connect() as conn:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import sqlalchemy as sa
 
-from pipelines.column_docs import column_doc
-from resources.models import Base
+from market_warehouse.pipelines.column_docs import column_doc
+from market_warehouse.resources.models import Base
 
 # The aggregates `ohlcv_1h` / `ohlcv_1d` (views over continuous aggregates or rollup tables, no SQLAlchemy
 # model): the candle columns they keep from ohlcv, around their bucket (sql/common/ohlcv_rollup_1h_insert.sql).

@@ -16,9 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.instance import instance_home, instance_storage_url
-from resources.database import redact
-from resources.settings import PROJECT_ROOT, Settings, load_settings
+from market_warehouse.pipelines.instance import instance_home, instance_storage_url
+from market_warehouse.resources.database import redact
+from market_warehouse.resources.settings import PROJECT_ROOT, Settings, load_settings
 
 # Seconds `dagster dev` gets to stop after the terminal's Ctrl-C before it is sent one, then before it is killed
 # (it gives its own services 60 s).

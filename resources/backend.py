@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
 
-from resources.settings import ConfigurationError, load_settings
-from resources.sqlfiles import sql_text
+from market_warehouse.resources.settings import ConfigurationError, load_settings
+from market_warehouse.resources.sqlfiles import sql_text
 
 MIN_TIMESCALEDB = (2, 13)
 

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
-from resources.backend import Capabilities, engine_capabilities
-from resources.database import create_engine, normalize_url, warehouse_url
+from market_warehouse.resources.backend import Capabilities, engine_capabilities
+from market_warehouse.resources.database import create_engine, normalize_url, warehouse_url
 
 
 @functools.cache
@@ -66,13 +66,13 @@ class ExchangeResource(ConfigurableResource):
         self._clients = {}
 
     def universe(self):
-        from resources.exchanges.universe import load_universe
+        from market_warehouse.resources.exchanges.universe import load_universe
 
         return load_universe(self.universe_path)
 
     def client(self, config):
         """One ccxt (or synthetic) instance per exchange and run, so ccxt's throttle sees every request."""
-        from resources.exchanges.client import build_exchange
+        from market_warehouse.resources.exchanges.client import build_exchange
 
         if config.name not in self._clients:
             self._clients[config.name] = build_exchange(config, api_base_url=self.api_base_url)
@@ -80,7 +80,7 @@ class ExchangeResource(ConfigurableResource):
 
     def backoff(self):
         """The back-off of one exchange call."""
-        from resources.retry import Backoff
+        from market_warehouse.resources.retry import Backoff
 
         return Backoff(
             base_delay=self.backoff_base_seconds,
@@ -90,7 +90,7 @@ class ExchangeResource(ConfigurableResource):
 
     def step_backoff(self):
         """The back-off between tries of a whole step (Dagster waits; `sleep` is not used)."""
-        from resources.retry import Backoff
+        from market_warehouse.resources.retry import Backoff
 
         return Backoff(
             base_delay=self.step_retry_base_seconds,
@@ -111,6 +111,6 @@ class LandingFolderResource(ConfigurableResource):
     settle_seconds: float = 5.0
 
     def folder(self) -> Path:
-        from resources.settings import load_settings
+        from market_warehouse.resources.settings import load_settings
 
         return Path(self.path).expanduser() if self.path else load_settings().landing_dir

@@ -14,8 +14,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from resources.settings import DAGSTER_DB, WAREHOUSE_DB, ConfigurationError, Settings, load_settings
-from resources.sqlfiles import load_sql
+from market_warehouse.resources.settings import (
+    DAGSTER_DB,
+    WAREHOUSE_DB,
+    ConfigurationError,
+    Settings,
+    load_settings,
+)
+from market_warehouse.resources.sqlfiles import load_sql
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +61,7 @@ def async_url(url: URL) -> URL:
 def _embedded_server(pgdata: str):
     from pathlib import Path
 
-    from resources.embedded import start_embedded
+    from market_warehouse.resources.embedded import start_embedded
 
     return start_embedded(Path(pgdata))
 
@@ -74,7 +80,7 @@ def server_url(settings: Settings | None = None, database: str | None = None) ->
             return url
         url = url.set(database=database)
     else:
-        from resources.embedded import embedded_url
+        from market_warehouse.resources.embedded import embedded_url
 
         url = embedded_url(_embedded_server(str(settings.embedded_pgdata)), database or WAREHOUSE_DB)
     ensure_database(url)

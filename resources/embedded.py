@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 from sqlalchemy.engine import URL
 
-from resources.settings import ConfigurationError
+from market_warehouse.resources.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from resources import clock
-from resources.backend import Capabilities
-from resources.models.base import TimeseriesSpec
-from resources.sqlfiles import run_script, sql_text
+from market_warehouse.resources import clock
+from market_warehouse.resources.backend import Capabilities
+from market_warehouse.resources.models.base import TimeseriesSpec
+from market_warehouse.resources.sqlfiles import run_script, sql_text
 
 # Partitions created ahead of "now" by the migration and the maintenance job.
 PARTITIONS_AHEAD = 4

@@ -14,7 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from resources.settings import MIGRATIONS_DIR, PROJECT_ROOT
+from market_warehouse.resources.settings import MIGRATIONS_DIR, PROJECT_ROOT
 
 
 def alembic_config(conn: sa.Connection | None = None, stdout=None) -> Config:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from resources.settings import SQL_DIR
+from market_warehouse.resources.settings import SQL_DIR
 
 
 @functools.cache

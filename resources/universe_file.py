@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from resources.settings import ConfigurationError
+from market_warehouse.resources.settings import ConfigurationError
 
 DEFAULT_UNIVERSE = Path(__file__).resolve().parent / "exchanges" / "universe.yaml"
 UNIVERSE_ENV = "MW_UNIVERSE"

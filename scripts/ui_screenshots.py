@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from resources import clock  # noqa: E402
+from market_warehouse.resources import clock  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

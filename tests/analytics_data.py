@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.models import Ohlcv
+from market_warehouse.resources.models import Ohlcv
 
 
 def random_walk_candles(

@@ -18,8 +18,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from resources.database import create_engine, drop_database
-from resources.schema import upgrade
+from market_warehouse.resources.database import create_engine, drop_database
+from market_warehouse.resources.schema import upgrade
 from tests.databases import TEMPLATE_DB, create_database, timescaledb_server_url
 
 _counter = itertools.count()
@@ -67,7 +67,7 @@ def _isolated_home(safe_root):
 @pytest.fixture(scope="session")
 def pg_server(_isolated_home):
     """The session's embedded PostgreSQL server."""
-    from resources.embedded import start_embedded
+    from market_warehouse.resources.embedded import start_embedded
 
     server = start_embedded(_isolated_home / "pgdata")
     yield server
@@ -76,7 +76,7 @@ def pg_server(_isolated_home):
 
 @pytest.fixture(scope="session")
 def server_url(pg_server) -> URL:
-    from resources.embedded import embedded_url
+    from market_warehouse.resources.embedded import embedded_url
 
     return embedded_url(pg_server, "postgres")
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from psycopg2 import sql as pgsql
 from sqlalchemy.engine import URL
 
-from resources.database import create_engine, normalize_url
+from market_warehouse.resources.database import create_engine, normalize_url
 
 TEMPLATE_DB = "mw_template"
 BACKEND_URL_ENV = {"timescaledb": "TIMESCALEDB_URL", "timescaledb-apache": "TIMESCALEDB_APACHE_URL"}

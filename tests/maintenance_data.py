@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.backend import Capabilities, detect
-from resources.maintenance.aggregates import DAY, HOUR
-from resources.maintenance.pieces import list_pieces
+from market_warehouse.resources.backend import Capabilities, detect
+from market_warehouse.resources.maintenance.aggregates import DAY, HOUR
+from market_warehouse.resources.maintenance.pieces import list_pieces
 
 
 def caps_of(engine: sa.Engine) -> Capabilities:

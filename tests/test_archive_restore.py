@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 from quality_data import NOW, candles, table
 
-from resources.warehouse.load import load_frame
-from resources.warehouse.restore import restore
+from market_warehouse.resources.warehouse.load import load_frame
+from market_warehouse.resources.warehouse.restore import restore
 
 
 def _candle(engine, time: pd.Timestamp) -> pd.Series:

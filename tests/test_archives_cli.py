@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from pipelines.cli import cli
+from market_warehouse.pipelines.cli import cli
 from tests.archives_data import (
     T0,
     agg_trades_csv,

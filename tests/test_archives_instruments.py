@@ -8,9 +8,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from resources.files.landing import load_landing_folder
-from resources.files.symbols import SymbolError, instrument_fields
-from resources.warehouse.ops.instruments import get_instruments, upsert_instruments
+from market_warehouse.resources.files.landing import load_landing_folder
+from market_warehouse.resources.files.symbols import SymbolError, instrument_fields
+from market_warehouse.resources.warehouse.ops.instruments import get_instruments, upsert_instruments
 from tests.archives_data import (
     NOW,
     T0,

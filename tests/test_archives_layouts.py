@@ -9,12 +9,17 @@ import orjson
 import pandas as pd
 import pytest
 
-from resources.files import LandingFileError
-from resources.files.archives import identify
-from resources.files.checksums import checksum_problem
-from resources.files.layouts import parse_file, read_file
-from resources.files.readers import json_stream
-from resources.files.symbols import SymbolError, binance_symbol, freqtrade_symbol, tardis_instrument
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.archives import identify
+from market_warehouse.resources.files.checksums import checksum_problem
+from market_warehouse.resources.files.layouts import parse_file, read_file
+from market_warehouse.resources.files.readers import json_stream
+from market_warehouse.resources.files.symbols import (
+    SymbolError,
+    binance_symbol,
+    freqtrade_symbol,
+    tardis_instrument,
+)
 from tests.archives_data import (
     T0,
     T0_MS,

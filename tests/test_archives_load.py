@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from resources.files.landing import load_landing_folder
+from market_warehouse.resources.files.landing import load_landing_folder
 from tests.archives_data import (
     NOW,
     agg_trades_csv,

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources.analytics.backtest import Series, performance, write_day, write_result
-from resources.analytics.strategy import StrategyParams, money, simulate
-from resources.models import BacktestResult, BotTrade, TradeHistory, TradingSignal
-from resources.warehouse.api import Warehouse
+from market_warehouse.resources.analytics.backtest import Series, performance, write_day, write_result
+from market_warehouse.resources.analytics.strategy import StrategyParams, money, simulate
+from market_warehouse.resources.models import BacktestResult, BotTrade, TradeHistory, TradingSignal
+from market_warehouse.resources.warehouse.api import Warehouse
 from tests.analytics_data import random_walk_candles
 
 HOUR = timedelta(hours=1)

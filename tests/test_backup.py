@@ -23,17 +23,17 @@ import sqlalchemy as sa
 from maintenance_data import candles, trades
 from sqlalchemy.engine import URL
 
-from resources import clock
-from resources.backend import Backend, detect
-from resources.backup import MANIFEST, RestoreRefused, backup, read_manifest, restore
-from resources.backup.clients import client_env, find_client
-from resources.backup.snapshot import compare, snapshot
-from resources.database import create_engine, drop_database, ensure_database
-from resources.maintenance import aggregates, compression, partitions
-from resources.maintenance.aggregates import DAY, HOUR, floor_to
-from resources.maintenance.policy import MaintenancePolicy
-from resources.settings import ConfigurationError
-from resources.warehouse import upsert_dataframe
+from market_warehouse.resources import clock
+from market_warehouse.resources.backend import Backend, detect
+from market_warehouse.resources.backup import MANIFEST, RestoreRefused, backup, read_manifest, restore
+from market_warehouse.resources.backup.clients import client_env, find_client
+from market_warehouse.resources.backup.snapshot import compare, snapshot
+from market_warehouse.resources.database import create_engine, drop_database, ensure_database
+from market_warehouse.resources.maintenance import aggregates, compression, partitions
+from market_warehouse.resources.maintenance.aggregates import DAY, HOUR, floor_to
+from market_warehouse.resources.maintenance.policy import MaintenancePolicy
+from market_warehouse.resources.settings import ConfigurationError
+from market_warehouse.resources.warehouse import upsert_dataframe
 
 POLICY = MaintenancePolicy(compress_after=timedelta(days=7))
 DEFAULT_ROWS = """

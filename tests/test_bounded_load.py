@@ -19,12 +19,18 @@ import sqlalchemy as sa
 from psycopg2 import sql as pgsql
 from quality_data import NOW, candles, table
 
-from resources.quality.rules import load_rules
-from resources.quality.scores import SCORED, ScoreConfig, history_statement, load_history, score_frame
-from resources.quality.scores import series_bounds as bounds_of
-from resources.quality.split import split_frame
-from resources.warehouse.load import load_frame
-from resources.warehouse.upsert import (
+from market_warehouse.resources.quality.rules import load_rules
+from market_warehouse.resources.quality.scores import (
+    SCORED,
+    ScoreConfig,
+    history_statement,
+    load_history,
+    score_frame,
+)
+from market_warehouse.resources.quality.scores import series_bounds as bounds_of
+from market_warehouse.resources.quality.split import split_frame
+from market_warehouse.resources.warehouse.load import load_frame
+from market_warehouse.resources.warehouse.upsert import (
     STRATEGIES,
     _load_order,
     _merge_params,
@@ -138,7 +144,7 @@ def test_reload_statements_read_only_the_batch_partitions(any_engine):
 
 
 def _audit():
-    from resources.warehouse.upsert import AuditContext
+    from market_warehouse.resources.warehouse.upsert import AuditContext
 
     return AuditContext("test", "reload")
 

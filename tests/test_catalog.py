@@ -32,7 +32,7 @@ def catalog() -> dict[str, Any]:
     """The catalog of the code location, in a stable, JSON-friendly form."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from pipelines.definitions import defs
+        from market_warehouse.pipelines.definitions import defs
 
         repo = defs.get_repository_def()
     graph = repo.asset_graph

@@ -25,20 +25,20 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import URL
 
-from resources import clock
-from resources.database import create_engine
-from resources.maintenance import retention
-from resources.maintenance.aggregates import DAY, HOUR, floor_to
-from resources.maintenance.cold import read_cold, restore
-from resources.maintenance.plan import plan_maintenance
-from resources.maintenance.policy import parse_policy
-from resources.settings import ConfigurationError
-from resources.universe_file import universe_path
-from resources.warehouse import upsert_dataframe
-from resources.warehouse.api import Warehouse
-from resources.warehouse.cold import COLD, DATABASE
-from resources.warehouse.ops.common import MAX_TIME, MIN_TIME
-from resources.warehouse.ops.market import (
+from market_warehouse.resources import clock
+from market_warehouse.resources.database import create_engine
+from market_warehouse.resources.maintenance import retention
+from market_warehouse.resources.maintenance.aggregates import DAY, HOUR, floor_to
+from market_warehouse.resources.maintenance.cold import read_cold, restore
+from market_warehouse.resources.maintenance.plan import plan_maintenance
+from market_warehouse.resources.maintenance.policy import parse_policy
+from market_warehouse.resources.settings import ConfigurationError
+from market_warehouse.resources.universe_file import universe_path
+from market_warehouse.resources.warehouse import upsert_dataframe
+from market_warehouse.resources.warehouse.api import Warehouse
+from market_warehouse.resources.warehouse.cold import COLD, DATABASE
+from market_warehouse.resources.warehouse.ops.common import MAX_TIME, MIN_TIME
+from market_warehouse.resources.warehouse.ops.market import (
     get_market_trades,
     get_market_trades_frame,
     get_ohlcv,
@@ -227,7 +227,11 @@ def test_a_failed_export_drops_nothing_and_records_the_error(any_backend_url, sa
 def _cli(*args: str, url: URL) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False)}
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-m", "market_warehouse.pipelines.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
 
 
@@ -300,9 +304,9 @@ def test_cold_configuration_is_validated():
 
 def run_nightly(url: URL, universe: Path) -> dg.ExecuteInProcessResult:
     """The real `nightly_maintenance` job in process, with the policy of `universe`; failures returned."""
-    from pipelines.defs.maintenance import POLICY_OPS
-    from pipelines.defs.maintenance import defs as maintenance_defs
-    from resources.dagster_resources import WarehouseResource
+    from market_warehouse.pipelines.defs.maintenance import POLICY_OPS
+    from market_warehouse.pipelines.defs.maintenance import defs as maintenance_defs
+    from market_warehouse.resources.dagster_resources import WarehouseResource
 
     warehouse = WarehouseResource(database_url=url.render_as_string(hide_password=False))
     defs = dg.Definitions.merge(maintenance_defs, dg.Definitions(resources={"warehouse": warehouse}))

@@ -9,17 +9,17 @@ import sys
 
 import pytest
 
-from resources.backend import Backend, capabilities_from
-from resources.database import normalize_url, redact
-from resources.schema import head_revision
-from resources.settings import ConfigurationError
+from market_warehouse.resources.backend import Backend, capabilities_from
+from market_warehouse.resources.database import normalize_url, redact
+from market_warehouse.resources.schema import head_revision
+from market_warehouse.resources.settings import ConfigurationError
 
 SECRET = "s3cr3t-pa55"
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
+        [sys.executable, "-m", "market_warehouse.pipelines.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -96,7 +96,7 @@ def test_cli_migrate_and_db_info_on_a_given_database(empty_url):
 
 
 def test_named_databases_are_siblings_of_the_warehouse_never_the_warehouse_itself(empty_url, monkeypatch):
-    from resources.database import dagster_storage_url, server_url, warehouse_url
+    from market_warehouse.resources.database import dagster_storage_url, server_url, warehouse_url
 
     monkeypatch.setenv("DATABASE_URL", empty_url.render_as_string(hide_password=False))
     assert warehouse_url().database == empty_url.database

@@ -12,14 +12,25 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources.exchanges.client import Backoff, build_exchange, fetch_ohlcv_range, ohlcv_frame
-from resources.exchanges.coverage import SeriesKey, candle_gaps, record_coverage, subtract, union
-from resources.exchanges.gaps import gap_report
-from resources.exchanges.ingest import LoadContext, ingest_candles
-from resources.exchanges.synthetic import SyntheticExchange
-from resources.exchanges.universe import ExchangeConfig, parse_universe
-from resources.models import Coverage
-from resources.warehouse.load import load_frame
+from market_warehouse.resources.exchanges.client import (
+    Backoff,
+    build_exchange,
+    fetch_ohlcv_range,
+    ohlcv_frame,
+)
+from market_warehouse.resources.exchanges.coverage import (
+    SeriesKey,
+    candle_gaps,
+    record_coverage,
+    subtract,
+    union,
+)
+from market_warehouse.resources.exchanges.gaps import gap_report
+from market_warehouse.resources.exchanges.ingest import LoadContext, ingest_candles
+from market_warehouse.resources.exchanges.synthetic import SyntheticExchange
+from market_warehouse.resources.exchanges.universe import ExchangeConfig, parse_universe
+from market_warehouse.resources.models import Coverage
+from market_warehouse.resources.warehouse.load import load_frame
 from tests.fixtures.exchanges.replay import BinanceReplay
 
 REPLAY_NOW = datetime(2024, 3, 3, 10, 30, tzinfo=UTC)

@@ -25,10 +25,10 @@ import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
 from dagster_shared.serdes import serialize_value
 
-from resources.database import create_engine, dagster_storage_url, warehouse_engine
-from resources.embedded import start_embedded
-from resources.schema import upgrade
-from resources.settings import DAGSTER_DB, PROJECT_ROOT, Settings
+from market_warehouse.resources.database import create_engine, dagster_storage_url, warehouse_engine
+from market_warehouse.resources.embedded import start_embedded
+from market_warehouse.resources.schema import upgrade
+from market_warehouse.resources.settings import DAGSTER_DB, PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def _run(command: list[str], env: dict[str, str], timeout: float = 600) -> subpr
 
 def _project_runs(home: Path, monkeypatch) -> dict[str, dg.DagsterRunStatus]:
     """Runs as `market-warehouse ui` sees them: its environment, `DagsterInstance.get()`."""
-    from pipelines.ui import dagster_environment
+    from market_warehouse.pipelines.ui import dagster_environment
 
     monkeypatch.setenv("MW_HOME", str(home))
     monkeypatch.delenv("DATABASE_URL", raising=False)
@@ -103,12 +103,20 @@ def _new_run(home: Path, before: dict) -> str:
 
 @pytest.fixture(scope="module")
 def executed_run(user_env, home) -> str:
-    """`dagster job execute -m pipelines.definitions -j nightly_maintenance` in the root: its run id."""
+    """`dagster job execute -m market_warehouse.pipelines.definitions -j nightly_maintenance` in the root: its run id."""
     with pytest.MonkeyPatch.context() as patch:
         before = _project_runs(home, patch)
     started = time.perf_counter()
     done = _run(
-        [str(BIN / "dagster"), "job", "execute", "-m", "pipelines.definitions", "-j", "nightly_maintenance"],
+        [
+            str(BIN / "dagster"),
+            "job",
+            "execute",
+            "-m",
+            "market_warehouse.pipelines.definitions",
+            "-j",
+            "nightly_maintenance",
+        ],
         user_env,
     )
     print(f"dagster job execute nightly_maintenance: {time.perf_counter() - started:.1f}s")
@@ -134,7 +142,7 @@ def test_asset_materialize_in_the_root_records_its_run_in_the_project_instance(u
             "--select",
             "warehouse_stats",
             "-m",
-            "pipelines.definitions",
+            "market_warehouse.pipelines.definitions",
         ],
         user_env,
     )
@@ -174,7 +182,7 @@ def _stop(process: subprocess.Popen) -> int:
 SERVERS = {
     "dagster dev": [str(BIN / "dagster"), "dev"],
     "dg dev": [str(BIN / "dg"), "dev"],
-    "market-warehouse ui": [sys.executable, "-m", "pipelines.cli", "ui"],
+    "market-warehouse ui": [sys.executable, "-m", "market_warehouse.pipelines.cli", "ui"],
 }
 
 

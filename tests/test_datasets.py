@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.datasets import DATASETS, MARKET_DATA, checked_in, in_group, table_of
+from market_warehouse.pipelines.datasets import DATASETS, MARKET_DATA, checked_in, in_group, table_of
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -15,7 +15,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def _catalog() -> tuple[dg.Definitions, object]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from pipelines.definitions import defs
+        from market_warehouse.pipelines.definitions import defs
 
         return defs, defs.resolve_asset_graph()
 

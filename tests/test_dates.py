@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.defs import market_data
-from pipelines.defs.derived import DERIVED_ASSETS, AnalyticsResource
-from pipelines.partitions import DAILY, partitions_at_clock
-from resources import clock
-from resources.dagster_resources import ExchangeResource, WarehouseResource
+from market_warehouse.pipelines.defs import market_data
+from market_warehouse.pipelines.defs.derived import DERIVED_ASSETS, AnalyticsResource
+from market_warehouse.pipelines.partitions import DAILY, partitions_at_clock
+from market_warehouse.resources import clock
+from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
 from tests.sessions import DAY_MS, HOUR_MS, Sessions, expected_lefts
 
 # --- the clock ----------------------------------------------------------------------------------------------
@@ -48,7 +48,11 @@ def test_frozen_pins_this_process_its_threads_and_its_subprocesses(monkeypatch):
         thread.start()
         thread.join()
         child = subprocess.run(
-            [sys.executable, "-c", "from resources import clock; print(clock.now().isoformat())"],
+            [
+                sys.executable,
+                "-c",
+                "from market_warehouse.resources import clock; print(clock.now().isoformat())",
+            ],
             capture_output=True,
             text=True,
             check=True,

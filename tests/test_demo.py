@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.demo import AGGREGATE_TABLES, DEMO_FOLDER, DemoOptions, run_demo
-from resources.database import create_engine
-from resources.models import Base
+from market_warehouse.pipelines.demo import AGGREGATE_TABLES, DEMO_FOLDER, DemoOptions, run_demo
+from market_warehouse.resources.database import create_engine
+from market_warehouse.resources.models import Base
 
 UNIVERSE = """
 exchanges:
@@ -177,7 +177,7 @@ def test_demo_with_end_on_a_weekend_runs_as_of_the_day_after(demo_env, safe_tmp)
     minute to look up). With `--end` the window and the clock are fixed, whatever today is."""
     from datetime import date
 
-    from resources import clock
+    from market_warehouse.resources import clock
 
     _, _, engine = demo_env
     universe = safe_tmp / "weekend.yaml"

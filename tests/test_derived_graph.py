@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.defs import derived
-from pipelines.defs.derived import DERIVED_ASSETS, AnalyticsResource
-from pipelines.defs.market_data import ohlcv
-from pipelines.partitions import DAILY, WAREHOUSE_POOL
-from resources.analytics import features, lineage, strategy
-from resources.analytics.backtest import Series, performance
-from resources.dagster_resources import ExchangeResource, WarehouseResource
-from resources.warehouse.api import Warehouse
+from market_warehouse.pipelines.defs import derived
+from market_warehouse.pipelines.defs.derived import DERIVED_ASSETS, AnalyticsResource
+from market_warehouse.pipelines.defs.market_data import ohlcv
+from market_warehouse.pipelines.partitions import DAILY, WAREHOUSE_POOL
+from market_warehouse.resources.analytics import features, lineage, strategy
+from market_warehouse.resources.analytics.backtest import Series, performance
+from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
+from market_warehouse.resources.warehouse.api import Warehouse
 
 UNIVERSE = """
 exchanges:
@@ -59,7 +59,7 @@ def _meta(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory, template_url):
     """Materialize ohlcv + every derived asset for day 1, then day 2, then day 2 again."""
-    from resources.database import drop_database
+    from market_warehouse.resources.database import drop_database
     from tests.databases import TEMPLATE_DB, create_database
 
     url = create_database(template_url, f"t_derived_{id(tmp_path_factory)}", template=TEMPLATE_DB)
@@ -81,7 +81,7 @@ def graph(tmp_path_factory, template_url):
 
 
 def test_definitions_follow_the_contract():
-    from pipelines.definitions import defs
+    from market_warehouse.pipelines.definitions import defs
 
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()

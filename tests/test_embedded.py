@@ -13,9 +13,9 @@ import pytest
 
 HOLDER = """
 import sys
-from resources.database import warehouse_url
-from resources.embedded import start_embedded
-from resources.settings import load_settings
+from market_warehouse.resources.database import warehouse_url
+from market_warehouse.resources.embedded import start_embedded
+from market_warehouse.resources.settings import load_settings
 url = warehouse_url()
 server = start_embedded(load_settings().embedded_pgdata)
 print(server.get_pid(), flush=True)

@@ -15,7 +15,7 @@ import ccxt
 import pandas as pd
 import pytest
 
-from resources.exchanges.client import (
+from market_warehouse.resources.exchanges.client import (
     Backoff,
     build_exchange,
     fetch_funding_range,
@@ -25,7 +25,7 @@ from resources.exchanges.client import (
     fetch_ticker_row,
     fetch_trades_range,
 )
-from resources.exchanges.universe import ExchangeConfig, MetricSeries
+from market_warehouse.resources.exchanges.universe import ExchangeConfig, MetricSeries
 from tests.fixtures.exchanges.replay import FIXTURES, BinanceReplay
 
 NOW = datetime(2024, 3, 3, 10, 30, tzinfo=UTC)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resources.exchanges.client import fetch_ohlcv_range, fetch_trades_range
-from resources.exchanges.synthetic import SyntheticExchange
+from market_warehouse.resources.exchanges.client import fetch_ohlcv_range, fetch_trades_range
+from market_warehouse.resources.exchanges.synthetic import SyntheticExchange
 from tests.sessions import DAY_MS, HOUR_MS, MINUTE_MS, Sessions, expected_lefts
 
 NOW = datetime(2024, 3, 8, 12, 0, tzinfo=UTC)
@@ -213,7 +213,7 @@ def _check_instant(ex: SyntheticExchange, sessions: Sessions, symbol: str, now_m
 
 @pytest.mark.parametrize("calendar", ["24/7", "XNYS"])
 def test_every_day_of_2026_every_public_method_with_the_clock_pinned(calendar):
-    from resources import clock
+    from market_warehouse.resources import clock
 
     symbol = "BTC/USDT" if calendar == "24/7" else "SPY/USD"
     perp = "BTC/USDT:USDT"

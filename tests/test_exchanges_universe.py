@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from resources.exchanges.universe import load_universe
-from resources.settings import ConfigurationError
-from resources.universe_file import DEFAULT_UNIVERSE
+from market_warehouse.resources.exchanges.universe import load_universe
+from market_warehouse.resources.settings import ConfigurationError
+from market_warehouse.resources.universe_file import DEFAULT_UNIVERSE
 
 
 def write(tmp_path, text: str):

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.defs.derived.lineage import COLUMN_LINEAGE
-from resources.analytics.features import (
+from market_warehouse.pipelines.defs.derived.lineage import COLUMN_LINEAGE
+from market_warehouse.resources.analytics.features import (
     CORE_V1,
     FEATURE_COLUMNS,
     INDICATORS,

@@ -12,11 +12,15 @@ from datetime import UTC, datetime
 import dagster as dg
 import sqlalchemy as sa
 
-from pipelines.defs import market_data
-from pipelines.defs.derived import AnalyticsResource, forecast_accuracy_asset, forecasts_asset
-from pipelines.partitions import partitions_at_clock
-from resources import clock
-from resources.dagster_resources import ExchangeResource, WarehouseResource
+from market_warehouse.pipelines.defs import market_data
+from market_warehouse.pipelines.defs.derived import (
+    AnalyticsResource,
+    forecast_accuracy_asset,
+    forecasts_asset,
+)
+from market_warehouse.pipelines.partitions import partitions_at_clock
+from market_warehouse.resources import clock
+from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
 from tests.universes import SYNTHETIC_UNIVERSE, universe_file
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources.analytics.accuracy import (
+from market_warehouse.resources.analytics.accuracy import (
     accuracy_metrics,
     fill_actuals,
     runs_with_targets_in,
@@ -17,7 +17,7 @@ from resources.analytics.accuracy import (
     skill,
     store_scores,
 )
-from resources.analytics.forecasting import (
+from market_warehouse.resources.analytics.forecasting import (
     MODEL_KINDS,
     ForecastParams,
     fit_naive,
@@ -25,7 +25,7 @@ from resources.analytics.forecasting import (
     forecast_series,
     register_run,
 )
-from resources.models import Forecast, MlModel
+from market_warehouse.resources.models import Forecast, MlModel
 from tests.analytics_data import random_walk_candles, store_candles
 
 SERIES = ("synthetic", "BTC/USDT", "1h")

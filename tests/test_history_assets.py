@@ -10,8 +10,8 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from pipelines.defs import ingestion as history
-from resources.dagster_resources import LandingFolderResource, WarehouseResource
+from market_warehouse.pipelines.defs import ingestion as history
+from market_warehouse.resources.dagster_resources import LandingFolderResource, WarehouseResource
 
 T0_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources.warehouse.api import Warehouse
-from resources.warehouse.async_api import AsyncWarehouse
-from resources.warehouse.load import load_frame
+from market_warehouse.resources.warehouse.api import Warehouse
+from market_warehouse.resources.warehouse.async_api import AsyncWarehouse
+from market_warehouse.resources.warehouse.load import load_frame
 
 SEEN = datetime(2021, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 30, tzinfo=UTC)

@@ -16,23 +16,33 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources.analytics.backtest import funding_payments, is_perpetual, with_funding
-from resources.analytics.risk import funding_cash
-from resources.analytics.strategy import Simulation
-from resources.exchanges.client import (
+from market_warehouse.resources.analytics.backtest import funding_payments, is_perpetual, with_funding
+from market_warehouse.resources.analytics.risk import funding_cash
+from market_warehouse.resources.analytics.strategy import Simulation
+from market_warehouse.resources.exchanges.client import (
     Backoff,
     fetch_funding_range,
     fetch_ohlcv_range,
     observed_intervals,
     supports_price,
 )
-from resources.exchanges.client import build_exchange as build
-from resources.exchanges.gaps import gap_report
-from resources.exchanges.ingest import LoadContext, ingest_candles, ingest_funding_rates, ingest_open_interest
-from resources.exchanges.instruments import instruments_frame, select_symbols, step_size
-from resources.exchanges.synthetic import SyntheticExchange
-from resources.exchanges.universe import ExchangeConfig, MetricSeries, Universe, parse_universe
-from resources.settings import ConfigurationError
+from market_warehouse.resources.exchanges.client import build_exchange as build
+from market_warehouse.resources.exchanges.gaps import gap_report
+from market_warehouse.resources.exchanges.ingest import (
+    LoadContext,
+    ingest_candles,
+    ingest_funding_rates,
+    ingest_open_interest,
+)
+from market_warehouse.resources.exchanges.instruments import instruments_frame, select_symbols, step_size
+from market_warehouse.resources.exchanges.synthetic import SyntheticExchange
+from market_warehouse.resources.exchanges.universe import (
+    ExchangeConfig,
+    MetricSeries,
+    Universe,
+    parse_universe,
+)
+from market_warehouse.resources.settings import ConfigurationError
 from tests.fixtures.exchanges import usdm
 from tests.fixtures.exchanges.usdm import UsdmReplay
 
@@ -442,11 +452,11 @@ def test_a_perpetuals_backtest_and_equity_curve_include_its_funding(db_url, tmp_
     """Through the Dagster assets: candles and funding of the synthetic perpetual, then the derived graph.
     The stored backtest and the equity curve agree with each other, and differ from a funding-blind replay by
     exactly the funding the position paid."""
-    from pipelines.defs.derived import DERIVED_ASSETS, AnalyticsResource
-    from pipelines.defs.market_data import funding_rates, ohlcv
-    from resources.analytics import backtest, features, strategy
-    from resources.analytics.backtest import Series
-    from resources.dagster_resources import ExchangeResource, WarehouseResource
+    from market_warehouse.pipelines.defs.derived import DERIVED_ASSETS, AnalyticsResource
+    from market_warehouse.pipelines.defs.market_data import funding_rates, ohlcv
+    from market_warehouse.resources.analytics import backtest, features, strategy
+    from market_warehouse.resources.analytics.backtest import Series
+    from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
     from tests.universes import universe_file
 
     analytics = AnalyticsResource(forecast_intervals=["1m"], strategy_inception="2024-03-01", fast=3, slow=8)

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources.backend import detect
-from resources.database import create_engine, drop_database
-from resources.maintenance.aggregates import refresh_aggregates
-from resources.schema import check, current_revision, downgrade, head_revision, upgrade
-from resources.sqlfiles import sql_text
-from resources.warehouse.upsert import upsert_dataframe
+from market_warehouse.resources.backend import detect
+from market_warehouse.resources.database import create_engine, drop_database
+from market_warehouse.resources.maintenance.aggregates import refresh_aggregates
+from market_warehouse.resources.schema import check, current_revision, downgrade, head_revision, upgrade
+from market_warehouse.resources.sqlfiles import sql_text
+from market_warehouse.resources.warehouse.upsert import upsert_dataframe
 from tests.databases import create_database, timescaledb_server_url
 
 START = datetime(2026, 11, 2, tzinfo=UTC)

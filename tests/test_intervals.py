@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from resources.intervals import (
+from market_warehouse.resources.intervals import (
     IntervalError,
     interval_to_pg_interval,
     interval_to_timedelta,

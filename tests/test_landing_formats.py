@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from resources.files import LandingFileError, ledger
-from resources.files.landing import landed_files, load_landing_folder
-from resources.files.layouts import CANONICAL, parse_file, read_file
+from market_warehouse.resources.files import LandingFileError, ledger
+from market_warehouse.resources.files.landing import landed_files, load_landing_folder
+from market_warehouse.resources.files.layouts import CANONICAL, parse_file, read_file
 
 T0 = pd.Timestamp("2024-01-01T00:00:00Z")
 MINUTE = pd.Timedelta(minutes=1)

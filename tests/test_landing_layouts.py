@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resources.files import LandingFileError
-from resources.files.layouts import CANONICAL, parse_file
-from resources.files.naming import canonical_interval, names_from_path, normalize_symbol
-from resources.files.timestamps import epoch_unit, parse_times
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.layouts import CANONICAL, parse_file
+from market_warehouse.resources.files.naming import canonical_interval, names_from_path, normalize_symbol
+from market_warehouse.resources.files.timestamps import epoch_unit, parse_times
 
 T0 = pd.Timestamp("2024-01-01T00:00:00Z")
 T0_MS = int(T0.timestamp() * 1000)

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources.files import ledger
-from resources.files.landing import load_landing_folder, summary
+from market_warehouse.resources.files import ledger
+from market_warehouse.resources.files.landing import load_landing_folder, summary
 
 T0_MS = int(pd.Timestamp("2024-01-01T00:00:00Z").timestamp() * 1000)
 MINUTE_MS = 60_000

@@ -11,10 +11,10 @@ from collections.abc import Callable
 import pandas as pd
 import pytest
 
-from resources.files.layouts import CANONICAL, parse_file
-from resources.files.readers import FORMATS, LAYOUTS, Reader, Registry
-from resources.files.readers.containers import open_sources, read_bytes
-from resources.files.readers.json_document import load_document
+from market_warehouse.resources.files.layouts import CANONICAL, parse_file
+from market_warehouse.resources.files.readers import FORMATS, LAYOUTS, Reader, Registry
+from market_warehouse.resources.files.readers.containers import open_sources, read_bytes
+from market_warehouse.resources.files.readers.json_document import load_document
 
 T0 = pd.Timestamp("2024-01-01T00:00:00Z")
 N = 4

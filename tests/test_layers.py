@@ -19,11 +19,17 @@ which validates it; derived data and maintenance read and write the warehouse; D
 - the Dagster resources (`resources/dagster_resources.py`), then `pipelines`.
 
 A new package under `resources/` must be placed here before it can be imported.
+
+The folders are installed as one import namespace, `market_warehouse.pipelines` and
+`market_warehouse.resources` (pyproject.toml `[tool.setuptools]`); the layers below name modules by their
+folder path, and an import of the bare folder names (`import resources...`) is reported: it would load a
+second copy of a module from the working directory.
 """
 
 from __future__ import annotations
 
 import ast
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +37,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOTS = ("resources", "pipelines")
+NAMESPACE = "market_warehouse."
+# Every folder whose Python files import the project's packages.
+IMPORTERS = ("resources", "pipelines", "migrations", "tests", "benchmarks", "scripts")
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("resources.models",),
@@ -64,13 +73,13 @@ def imported_names(module: str, path: Path) -> Iterator[tuple[str, int]]:
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield alias.name, node.lineno
+                yield alias.name.removeprefix(NAMESPACE), node.lineno
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 source = ".".join(base + ([node.module] if node.module else []))
             else:
-                source = node.module or ""
+                source = (node.module or "").removeprefix(NAMESPACE)
             for alias in node.names:
                 # `from pkg import mod` imports a module; `from mod import name` imports from `mod`.
                 yield f"{source}.{alias.name}", node.lineno
@@ -263,3 +272,45 @@ def test_modules_import_shared_test_code_from_helpers_not_from_test_modules():
             if parts[0].startswith("test_") or parts[0] == "conftest":
                 offenders.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
     assert offenders == []
+
+
+def bare_imports(root: Path) -> list[str]:
+    """Imports of `pipelines`/`resources` without the `market_warehouse.` namespace, anywhere in the project."""
+    found = []
+    for top in IMPORTERS:
+        for path in sorted((root / top).rglob("*.py")) if (root / top).is_dir() else []:
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                found += [
+                    f"{path.relative_to(root)}:{node.lineno} imports {name}"
+                    for name in names
+                    if name.split(".")[0] in ROOTS
+                ]
+    return found
+
+
+def test_the_project_is_imported_through_its_namespace():
+    assert bare_imports(ROOT) == []
+
+
+def test_the_namespace_packages_name_every_package_folder():
+    """pyproject.toml lists the packages of the namespace one by one (a mapped folder cannot be found
+    automatically): a new package folder missing from the list would be missing from the wheel."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {
+        NAMESPACE + init.parent.relative_to(ROOT).as_posix().replace("/", ".")
+        for top in ROOTS
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert set(config["packages"]) == folders
+    assert config["package-dir"] == {NAMESPACE + top: top for top in ROOTS}
+
+
+def test_a_bare_import_is_reported(tmp_path):
+    _write(
+        tmp_path,
+        {"tests/test_x.py": "import resources.clock\nfrom market_warehouse.resources import clock\n"},
+    )
+    assert bare_imports(tmp_path) == ["tests/test_x.py:1 imports resources.clock"]

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources.analytics import lineage
-from resources.models import Coverage, Feature, IngestFile
+from market_warehouse.resources.analytics import lineage
+from market_warehouse.resources.models import Coverage, Feature, IngestFile
 
 D = datetime(2024, 3, 2, tzinfo=UTC)
 

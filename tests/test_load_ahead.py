@@ -20,10 +20,10 @@ import pytest
 import sqlalchemy as sa
 from quality_data import NOW, START, candles, table
 
-from resources.quality.rules import load_rules
-from resources.quality.scores import ScoreConfig, follows, load_history, with_written
-from resources.quality.split import split_frame
-from resources.warehouse.load import load_batch, load_frame
+from market_warehouse.resources.quality.rules import load_rules
+from market_warehouse.resources.quality.scores import ScoreConfig, follows, load_history, with_written
+from market_warehouse.resources.quality.split import split_frame
+from market_warehouse.resources.warehouse.load import load_batch, load_frame
 
 CONFIG = ScoreConfig(window=20, min_periods=5)
 TABLES = ("ohlcv", "anomalies", "quarantine", "audit_log", "timeseries_archive")
@@ -148,7 +148,7 @@ def test_with_written_is_the_history_read_after_the_write(engine):
 
 def test_the_range_is_held_for_the_whole_load(engine, monkeypatch):
     """Another loader of the same range waits until the whole call is done, not only the current batch."""
-    from resources.warehouse import load as load_module
+    from market_warehouse.resources.warehouse import load as load_module
 
     frame = candles(200, symbol="BTC/USDT", seed=1)
     other = candles(10, start=START + pd.Timedelta(hours=50), symbol="ETH/USDT", seed=2)

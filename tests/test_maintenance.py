@@ -17,14 +17,19 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from resources.backend import Capabilities
-from resources.maintenance import compression, partitions, retention, stats
-from resources.maintenance.aggregates import DAY, HOUR, floor_to, refresh_aggregates, windows
-from resources.maintenance.policy import ALL_INTERVALS, DEFAULT_POLICY, MaintenancePolicy, parse_policy
-from resources.partitioning import PARTITIONS_AHEAD
-from resources.settings import ConfigurationError
-from resources.warehouse import upsert_dataframe
-from resources.warehouse.aggregates import aggregate_query, aggregate_table_for
+from market_warehouse.resources.backend import Capabilities
+from market_warehouse.resources.maintenance import compression, partitions, retention, stats
+from market_warehouse.resources.maintenance.aggregates import DAY, HOUR, floor_to, refresh_aggregates, windows
+from market_warehouse.resources.maintenance.policy import (
+    ALL_INTERVALS,
+    DEFAULT_POLICY,
+    MaintenancePolicy,
+    parse_policy,
+)
+from market_warehouse.resources.partitioning import PARTITIONS_AHEAD
+from market_warehouse.resources.settings import ConfigurationError
+from market_warehouse.resources.warehouse import upsert_dataframe
+from market_warehouse.resources.warehouse.aggregates import aggregate_query, aggregate_table_for
 from tests.maintenance_data import candles, caps_of, count, pieces_of, trades
 
 NOW = floor_to(datetime.now(UTC), HOUR)
@@ -462,8 +467,8 @@ def test_stats_report_sizes_time_range_and_aggregates(any_engine):
 
 
 def test_db_info_shows_time_range_and_aggregates(db_url, monkeypatch):
-    from pipelines.cli import cli
-    from resources.database import create_engine
+    from market_warehouse.pipelines.cli import cli
+    from market_warehouse.resources.database import create_engine
 
     engine = create_engine(db_url)
     try:
@@ -513,7 +518,7 @@ def test_policy_parses_the_maintenance_section_and_names_bad_keys():
 
 
 def test_shipped_universe_declares_the_default_policy():
-    from resources.maintenance.policy import load_policy
+    from market_warehouse.resources.maintenance.policy import load_policy
 
     assert load_policy() == DEFAULT_POLICY
     assert DEFAULT_POLICY.retention == {}  # keep everything unless configured (issue 11)
@@ -526,11 +531,11 @@ def test_nightly_maintenance_runs_every_step_in_order(db_url, safe_tmp):
     import dagster as dg
     import yaml
 
-    from pipelines.defs.maintenance import POLICY_OPS
-    from pipelines.defs.maintenance import defs as maintenance_defs
-    from resources.dagster_resources import WarehouseResource
-    from resources.database import create_engine
-    from resources.universe_file import universe_path
+    from market_warehouse.pipelines.defs.maintenance import POLICY_OPS
+    from market_warehouse.pipelines.defs.maintenance import defs as maintenance_defs
+    from market_warehouse.resources.dagster_resources import WarehouseResource
+    from market_warehouse.resources.database import create_engine
+    from market_warehouse.resources.universe_file import universe_path
 
     universe = yaml.safe_load(universe_path(None).read_text())
     universe["maintenance"] = {"retention": {"ohlcv": {"1m": "90d"}, "market_trades": "30d"}}
@@ -589,13 +594,13 @@ def test_nightly_maintenance_runs_every_step_in_order(db_url, safe_tmp):
 
 
 def test_schedules_are_utc_and_jobs_use_the_maintenance_pool():
-    from pipelines.defs.maintenance import defs as maintenance_defs
-    from pipelines.partitions import MAINTENANCE_POOL
+    from market_warehouse.pipelines.defs.maintenance import defs as maintenance_defs
+    from market_warehouse.pipelines.partitions import MAINTENANCE_POOL
 
     schedules = {s.name: s for s in maintenance_defs.schedules}
     assert schedules["nightly_maintenance_schedule"].cron_schedule == "30 2 * * *"
     assert schedules["aggregate_refresh_schedule"].cron_schedule == "5 * * * *"
     assert {s.execution_timezone for s in schedules.values()} == {"UTC"}
-    from pipelines.defs.maintenance import nightly_maintenance
+    from market_warehouse.pipelines.defs.maintenance import nightly_maintenance
 
     assert {node.definition.pool for node in nightly_maintenance.graph.nodes} == {MAINTENANCE_POOL}

@@ -25,16 +25,16 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import URL
 
-from resources import clock
-from resources.database import create_engine
-from resources.files.landing import load_landing_folder
-from resources.maintenance import retention
-from resources.maintenance.aggregates import DAY, HOUR, floor_to
-from resources.maintenance.plan import plan_maintenance, read_only
-from resources.maintenance.policy import DEFAULT_POLICY, load_policy
-from resources.models import TIMESERIES
-from resources.universe_file import universe_path
-from resources.warehouse import upsert_dataframe
+from market_warehouse.resources import clock
+from market_warehouse.resources.database import create_engine
+from market_warehouse.resources.files.landing import load_landing_folder
+from market_warehouse.resources.maintenance import retention
+from market_warehouse.resources.maintenance.aggregates import DAY, HOUR, floor_to
+from market_warehouse.resources.maintenance.plan import plan_maintenance, read_only
+from market_warehouse.resources.maintenance.policy import DEFAULT_POLICY, load_policy
+from market_warehouse.resources.models import TIMESERIES
+from market_warehouse.resources.universe_file import universe_path
+from market_warehouse.resources.warehouse import upsert_dataframe
 from tests.maintenance_data import candles, caps_of, count, pieces_of, trades
 
 NOW = floor_to(clock.now(), HOUR)
@@ -80,9 +80,9 @@ def universe_with(tmp: Path, maintenance: dict | None) -> Path:
 
 def run_nightly(url: URL, universe: Path | None = None) -> dg.ExecuteInProcessResult:
     """The real `nightly_maintenance` job, in process, with the policy of `universe` (None: the shipped one)."""
-    from pipelines.defs.maintenance import POLICY_OPS
-    from pipelines.defs.maintenance import defs as maintenance_defs
-    from resources.dagster_resources import WarehouseResource
+    from market_warehouse.pipelines.defs.maintenance import POLICY_OPS
+    from market_warehouse.pipelines.defs.maintenance import defs as maintenance_defs
+    from market_warehouse.resources.dagster_resources import WarehouseResource
 
     warehouse = WarehouseResource(database_url=url.render_as_string(hide_password=False))
     defs = dg.Definitions.merge(maintenance_defs, dg.Definitions(resources={"warehouse": warehouse}))
@@ -335,7 +335,7 @@ def test_configured_retention_drops_exactly_the_planned_pieces_and_records_each(
 
 def test_the_plan_predicts_every_step_and_changes_nothing(any_backend_url, safe_tmp):
     """A state where every step has work; the plan changes nothing, then the steps do what it said."""
-    from resources.maintenance import aggregates, compression, partitions
+    from market_warehouse.resources.maintenance import aggregates, compression, partitions
 
     engine = create_engine(any_backend_url)
     try:
@@ -404,7 +404,11 @@ def test_the_plan_transaction_refuses_writes(engine):
 def _cli(*args: str, url: URL) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False)}
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args], env=env, capture_output=True, text=True, timeout=180
+        [sys.executable, "-m", "market_warehouse.pipelines.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.defs import market_data
-from pipelines.partitions import DAILY, WAREHOUSE_POOL
-from resources.dagster_resources import ExchangeResource, WarehouseResource
-from resources.exchanges.client import fetch_ohlcv_range, ohlcv_frame
-from resources.exchanges.synthetic import SyntheticExchange
-from resources.exchanges.universe import load_universe
-from resources.warehouse.load import load_frame
+from market_warehouse.pipelines.defs import market_data
+from market_warehouse.pipelines.partitions import DAILY, WAREHOUSE_POOL
+from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
+from market_warehouse.resources.exchanges.client import fetch_ohlcv_range, ohlcv_frame
+from market_warehouse.resources.exchanges.synthetic import SyntheticExchange
+from market_warehouse.resources.exchanges.universe import load_universe
+from market_warehouse.resources.warehouse.load import load_frame
 from tests.fixtures.exchanges.replay import BinanceReplay
 from tests.universes import BINANCE_UNIVERSE, SYNTHETIC_UNIVERSE, universe_file
 
@@ -65,7 +65,7 @@ def test_asset_definitions_follow_the_contract():
 
 
 def test_code_location_loads_with_jobs_and_schedules():
-    from pipelines.definitions import defs
+    from market_warehouse.pipelines.definitions import defs
 
     dg.Definitions.validate_loadable(defs)
     job = defs.resolve_job_def("market_data_job")

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resources.maintenance.aggregates import refresh_aggregates
-from resources.warehouse.api import Warehouse
-from resources.warehouse.upsert import upsert_dataframe
+from market_warehouse.resources.maintenance.aggregates import refresh_aggregates
+from market_warehouse.resources.warehouse.api import Warehouse
+from market_warehouse.resources.warehouse.upsert import upsert_dataframe
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 

@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources import clock
-from resources.analytics.features import read_candles, series_in_window
-from resources.maintenance import retention
-from resources.maintenance.aggregates import DAY, HOUR, floor_to, refresh_aggregates
-from resources.maintenance.compression import compress_chunks
-from resources.maintenance.policy import parse_policy
-from resources.warehouse.api import Warehouse
+from market_warehouse.resources import clock
+from market_warehouse.resources.analytics.features import read_candles, series_in_window
+from market_warehouse.resources.maintenance import retention
+from market_warehouse.resources.maintenance.aggregates import DAY, HOUR, floor_to, refresh_aggregates
+from market_warehouse.resources.maintenance.compression import compress_chunks
+from market_warehouse.resources.maintenance.policy import parse_policy
+from market_warehouse.resources.warehouse.api import Warehouse
 from tests.maintenance_data import candles, caps_of, count
 
 NOW = floor_to(clock.now(), HOUR)

@@ -9,10 +9,10 @@ import pandas as pd
 import sqlalchemy as sa
 from quality_data import NOW, candles
 
-from pipelines.defs.quality import CHECKED_ASSETS, quality_checks
-from pipelines.partitions import DAILY
-from resources.dagster_resources import WarehouseResource
-from resources.warehouse.load import load_frame
+from market_warehouse.pipelines.defs.quality import CHECKED_ASSETS, quality_checks
+from market_warehouse.pipelines.partitions import DAILY
+from market_warehouse.resources.dagster_resources import WarehouseResource
+from market_warehouse.resources.warehouse.load import load_frame
 
 # The checks of every checked asset, as the domains build them next to their assets.
 quality_defs = dg.Definitions(

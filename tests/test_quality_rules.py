@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from quality_data import NOW, START, candles, count, table
 
-from resources.quality.rules import BUILTIN_SUITES, code_rules, load_rules, sync_rules_to_db
-from resources.quality.split import StructuralError
-from resources.warehouse.load import LoadResult, load_frame
+from market_warehouse.resources.quality.rules import BUILTIN_SUITES, code_rules, load_rules, sync_rules_to_db
+from market_warehouse.resources.quality.split import StructuralError
+from market_warehouse.resources.warehouse.load import LoadResult, load_frame
 
 
 def _quarantine(engine) -> pd.DataFrame:
@@ -328,7 +328,7 @@ def test_quarantine_row_data_is_valid_json_for_odd_values(engine):
 
 def test_load_and_restore_on_every_backend(any_engine):
     """The same split, quarantine, scores, upsert and restore on PostgreSQL and both TimescaleDB flavours."""
-    from resources.warehouse.restore import restore
+    from market_warehouse.resources.warehouse.restore import restore
 
     frame = candles(30)
     frame.loc[[4, 9], "volume"] = -1.0
@@ -354,8 +354,8 @@ def test_load_and_restore_on_every_backend(any_engine):
 def test_gx_suite_checks_the_candle_key_of_a_frame_without_price():
     """A frame with no `price` column (trade archive files) is all 'trade': its unique-key expectation runs over
     the key columns present instead of being skipped, so two candles of one minute still fail it."""
-    from resources.quality.expectations import validate
-    from resources.quality.rules import code_rules
+    from market_warehouse.resources.quality.expectations import validate
+    from market_warehouse.resources.quality.rules import code_rules
 
     frame = candles(3).drop(columns=["price"], errors="ignore")
     frame = pd.concat([frame, frame.iloc[[1]]], ignore_index=True)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from quality_data import NOW, START, candles, count, table
 
-from resources.quality.scores import ScoreConfig
-from resources.warehouse.load import load_frame
+from market_warehouse.resources.quality.scores import ScoreConfig
+from market_warehouse.resources.warehouse.load import load_frame
 
 CONFIG = ScoreConfig(window=30, min_periods=10)
 

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from quality_data import NOW, candles, count, table
 
-from pipelines.cli import cli
-from resources.quality.quarantine import correct, list_quarantine
-from resources.warehouse.load import load_frame
-from resources.warehouse.release import release
+from market_warehouse.pipelines.cli import cli
+from market_warehouse.resources.quality.quarantine import correct, list_quarantine
+from market_warehouse.resources.warehouse.load import load_frame
+from market_warehouse.resources.warehouse.release import release
 
 
 def _load_with_bad_rows(engine):

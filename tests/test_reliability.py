@@ -19,22 +19,22 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.defs.derived import (
+from market_warehouse.pipelines.defs.derived import (
     AnalyticsResource,
     backtest_asset,
     equity_curve_asset,
     features_asset,
     trading_signals_asset,
 )
-from pipelines.defs.market_data import market_trades, ohlcv
-from resources.dagster_resources import (
+from market_warehouse.pipelines.defs.market_data import market_trades, ohlcv
+from market_warehouse.resources.dagster_resources import (
     ExchangeResource,
     LandingFolderResource,
     WarehouseResource,
     _engine_for,
 )
-from resources.database import create_engine, drop_database
-from resources.warehouse import upsert_dataframe
+from market_warehouse.resources.database import create_engine, drop_database
+from market_warehouse.resources.warehouse import upsert_dataframe
 from tests.databases import TEMPLATE_DB, create_database
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
@@ -473,7 +473,7 @@ def _malformed_folder(root) -> dict[str, tuple[str, int, int]]:
 
 
 def test_a_folder_of_every_malformed_input_loads_the_good_reports_the_bad_and_balances(db_url, safe_tmp):
-    from pipelines.defs.ingestion import historical_files, historical_files_no_failed_files
+    from market_warehouse.pipelines.defs.ingestion import historical_files, historical_files_no_failed_files
 
     root = safe_tmp / "landing"
     expected = _malformed_folder(root)

@@ -23,16 +23,23 @@ import psycopg2.errors
 import pytest
 import sqlalchemy as sa
 
-from pipelines import demo
-from pipelines.defs import market_data
-from pipelines.retries import retry_transient, root_error, step_error
-from resources.dagster_resources import ExchangeResource, WarehouseResource
-from resources.database import create_engine
-from resources.exchanges.client import PullStats, build_exchange, call
-from resources.exchanges.synthetic import SyntheticExchange
-from resources.exchanges.universe import ExchangeConfig
-from resources.retry import Backoff, RootError, classify, error_chain, is_transient, root_cause
-from resources.warehouse.async_api import create_warehouse_async_engine
+from market_warehouse.pipelines import demo
+from market_warehouse.pipelines.defs import market_data
+from market_warehouse.pipelines.retries import retry_transient, root_error, step_error
+from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
+from market_warehouse.resources.database import create_engine
+from market_warehouse.resources.exchanges.client import PullStats, build_exchange, call
+from market_warehouse.resources.exchanges.synthetic import SyntheticExchange
+from market_warehouse.resources.exchanges.universe import ExchangeConfig
+from market_warehouse.resources.retry import (
+    Backoff,
+    RootError,
+    classify,
+    error_chain,
+    is_transient,
+    root_cause,
+)
+from market_warehouse.resources.warehouse.async_api import create_warehouse_async_engine
 from tests.fixtures.exchanges.replay import BinanceReplay
 from tests.universes import BINANCE_UNIVERSE, SYNTHETIC_UNIVERSE, universe_file
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resources.analytics.backtest import Series, performance, write_day
-from resources.analytics.risk import (
+from market_warehouse.resources.analytics.backtest import Series, performance, write_day
+from market_warehouse.resources.analytics.risk import (
     Portfolio,
     RiskParams,
     equity_for_window,
@@ -20,7 +20,7 @@ from resources.analytics.risk import (
     write_equity,
     write_risk,
 )
-from resources.analytics.strategy import StrategyParams, money, simulate
+from market_warehouse.resources.analytics.strategy import StrategyParams, money, simulate
 from tests.analytics_data import random_walk_candles, store_candles
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -113,7 +113,7 @@ def test_sleeve_equity_and_risk_match_the_backtest(any_engine, book):
 
 
 def _truncate(sim, n):
-    from resources.analytics.strategy import Simulation
+    from market_warehouse.resources.analytics.strategy import Simulation
 
     cut = sim.equity[:n]
     end = cut[-1]["time"]

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from resources import partitioning
-from resources.backend import Backend, detect
-from resources.database import create_engine
-from resources.models import TIMESERIES, Base
-from resources.schema import check, current_revision, downgrade, head_revision, upgrade
+from market_warehouse.resources import partitioning
+from market_warehouse.resources.backend import Backend, detect
+from market_warehouse.resources.database import create_engine
+from market_warehouse.resources.models import TIMESERIES, Base
+from market_warehouse.resources.schema import check, current_revision, downgrade, head_revision, upgrade
 
 
 def _tables(conn: sa.Connection) -> set[str]:

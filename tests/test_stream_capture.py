@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources.exchanges.client import Backoff
-from resources.exchanges.coverage import SeriesKey, covered_ranges
-from resources.exchanges.universe import ExchangeConfig
-from resources.models import (
+from market_warehouse.resources.exchanges.client import Backoff
+from market_warehouse.resources.exchanges.coverage import SeriesKey, covered_ranges
+from market_warehouse.resources.exchanges.universe import ExchangeConfig
+from market_warehouse.resources.models import (
     CaptureGap,
     MarketMetric,
     MarketTrade,
@@ -27,9 +27,9 @@ from resources.models import (
     Quarantine,
     SystemEvent,
 )
-from resources.stream.config import parse_stream
-from resources.stream.ledger import stream_status
-from resources.stream.service import CaptureService
+from market_warehouse.resources.stream.config import parse_stream
+from market_warehouse.resources.stream.ledger import stream_status
+from market_warehouse.resources.stream.service import CaptureService
 from tests.fixtures.exchanges.replay import BinanceReplay
 from tests.stream_data import (
     DEPTH_STREAM,
@@ -262,7 +262,7 @@ def test_status_reports_each_stream_and_the_service_logs_a_line_per_period(engin
     def logged_and_complete(conn):
         return trades_complete(truth_ids(TRADES))(conn) and f"{len(TRADES)} rows/min" in caplog.text
 
-    with caplog.at_level(logging.INFO, logger="resources.stream.service"):
+    with caplog.at_level(logging.INFO, logger="market_warehouse.resources.stream.service"):
         run_capture(engine, rest.base_url, sessions, logged_and_complete, log_every_s=0.3)
     lines = [r.getMessage() for r in caplog.records if "rows/min" in r.getMessage()]
     assert re.fullmatch(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from resources.exchanges.universe import parse_universe
-from resources.settings import ConfigurationError
-from resources.stream.config import CHANNELS, stream_configs
+from market_warehouse.resources.exchanges.universe import parse_universe
+from market_warehouse.resources.settings import ConfigurationError
+from market_warehouse.resources.stream.config import CHANNELS, stream_configs
 
 
 def universe(stream, driver="binance"):

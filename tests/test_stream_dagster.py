@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from dagster._core.definitions.observe import observe
 
-from pipelines.cli import cli
-from resources import clock
-from resources.dagster_resources import ExchangeResource, WarehouseResource
-from resources.models import CaptureGap
-from resources.stream.ledger import Heartbeat, write_heartbeats
+from market_warehouse.pipelines.cli import cli
+from market_warehouse.resources import clock
+from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
+from market_warehouse.resources.models import CaptureGap
+from market_warehouse.resources.stream.ledger import Heartbeat, write_heartbeats
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 UNIVERSE = """
@@ -62,7 +62,7 @@ def resources(db_url, tmp_path):
 
 
 def run_check(resources) -> dg.AssetCheckResult:
-    from pipelines.defs.stream import live_capture_fresh
+    from market_warehouse.pipelines.defs.stream import live_capture_fresh
 
     return live_capture_fresh(warehouse=resources["warehouse"], exchanges=resources["exchanges"])
 
@@ -94,7 +94,7 @@ def test_a_stopped_stream_is_not_stale(engine, resources):
 
 
 def test_observation_reports_lag_rows_and_open_holes(engine, resources):
-    from pipelines.defs.stream import live_capture
+    from market_warehouse.pipelines.defs.stream import live_capture
 
     with engine.begin() as conn:
         write_heartbeats(conn, [beat("trades", 2)])

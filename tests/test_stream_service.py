@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from resources.models import MarketTrade, StreamState
+from market_warehouse.resources.models import MarketTrade, StreamState
 from tests.fixtures.exchanges.replay import BinanceReplay
 from tests.stream_data import TRADES_STREAM, BinanceWsReplay, Session, recorded_agg_trades, trade_frame
 

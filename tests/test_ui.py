@@ -14,8 +14,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from pipelines.definitions import defs
-from resources.database import create_engine
+from market_warehouse.pipelines.definitions import defs
+from market_warehouse.resources.database import create_engine
 
 QUERY = """
 {
@@ -59,7 +59,7 @@ def running_ui(server_url, safe_tmp):
         "DATABASE_URL": server_url.set(database="mw_ui_test").render_as_string(hide_password=False),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "ui", "--port", str(port)],
+        [sys.executable, "-m", "market_warehouse.pipelines.cli", "ui", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

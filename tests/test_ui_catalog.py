@@ -19,13 +19,13 @@ import pytest
 import yaml
 from dagster._utils.schedules import get_latest_completed_cron_tick
 
-from pipelines import catalog
-from pipelines.datasets import DATASETS
-from pipelines.defs.maintenance import warehouse_stats
-from pipelines.defs.observability.sensors import FAIL, PASS, UNKNOWN, WARN, freshness_state
-from pipelines.table_metadata import AGGREGATES, table_schema
-from resources import clock
-from resources.dagster_resources import WarehouseResource
+from market_warehouse.pipelines import catalog
+from market_warehouse.pipelines.datasets import DATASETS
+from market_warehouse.pipelines.defs.maintenance import warehouse_stats
+from market_warehouse.pipelines.defs.observability.sensors import FAIL, PASS, UNKNOWN, WARN, freshness_state
+from market_warehouse.pipelines.table_metadata import AGGREGATES, table_schema
+from market_warehouse.resources import clock
+from market_warehouse.resources.dagster_resources import WarehouseResource
 from tests.ui_data import graphql
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,7 +187,7 @@ def test_daily_freshness_is_due_after_the_tick_plus_settle():
 
 
 def test_freshness_deadlines_follow_the_schedules_they_name():
-    from pipelines.definitions import defs
+    from market_warehouse.pipelines.definitions import defs
 
     schedules = {s.name: s for s in defs.get_repository_def().schedule_defs}
     due = [*catalog.FRESHNESS_BY_GROUP.values(), *catalog.FRESHNESS_BY_ASSET.values()]
@@ -213,7 +213,7 @@ def test_freshness_deadlines_follow_the_schedules_they_name():
 
 
 def test_the_stale_assets_sensor_lists_late_assets(instance, db_url):
-    from pipelines.definitions import defs
+    from market_warehouse.pipelines.definitions import defs
 
     resources = {"warehouse": WarehouseResource(database_url=db_url.render_as_string(hide_password=False))}
     with clock.frozen(datetime(2026, 3, 2, 3, 0, tzinfo=UTC)):
@@ -248,8 +248,8 @@ def test_owners_come_from_the_settings(monkeypatch, tmp_path):
 DEMO_JOB = """
 import warnings
 warnings.simplefilter("ignore")
-from pipelines.definitions import defs
-from pipelines.demo.runs import ASSET_JOB, demo_definitions
+from market_warehouse.pipelines.definitions import defs
+from market_warehouse.pipelines.demo.runs import ASSET_JOB, demo_definitions
 import dagster as dg
 demo = demo_definitions(dg.colored_console_logger, None)
 print(demo.resolve_implicit_global_asset_job_def().name == ASSET_JOB)
@@ -289,7 +289,7 @@ def test_the_console_shows_info_not_dagsters_debug_events(capfd, tmp_path):
 def test_the_equity_sparkline_is_short_enough_to_show_inline():
     from xml.etree import ElementTree
 
-    from pipelines.defs.derived.plots import INLINE_MARKDOWN_LIMIT, equity_sparkline
+    from market_warehouse.pipelines.defs.derived.plots import INLINE_MARKDOWN_LIMIT, equity_sparkline
 
     times = pd.date_range("2026-11-27", periods=24 * 30, freq="h", tz="UTC")
     equity = pd.Series(10_000 + np.cumsum(np.random.default_rng(3).normal(0, 25, len(times))), index=times)

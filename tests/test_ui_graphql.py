@@ -19,13 +19,13 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from pipelines.defs import market_data
-from pipelines.defs.derived import AnalyticsResource, features_asset
-from pipelines.defs.market_data.assets import ASSETS as MARKET_ASSETS
-from pipelines.defs.market_data.checks import CHECKS as MARKET_CHECKS
-from pipelines.defs.quality import quality_checks
-from pipelines.partitions import DEFAULT_HISTORY_START
-from resources.dagster_resources import ExchangeResource, WarehouseResource
+from market_warehouse.pipelines.defs import market_data
+from market_warehouse.pipelines.defs.derived import AnalyticsResource, features_asset
+from market_warehouse.pipelines.defs.market_data.assets import ASSETS as MARKET_ASSETS
+from market_warehouse.pipelines.defs.market_data.checks import CHECKS as MARKET_CHECKS
+from market_warehouse.pipelines.defs.quality import quality_checks
+from market_warehouse.pipelines.partitions import DEFAULT_HISTORY_START
+from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
 from tests.ui_data import graphql
 from tests.universes import SYNTHETIC_UNIVERSE, universe_file
 
@@ -300,8 +300,8 @@ def test_schedules_are_described_and_every_tick_names_its_partition(instance):
 FIRST_PARTITION = """
 import sys
 from datetime import date
-from pipelines.partitions import DAILY
-from pipelines.demo.window import demo_window
+from market_warehouse.pipelines.partitions import DAILY
+from market_warehouse.pipelines.demo.window import demo_window
 print(DAILY.get_first_partition_key())
 try:
     demo_window(2, date.fromisoformat(DAILY.get_first_partition_key()))

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources.backend import detect
-from resources.database import create_engine
-from resources.warehouse import (
+from market_warehouse.resources.backend import detect
+from market_warehouse.resources.database import create_engine
+from market_warehouse.resources.warehouse import (
     AuditContext,
     UpsertInputError,
     UpsertResult,
@@ -21,8 +21,8 @@ from resources.warehouse import (
     upsert_frame,
     validate_frame,
 )
-from resources.warehouse import upsert as upsert_module
-from resources.warehouse.upsert import STRATEGIES, _table_meta, _upsert_validated
+from market_warehouse.resources.warehouse import upsert as upsert_module
+from market_warehouse.resources.warehouse.upsert import STRATEGIES, _table_meta, _upsert_validated
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 PRICE_COLUMNS = ["open", "high", "low", "close", "volume"]

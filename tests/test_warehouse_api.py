@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from resources.intervals import IntervalError
-from resources.models import AuditReportLog, IterationLog, SystemEvent
-from resources.schema import head_revision
-from resources.warehouse.api import Warehouse
-from resources.warehouse.ops.common import NotFoundError
-from resources.warehouse.records import Candle, Gap, Trade, TradeStatistics, to_frame
+from market_warehouse.resources.intervals import IntervalError
+from market_warehouse.resources.models import AuditReportLog, IterationLog, SystemEvent
+from market_warehouse.resources.schema import head_revision
+from market_warehouse.resources.warehouse.api import Warehouse
+from market_warehouse.resources.warehouse.ops.common import NotFoundError
+from market_warehouse.resources.warehouse.records import Candle, Gap, Trade, TradeStatistics, to_frame
 from tests.warehouse_data import KNOWN_TRADES, MINUTE, SERIES, T0, candle_frame
 
 

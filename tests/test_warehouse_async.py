@@ -15,13 +15,13 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from resources.database import async_url
-from resources.models import SystemEvent
-from resources.schema import head_revision
-from resources.warehouse.api import Warehouse
-from resources.warehouse.async_api import AsyncWarehouse
-from resources.warehouse.ops.common import NotFoundError
-from resources.warehouse.records import Candle, Trade
+from market_warehouse.resources.database import async_url
+from market_warehouse.resources.models import SystemEvent
+from market_warehouse.resources.schema import head_revision
+from market_warehouse.resources.warehouse.api import Warehouse
+from market_warehouse.resources.warehouse.async_api import AsyncWarehouse
+from market_warehouse.resources.warehouse.ops.common import NotFoundError
+from market_warehouse.resources.warehouse.records import Candle, Trade
 from tests.warehouse_data import KNOWN_TRADES, MINUTE, SERIES, T0, candle_frame
 
 # Not operations on the database, or different by nature in the two classes.

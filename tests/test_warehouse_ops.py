@@ -14,9 +14,9 @@ import os
 
 import pytest
 
-from resources.warehouse.api import Warehouse
-from resources.warehouse.async_api import AsyncWarehouse
-from resources.warehouse.ops import (
+from market_warehouse.resources.warehouse.api import Warehouse
+from market_warehouse.resources.warehouse.async_api import AsyncWarehouse
+from market_warehouse.resources.warehouse.ops import (
     OPERATIONS,
     analytics,
     instruments,
@@ -26,7 +26,7 @@ from resources.warehouse.ops import (
     trading,
     with_operations,
 )
-from resources.warehouse.ops.methods import AsyncWarehouseMethods, WarehouseMethods
+from market_warehouse.resources.warehouse.ops.methods import AsyncWarehouseMethods, WarehouseMethods
 
 DOMAINS = (market, instruments, analytics, trading, operations)
 # Functions of a connection or engine that are not API methods by design.
@@ -79,11 +79,13 @@ def test_the_generator_refuses_a_missing_wrapper_and_a_shadowing_method():
 
 def test_the_type_stub_of_the_generated_methods_is_in_sync_with_operations():
     """IDEs and type checkers read the methods from `ops/methods.pyi`; it must say what OPERATIONS says.
-    Regenerate with `python -m resources.warehouse.ops.stubs` (or MW_UPDATE_SNAPSHOTS=1 here)."""
+    Regenerate with `python -m market_warehouse.resources.warehouse.ops.stubs` (or MW_UPDATE_SNAPSHOTS=1 here)."""
     text = stubs.render()
     if os.environ.get("MW_UPDATE_SNAPSHOTS"):
         stubs.STUB.write_text(text)
-    assert stubs.STUB.read_text() == text, "methods.pyi is stale: run python -m resources.warehouse.ops.stubs"
+    assert stubs.STUB.read_text() == text, (
+        "methods.pyi is stale: run python -m market_warehouse.resources.warehouse.ops.stubs"
+    )
     assert issubclass(Warehouse, WarehouseMethods) and issubclass(AsyncWarehouse, AsyncWarehouseMethods)
 
 

@@ -16,15 +16,15 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from resources.analytics.features import FEATURE_COLUMNS, read_features
-from resources.sqlfiles import sql_text
-from resources.warehouse.api import Warehouse
-from resources.warehouse.arrow_reads import ArrowReader, literal, render
-from resources.warehouse.async_api import AsyncWarehouse
-from resources.warehouse.ops import frames
-from resources.warehouse.ops import market as q
-from resources.warehouse.records import Candle, Trade, frame_from_arrow, to_frame
-from resources.warehouse.upsert import upsert_dataframe
+from market_warehouse.resources.analytics.features import FEATURE_COLUMNS, read_features
+from market_warehouse.resources.sqlfiles import sql_text
+from market_warehouse.resources.warehouse.api import Warehouse
+from market_warehouse.resources.warehouse.arrow_reads import ArrowReader, literal, render
+from market_warehouse.resources.warehouse.async_api import AsyncWarehouse
+from market_warehouse.resources.warehouse.ops import frames
+from market_warehouse.resources.warehouse.ops import market as q
+from market_warehouse.resources.warehouse.records import Candle, Trade, frame_from_arrow, to_frame
+from market_warehouse.resources.warehouse.upsert import upsert_dataframe
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")

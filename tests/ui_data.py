@@ -15,7 +15,7 @@ from dagster_graphql.test.utils import execute_dagster_graphql
 @contextmanager
 def ui(instance: dg.DagsterInstance) -> Iterator:
     """The UI's GraphQL context over the real code location."""
-    origin = LoadableTargetOrigin(module_name="pipelines.definitions", attribute="defs")
+    origin = LoadableTargetOrigin(module_name="market_warehouse.pipelines.definitions", attribute="defs")
     with in_process_test_workspace(instance, origin) as context:
         yield context
 

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from resources import partitioning
-from resources.backend import detect, timescaledb_available
-from resources.models.base import TimeseriesSpec
-from resources.sqlfiles import sql_text
+from market_warehouse.resources import partitioning
+from market_warehouse.resources.backend import detect, timescaledb_available
+from market_warehouse.resources.models.base import TimeseriesSpec
+from market_warehouse.resources.sqlfiles import sql_text
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None

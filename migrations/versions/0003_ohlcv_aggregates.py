@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from resources.backend import detect
-from resources.sqlfiles import run_script, sql_text
+from market_warehouse.resources.backend import detect
+from market_warehouse.resources.sqlfiles import run_script, sql_text
 
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"

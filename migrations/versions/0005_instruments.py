@@ -29,11 +29,11 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from resources import partitioning
-from resources.backend import Capabilities, detect
-from resources.maintenance.compression import columnstore_api
-from resources.models.base import TimeseriesSpec
-from resources.sqlfiles import run_script, sql_text
+from market_warehouse.resources import partitioning
+from market_warehouse.resources.backend import Capabilities, detect
+from market_warehouse.resources.maintenance.compression import columnstore_api
+from market_warehouse.resources.models.base import TimeseriesSpec
+from market_warehouse.resources.sqlfiles import run_script, sql_text
 
 revision: str = "0005"
 down_revision: str | Sequence[str] | None = "0004"

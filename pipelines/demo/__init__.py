@@ -38,10 +38,10 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from pipelines.defs.maintenance import POLICY_OPS
-from pipelines.demo.printing import print_summary
-from pipelines.demo.progress import Progress, progress_logger, quiet_run_config
-from pipelines.demo.report import (
+from market_warehouse.pipelines.defs.maintenance import POLICY_OPS
+from market_warehouse.pipelines.demo.printing import print_summary
+from market_warehouse.pipelines.demo.progress import Progress, progress_logger, quiet_run_config
+from market_warehouse.pipelines.demo.report import (
     AGGREGATE_TABLES,
     DEMO_FOLDER,
     CheckOutcome,
@@ -50,16 +50,21 @@ from pipelines.demo.report import (
     Echo,
     StepFailure,
 )
-from pipelines.demo.runs import demo_definitions, execute, materialize_window, project_instance
-from pipelines.demo.samples import sample_files, write_sample_files
-from pipelines.demo.staleness import source_keys, stale_downstream
-from pipelines.demo.summary import collect
-from pipelines.demo.window import DEMO_CLOCK_AFTER_END, demo_instant, demo_window
-from pipelines.partitions import partitions_at_clock
-from resources import clock
-from resources.database import redact, warehouse_engine
-from resources.schema import upgrade
-from resources.settings import load_settings
+from market_warehouse.pipelines.demo.runs import (
+    demo_definitions,
+    execute,
+    materialize_window,
+    project_instance,
+)
+from market_warehouse.pipelines.demo.samples import sample_files, write_sample_files
+from market_warehouse.pipelines.demo.staleness import source_keys, stale_downstream
+from market_warehouse.pipelines.demo.summary import collect
+from market_warehouse.pipelines.demo.window import DEMO_CLOCK_AFTER_END, demo_instant, demo_window
+from market_warehouse.pipelines.partitions import partitions_at_clock
+from market_warehouse.resources import clock
+from market_warehouse.resources.database import redact, warehouse_engine
+from market_warehouse.resources.schema import upgrade
+from market_warehouse.resources.settings import load_settings
 
 
 def run_demo(options: DemoOptions | None = None, echo: Echo = print) -> DemoReport:

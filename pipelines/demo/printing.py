@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.demo.report import DemoReport, Echo
+from market_warehouse.pipelines.demo.report import DemoReport, Echo
 
 
 def print_summary(report: DemoReport, echo: Echo) -> None:

@@ -9,8 +9,8 @@ from collections import Counter
 
 import dagster as dg
 
-from pipelines.demo.report import CheckOutcome, DemoReport, Echo, StepFailure
-from pipelines.retries import root_error
+from market_warehouse.pipelines.demo.report import CheckOutcome, DemoReport, Echo, StepFailure
+from market_warehouse.pipelines.retries import root_error
 
 
 def _meta_value(metadata, name: str):

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from pipelines.demo.progress import Progress, quiet_run_config
-from pipelines.demo.report import DemoReport, Echo
-from pipelines.demo.staleness import source_keys, stale_downstream
-from pipelines.partitions import DAILY
-from resources.settings import Settings
+from market_warehouse.pipelines.demo.progress import Progress, quiet_run_config
+from market_warehouse.pipelines.demo.report import DemoReport, Echo
+from market_warehouse.pipelines.demo.staleness import source_keys, stale_downstream
+from market_warehouse.pipelines.partitions import DAILY
+from market_warehouse.resources.settings import Settings
 
 # The runs select assets of Dagster's implicit job of every asset, which the code location has too: a
 # job of the demo's own ("demo_graph") left every demo run linking to "Pipeline not found" in the UI.
@@ -28,7 +28,7 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 @contextlib.contextmanager
 def project_instance(settings: Settings) -> Iterator[dg.DagsterInstance]:
     """The project's Dagster instance (PostgreSQL storage, as `market-warehouse ui` uses it)."""
-    from pipelines.ui import dagster_environment
+    from market_warehouse.pipelines.ui import dagster_environment
 
     env = dagster_environment(settings)
     saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME",)}
@@ -49,8 +49,8 @@ def demo_definitions(progress: dg.LoggerDefinition, universe: str | None) -> dg.
     with warnings.catch_warnings():  # beta/preview notices of the definitions are not news to a user
         warnings.simplefilter("ignore", dg.BetaWarning)
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        from pipelines.definitions import defs as location
-    from resources.dagster_resources import ExchangeResource
+        from market_warehouse.pipelines.definitions import defs as location
+    from market_warehouse.resources.dagster_resources import ExchangeResource
 
     resources = dict(location.resources or {})
     if universe:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.demo.report import DEMO_FOLDER
+from market_warehouse.pipelines.demo.report import DEMO_FOLDER
 
 
 def _candles(exchange, symbol: str, interval: str, start: pd.Timestamp, end: pd.Timestamp) -> list[list]:
@@ -78,8 +78,8 @@ def _gzip_ndjson(rows: list[list]) -> bytes:
 
 def sample_files(universe_path: str | None, window_start: str, history_days: int) -> dict[str, bytes]:
     """Relative path -> content of the demo's landed files (deterministic for a given window)."""
-    from resources.exchanges.client import build_exchange
-    from resources.exchanges.universe import load_universe
+    from market_warehouse.resources.exchanges.client import build_exchange
+    from market_warehouse.resources.exchanges.universe import load_universe
 
     universe = load_universe(universe_path)
     synthetic = [c for c in universe.exchanges if c.is_synthetic]

@@ -7,7 +7,7 @@ import dagster as dg
 
 def source_keys(graph) -> set[dg.AssetKey]:
     """The assets that read the outside world (landed files, exchanges): always asked again."""
-    from pipelines.defs.market_data import MARKET_DATA_ASSETS
+    from market_warehouse.pipelines.defs.market_data import MARKET_DATA_ASSETS
 
     return {dg.AssetKey(name) for name in ["historical_files", *MARKET_DATA_ASSETS]} & set(
         graph.get_all_asset_keys()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pipelines.demo.report import AGGREGATE_TABLES, DemoReport
-from resources.models import Base
+from market_warehouse.pipelines.demo.report import AGGREGATE_TABLES, DemoReport
+from market_warehouse.resources.models import Base
 
 
 def table_rows(conn: sa.Connection) -> dict[str, int]:
@@ -35,13 +35,13 @@ def quarantine_summary(conn: sa.Connection) -> list[tuple[str, str, str, int]]:
 
 
 def failed_files(conn: sa.Connection) -> list[tuple[str, str]]:
-    from resources.files import ledger
+    from market_warehouse.resources.files import ledger
 
     return [(e.path, e.error or "") for e in ledger.latest_entries(conn).values() if e.status == "failed"]
 
 
 def collect(engine: sa.Engine, report: DemoReport) -> None:
-    from resources.backend import detect
+    from market_warehouse.resources.backend import detect
 
     with engine.connect() as conn:
         report.capabilities = detect(conn).as_dict()

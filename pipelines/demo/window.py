@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from pipelines.partitions import DAILY
-from resources import clock
+from market_warehouse.pipelines.partitions import DAILY
+from market_warehouse.resources import clock
 
 # The demo runs 5 minutes into the day after its window: every candle of the last day is closed and past
 # the default `settle` (2m), so the coverage ledger records the window as answered, and the day after has

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.intervals import interval_to_timedelta
-from resources.models import TRADE_PRICE, Forecast, MlModel, Ohlcv
+from market_warehouse.resources.intervals import interval_to_timedelta
+from market_warehouse.resources.models import TRADE_PRICE, Forecast, MlModel, Ohlcv
 
 
 def fill_actuals(conn: sa.Connection, start: datetime, end: datetime, now: datetime) -> int:

@@ -26,9 +26,15 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.analytics.store import SyncResult, sync_rows
-from resources.analytics.strategy import Simulation, StrategyParams, money
-from resources.models import BacktestResult, BotTrade, FundingRate, TradeHistory, TradingSignal
+from market_warehouse.resources.analytics.store import SyncResult, sync_rows
+from market_warehouse.resources.analytics.strategy import Simulation, StrategyParams, money
+from market_warehouse.resources.models import (
+    BacktestResult,
+    BotTrade,
+    FundingRate,
+    TradeHistory,
+    TradingSignal,
+)
 
 YEAR = timedelta(days=365)
 

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 import talib
 from talib import abstract
 
-from resources.models import TRADE_PRICE, Feature, Ohlcv
-from resources.models.analytics import FEATURE_COLUMNS as STORED_FEATURE_COLUMNS
+from market_warehouse.resources.models import TRADE_PRICE, Feature, Ohlcv
+from market_warehouse.resources.models.analytics import FEATURE_COLUMNS as STORED_FEATURE_COLUMNS
 
 # Relative weight left on the state at the start of the history read; 1e-14 keeps partition results within
 # ~1e-13 (relative to the price level) of the whole-series values.

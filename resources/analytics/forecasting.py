@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from scipy.stats import norm
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from resources.intervals import interval_to_timedelta
-from resources.models import MlModel
+from market_warehouse.resources.intervals import interval_to_timedelta
+from market_warehouse.resources.models import MlModel
 
 CODE_VERSION = "forecasting-1"
 MODEL_KINDS = ("naive", "ets", "arima")

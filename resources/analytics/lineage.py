@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.models import TIMESERIES, Coverage, IngestFile, Lineage, Ohlcv
-from resources.sqlfiles import sql_text
+from market_warehouse.resources.models import TIMESERIES, Coverage, IngestFile, Lineage, Ohlcv
+from market_warehouse.resources.sqlfiles import sql_text
 
 SOURCE_ASSETS = ("ohlcv", "historical_files")
 # Derived tables and the asset that writes them (the asset key is the table name unless listed).

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.analytics.backtest import (
+from market_warehouse.resources.analytics.backtest import (
     Series,
     funding_payments,
     is_perpetual,
@@ -34,11 +34,11 @@ from resources.analytics.backtest import (
     read_funding,
     sharpe,
 )
-from resources.analytics.features import read_candles
-from resources.analytics.store import SyncResult, sync_rows
-from resources.analytics.strategy import money
-from resources.intervals import interval_to_timedelta
-from resources.models import EquityCurve, RiskMetric, TradeHistory
+from market_warehouse.resources.analytics.features import read_candles
+from market_warehouse.resources.analytics.store import SyncResult, sync_rows
+from market_warehouse.resources.analytics.strategy import money
+from market_warehouse.resources.intervals import interval_to_timedelta
+from market_warehouse.resources.models import EquityCurve, RiskMetric, TradeHistory
 
 DAY = timedelta(days=1)
 

@@ -22,12 +22,18 @@ import sqlalchemy as sa
 from psycopg2 import sql as pgsql
 from sqlalchemy.engine import URL
 
-from resources.backup.clients import BackupError, Client, find_client, run_client, server_major
-from resources.backup.snapshot import DatabaseState, compare, snapshot
-from resources.clock import now
-from resources.database import create_engine, drop_database, ensure_database, redact
-from resources.settings import ConfigurationError
-from resources.sqlfiles import load_sql, sql_text
+from market_warehouse.resources.backup.clients import (
+    BackupError,
+    Client,
+    find_client,
+    run_client,
+    server_major,
+)
+from market_warehouse.resources.backup.snapshot import DatabaseState, compare, snapshot
+from market_warehouse.resources.clock import now
+from market_warehouse.resources.database import create_engine, drop_database, ensure_database, redact
+from market_warehouse.resources.settings import ConfigurationError
+from market_warehouse.resources.sqlfiles import load_sql, sql_text
 
 __all__ = [
     "MANIFEST",

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from resources.settings import ConfigurationError
+from market_warehouse.resources.settings import ConfigurationError
 
 BIN_ENV = "MW_PG_BIN"
 

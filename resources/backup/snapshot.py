@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from psycopg2 import sql as pgsql
 
-from resources.sqlfiles import load_sql, run_script, sql_text
+from market_warehouse.resources.sqlfiles import load_sql, run_script, sql_text
 
 # Structure queries per backend kind; the TimescaleDB ones read timescaledb_information.
 _COMMON_STRUCTURE = {"partitions": "backup/partitions"}

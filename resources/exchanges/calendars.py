@@ -18,7 +18,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from resources.intervals import interval_to_timedelta
+from market_warehouse.resources.intervals import interval_to_timedelta
 
 TWENTY_FOUR_SEVEN = "24/7"
 _EPOCH = pd.Timestamp(0, tz="UTC")

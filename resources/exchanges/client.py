@@ -23,12 +23,12 @@ import ccxt
 import numpy as np
 import pandas as pd
 
-from resources import clock
-from resources.exchanges.calendars import floor_time, utc
-from resources.exchanges.synthetic import SyntheticExchange
-from resources.exchanges.universe import ExchangeConfig
-from resources.intervals import interval_to_timedelta
-from resources.retry import Backoff, classify, is_rate_limited
+from market_warehouse.resources import clock
+from market_warehouse.resources.exchanges.calendars import floor_time, utc
+from market_warehouse.resources.exchanges.synthetic import SyntheticExchange
+from market_warehouse.resources.exchanges.universe import ExchangeConfig
+from market_warehouse.resources.intervals import interval_to_timedelta
+from market_warehouse.resources.retry import Backoff, classify, is_rate_limited
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.exchanges.calendars import bars_with_data, expected_bars, utc
-from resources.intervals import interval_to_timedelta
-from resources.models import Coverage, Ohlcv
+from market_warehouse.resources.exchanges.calendars import bars_with_data, expected_bars, utc
+from market_warehouse.resources.intervals import interval_to_timedelta
+from market_warehouse.resources.models import Coverage, Ohlcv
 
 Range = tuple[pd.Timestamp, pd.Timestamp]
 
@@ -286,7 +286,7 @@ def funding_gaps(
 ) -> FundingGaps:
     """Missing funding events of one series in `[start, end)` by its observed schedule (see FundingGaps);
     `end` is the time up to which events are due (the caller's settled now)."""
-    from resources.models import FundingRate  # the table exists from migration 0005 on
+    from market_warehouse.resources.models import FundingRate  # the table exists from migration 0005 on
 
     start_ts, end_ts = utc(start), utc(end)
     series = sa.and_(FundingRate.exchange == exchange, FundingRate.symbol == symbol)

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from resources import clock
-from resources.exchanges.calendars import floor_time, utc
-from resources.exchanges.coverage import CandleGaps, FundingGaps, candle_gaps, funding_gaps
-from resources.exchanges.universe import Universe
-from resources.intervals import interval_to_timedelta
+from market_warehouse.resources import clock
+from market_warehouse.resources.exchanges.calendars import floor_time, utc
+from market_warehouse.resources.exchanges.coverage import CandleGaps, FundingGaps, candle_gaps, funding_gaps
+from market_warehouse.resources.exchanges.universe import Universe
+from market_warehouse.resources.intervals import interval_to_timedelta
 
 
 @dataclass(frozen=True)

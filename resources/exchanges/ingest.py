@@ -21,9 +21,9 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from resources import clock
-from resources.exchanges.calendars import expected_bars, floor_time, utc
-from resources.exchanges.client import (
+from market_warehouse.resources import clock
+from market_warehouse.resources.exchanges.calendars import expected_bars, floor_time, utc
+from market_warehouse.resources.exchanges.client import (
     Backoff,
     Pulled,
     PullStats,
@@ -40,7 +40,7 @@ from resources.exchanges.client import (
     supports_price,
     trades_frame,
 )
-from resources.exchanges.coverage import (
+from market_warehouse.resources.exchanges.coverage import (
     SeriesKey,
     candle_gaps,
     candle_key,
@@ -48,12 +48,12 @@ from resources.exchanges.coverage import (
     status_of,
     uncovered_ranges,
 )
-from resources.exchanges.instruments import Selection, instruments_frame, select_symbols
-from resources.exchanges.universe import ExchangeConfig, MetricSeries
-from resources.intervals import interval_to_timedelta
-from resources.models import TIMESERIES, Base, FundingRate
-from resources.warehouse.load import LoadResult, load_frame
-from resources.warehouse.ops.instruments import upsert_instruments
+from market_warehouse.resources.exchanges.instruments import Selection, instruments_frame, select_symbols
+from market_warehouse.resources.exchanges.universe import ExchangeConfig, MetricSeries
+from market_warehouse.resources.intervals import interval_to_timedelta
+from market_warehouse.resources.models import TIMESERIES, Base, FundingRate
+from market_warehouse.resources.warehouse.load import LoadResult, load_frame
+from market_warehouse.resources.warehouse.ops.instruments import upsert_instruments
 
 
 @dataclass

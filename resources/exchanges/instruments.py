@@ -17,7 +17,7 @@ from typing import Any
 import ccxt
 import pandas as pd
 
-from resources.models import INSTRUMENT_TYPES
+from market_warehouse.resources.models import INSTRUMENT_TYPES
 
 _OPTION_TYPES = {"call": "call", "put": "put", "c": "call", "p": "put"}
 INSTRUMENT_COLUMNS = [

@@ -31,15 +31,15 @@ import ccxt
 import numpy as np
 import pandas as pd
 
-from resources.clock import now as clock_now
-from resources.exchanges.calendars import (
+from market_warehouse.resources.clock import now as clock_now
+from market_warehouse.resources.exchanges.calendars import (
     TWENTY_FOUR_SEVEN,
     expected_bars,
     floor_time,
     last_trading_instant,
     trading_spans,
 )
-from resources.intervals import interval_to_timedelta
+from market_warehouse.resources.intervals import interval_to_timedelta
 
 ORIGIN = pd.Timestamp("2015-01-01", tz="UTC")
 MINUTE_MS = 60_000

@@ -16,10 +16,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from resources.intervals import IntervalError, interval_to_timedelta, validate_interval
-from resources.models import PRICE_KINDS  # candle price kinds: trade, and a derivative's mark/index/premium
-from resources.settings import ConfigurationError
-from resources.universe_file import file_version, read_document, universe_path
+from market_warehouse.resources.intervals import IntervalError, interval_to_timedelta, validate_interval
+from market_warehouse.resources.models import (
+    PRICE_KINDS,  # candle price kinds: trade, and a derivative's mark/index/premium
+)
+from market_warehouse.resources.settings import ConfigurationError
+from market_warehouse.resources.universe_file import file_version, read_document, universe_path
 
 SYNTHETIC = "synthetic"
 TWENTY_FOUR_SEVEN = "24/7"

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from resources.files import LandingFileError
-from resources.files.naming import canonical_interval, ccxt_exchange_ids
-from resources.files.symbols import (
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.naming import canonical_interval, ccxt_exchange_ids
+from market_warehouse.resources.files.symbols import (
     SymbolError,
     binance_symbol,
     freqtrade_symbol,

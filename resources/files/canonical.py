@@ -24,12 +24,18 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from resources.files import LandingFileError
-from resources.files.fields import CANONICAL, INDEX_COLUMN, OPTIONAL, PRICES, looks_like_trades
-from resources.files.naming import PathNames, resolve_interval
-from resources.files.readers.base import RawTable
-from resources.files.timestamps import ParsedTimes, parse_times, validate_timezone
-from resources.files.values import MetaColumn, Reject, Rejects, numbers, resolve_meta
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.fields import (
+    CANONICAL,
+    INDEX_COLUMN,
+    OPTIONAL,
+    PRICES,
+    looks_like_trades,
+)
+from market_warehouse.resources.files.naming import PathNames, resolve_interval
+from market_warehouse.resources.files.readers.base import RawTable
+from market_warehouse.resources.files.timestamps import ParsedTimes, parse_times, validate_timezone
+from market_warehouse.resources.files.values import MetaColumn, Reject, Rejects, numbers, resolve_meta
 
 _SERIES = ("exchange", "symbol", "interval", "time")
 _NAME_ADVICE = {

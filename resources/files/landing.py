@@ -29,15 +29,15 @@ from typing import Any, Protocol
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.files import LandingFileError, ledger
-from resources.files.checksums import checksum_problem, sidecar
-from resources.files.layouts import ParsedFile, read_file
-from resources.files.readers.containers import SIDECAR_SUFFIXES
-from resources.files.symbols import SymbolError, instrument_fields
-from resources.quality.quarantine import write_quarantine
-from resources.quality.split import SplitResult, StructuralError
-from resources.warehouse.load import LoadResult, load_frame
-from resources.warehouse.ops.instruments import get_instruments, upsert_instruments
+from market_warehouse.resources.files import LandingFileError, ledger
+from market_warehouse.resources.files.checksums import checksum_problem, sidecar
+from market_warehouse.resources.files.layouts import ParsedFile, read_file
+from market_warehouse.resources.files.readers.containers import SIDECAR_SUFFIXES
+from market_warehouse.resources.files.symbols import SymbolError, instrument_fields
+from market_warehouse.resources.quality.quarantine import write_quarantine
+from market_warehouse.resources.quality.split import SplitResult, StructuralError
+from market_warehouse.resources.warehouse.load import LoadResult, load_frame
+from market_warehouse.resources.warehouse.ops.instruments import get_instruments, upsert_instruments
 
 DATASET = "ohlcv"  # the dataset of files that say nothing else (candles)
 # Names of files still being written or left by tools: not landed data.

@@ -25,14 +25,27 @@ from pathlib import Path
 
 import pandas as pd
 
-from resources.files import LandingFileError
-from resources.files.archives import OHLCV, TRADES, FileKind, identify
-from resources.files.canonical import FileState, ParsedFile, canonicalize, empty_file, single_value
-from resources.files.fields import CANONICAL, INDEX_COLUMN, OPTIONAL, PRICES, looks_like_trades, ohlc_count
-from resources.files.naming import PathNames, names_from_path
-from resources.files.readers import FORMATS, FormatReader, RawTable, with_last
-from resources.files.readers.containers import Source, binary_kind, open_sources
-from resources.files.records import canonical_records, empty_records
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.archives import OHLCV, TRADES, FileKind, identify
+from market_warehouse.resources.files.canonical import (
+    FileState,
+    ParsedFile,
+    canonicalize,
+    empty_file,
+    single_value,
+)
+from market_warehouse.resources.files.fields import (
+    CANONICAL,
+    INDEX_COLUMN,
+    OPTIONAL,
+    PRICES,
+    looks_like_trades,
+    ohlc_count,
+)
+from market_warehouse.resources.files.naming import PathNames, names_from_path
+from market_warehouse.resources.files.readers import FORMATS, FormatReader, RawTable, with_last
+from market_warehouse.resources.files.readers.containers import Source, binary_kind, open_sources
+from market_warehouse.resources.files.records import canonical_records, empty_records
 
 __all__ = ["CANONICAL", "DEFAULT_BATCH_ROWS", "OPTIONAL", "PRICES", "ParsedFile", "parse_file", "read_file"]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from resources.models import IngestFile
+from market_warehouse.resources.models import IngestFile
 
 DONE = frozenset({"loaded", "partial", "empty"})
 STATUSES = DONE | {"failed"}

@@ -26,8 +26,8 @@ from pathlib import PurePosixPath
 import numpy as np
 import pandas as pd
 
-from resources.files import LandingFileError
-from resources.intervals import IntervalError, parse_interval
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.intervals import IntervalError, parse_interval
 
 # Quote currencies, longest first, to split concatenated pairs such as BTCUSDT or ETHBTC.
 QUOTES = (

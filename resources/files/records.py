@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from resources.files import LandingFileError
-from resources.files.archives import FUNDING, TRADES, FileKind
-from resources.files.canonical import FileState, ParsedFile, empty_file
-from resources.files.fields import FUNDING_ALIASES, INDEX_COLUMN, TRADE_ALIASES, map_fields
-from resources.files.naming import PathNames
-from resources.files.readers.base import RawTable
-from resources.files.timestamps import parse_times
-from resources.files.values import Reject, numbers
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.archives import FUNDING, TRADES, FileKind
+from market_warehouse.resources.files.canonical import FileState, ParsedFile, empty_file
+from market_warehouse.resources.files.fields import FUNDING_ALIASES, INDEX_COLUMN, TRADE_ALIASES, map_fields
+from market_warehouse.resources.files.naming import PathNames
+from market_warehouse.resources.files.readers.base import RawTable
+from market_warehouse.resources.files.timestamps import parse_times
+from market_warehouse.resources.files.values import Reject, numbers
 
 TRADE_COLUMNS = (
     "exchange", "symbol", "trade_id", "time", "price", "amount", "cost", "side", "is_buyer_maker",

@@ -25,8 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from resources.files import LandingFileError
-from resources.files.naming import QUOTES
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.naming import QUOTES
 
 SPOT, USDM, COINM = "spot", "um", "cm"
 MARKETS = (SPOT, USDM, COINM)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from resources.files import LandingFileError
-from resources.files.values import show as _show
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.values import show as _show
 
 EPOCH_UNITS = ("s", "ms", "us", "ns")
 # |value| below bound[i] reads as EPOCH_UNITS[i]. Each bound is where the finer unit reaches March 1973 and

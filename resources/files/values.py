@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from resources.files import LandingFileError
-from resources.files.naming import canonical_interval, normalize_symbol
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.naming import canonical_interval, normalize_symbol
 
 
 @dataclass

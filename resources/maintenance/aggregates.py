@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from resources.backend import Capabilities, engine_capabilities
-from resources.sqlfiles import sql_text
+from market_warehouse.resources.backend import Capabilities, engine_capabilities
+from market_warehouse.resources.sqlfiles import sql_text
 
 SOURCE_INTERVAL = "1m"
 DIRTY_TABLE = "ohlcv"

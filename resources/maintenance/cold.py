@@ -25,9 +25,9 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from resources.maintenance.pieces import Piece
-from resources.models import TIMESERIES, Base, ColdPiece
-from resources.warehouse.cold import (
+from market_warehouse.resources.maintenance.pieces import Piece
+from market_warehouse.resources.models import TIMESERIES, Base, ColdPiece
+from market_warehouse.resources.warehouse.cold import (
     MONTH,
     TABLE,
     cold_files,
@@ -35,8 +35,8 @@ from resources.warehouse.cold import (
     partition_columns,
     read_files,
 )
-from resources.warehouse.ops.frames import read_schema
-from resources.warehouse.upsert import INGEST_COLUMNS, UpsertResult, upsert_dataframe
+from market_warehouse.resources.warehouse.ops.frames import read_schema
+from market_warehouse.resources.warehouse.upsert import INGEST_COLUMNS, UpsertResult, upsert_dataframe
 
 ROW_GROUP_ROWS = 128 * 1024
 # Columns that order the rows of a file after time (the rest of the primary key of tables with ties).

@@ -18,11 +18,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from resources import clock
-from resources.backend import Capabilities, engine_capabilities
-from resources.maintenance.pieces import Piece, list_pieces, piece_sizes
-from resources.maintenance.policy import ALL_INTERVALS, MaintenancePolicy
-from resources.sqlfiles import sql_text
+from market_warehouse.resources import clock
+from market_warehouse.resources.backend import Capabilities, engine_capabilities
+from market_warehouse.resources.maintenance.pieces import Piece, list_pieces, piece_sizes
+from market_warehouse.resources.maintenance.policy import ALL_INTERVALS, MaintenancePolicy
+from market_warehouse.resources.sqlfiles import sql_text
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from resources import clock, partitioning
-from resources.backend import Capabilities, engine_capabilities
-from resources.maintenance.pieces import Piece, composed, list_pieces
-from resources.models import TIMESERIES
-from resources.models.base import TimeseriesSpec
-from resources.sqlfiles import sql_text
+from market_warehouse.resources import clock, partitioning
+from market_warehouse.resources.backend import Capabilities, engine_capabilities
+from market_warehouse.resources.maintenance.pieces import Piece, composed, list_pieces
+from market_warehouse.resources.models import TIMESERIES
+from market_warehouse.resources.models.base import TimeseriesSpec
+from market_warehouse.resources.sqlfiles import sql_text
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from psycopg2 import sql as pgsql
 
-from resources.backend import Capabilities
-from resources.models.base import TimeseriesSpec
-from resources.sqlfiles import load_sql, sql_text
+from market_warehouse.resources.backend import Capabilities
+from market_warehouse.resources.models.base import TimeseriesSpec
+from market_warehouse.resources.sqlfiles import load_sql, sql_text
 
 
 @dataclass(frozen=True)

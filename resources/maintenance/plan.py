@@ -20,15 +20,20 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from resources import clock
-from resources.backend import Capabilities, detect
-from resources.maintenance.aggregates import RefreshResult, plan_refresh
-from resources.maintenance.compression import CompressionPlan, plan_compression
-from resources.maintenance.partitions import PlannedPartition, plan_partitions
-from resources.maintenance.policy import MaintenancePolicy
-from resources.maintenance.retention import DROPPED, ROWS_DELETED, PieceAction, plan_retention
-from resources.maintenance.stats import human_bytes
-from resources.sqlfiles import sql_text
+from market_warehouse.resources import clock
+from market_warehouse.resources.backend import Capabilities, detect
+from market_warehouse.resources.maintenance.aggregates import RefreshResult, plan_refresh
+from market_warehouse.resources.maintenance.compression import CompressionPlan, plan_compression
+from market_warehouse.resources.maintenance.partitions import PlannedPartition, plan_partitions
+from market_warehouse.resources.maintenance.policy import MaintenancePolicy
+from market_warehouse.resources.maintenance.retention import (
+    DROPPED,
+    ROWS_DELETED,
+    PieceAction,
+    plan_retention,
+)
+from market_warehouse.resources.maintenance.stats import human_bytes
+from market_warehouse.resources.sqlfiles import sql_text
 
 SHOWN = 20  # entries per section in the text and markdown forms; the JSON form lists all
 

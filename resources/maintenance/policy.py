@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from resources.intervals import IntervalError, interval_to_timedelta, validate_interval
-from resources.models import TIMESERIES
-from resources.settings import ConfigurationError
-from resources.universe_file import file_version, read_document, universe_path
+from market_warehouse.resources.intervals import IntervalError, interval_to_timedelta, validate_interval
+from market_warehouse.resources.models import TIMESERIES
+from market_warehouse.resources.settings import ConfigurationError
+from market_warehouse.resources.universe_file import file_version, read_document, universe_path
 
 FOREVER = None
 ALL_INTERVALS = "*"  # key of a per-interval mapping that applies to intervals not listed

@@ -32,21 +32,26 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from resources import clock
-from resources.backend import Capabilities, engine_capabilities
-from resources.maintenance.aggregates import (
+from market_warehouse.resources import clock
+from market_warehouse.resources.backend import Capabilities, engine_capabilities
+from market_warehouse.resources.maintenance.aggregates import (
     SOURCE_INTERVAL,
     RefreshResult,
     pending_buckets,
     refresh_aggregates,
 )
-from resources.maintenance.cold import ColdExportError, export_piece
-from resources.maintenance.compression import LOCK_NOT_AVAILABLE, LOCK_TIMEOUT
-from resources.maintenance.pieces import Piece, composed, list_pieces, piece_sizes
-from resources.maintenance.policy import ALL_INTERVALS, MaintenancePolicy, format_age, redact_location
-from resources.models import TIMESERIES
-from resources.sqlfiles import sql_text
-from resources.warehouse.ops.operations import log_event
+from market_warehouse.resources.maintenance.cold import ColdExportError, export_piece
+from market_warehouse.resources.maintenance.compression import LOCK_NOT_AVAILABLE, LOCK_TIMEOUT
+from market_warehouse.resources.maintenance.pieces import Piece, composed, list_pieces, piece_sizes
+from market_warehouse.resources.maintenance.policy import (
+    ALL_INTERVALS,
+    MaintenancePolicy,
+    format_age,
+    redact_location,
+)
+from market_warehouse.resources.models import TIMESERIES
+from market_warehouse.resources.sqlfiles import sql_text
+from market_warehouse.resources.warehouse.ops.operations import log_event
 
 log = logging.getLogger(__name__)
 

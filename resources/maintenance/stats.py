@@ -14,12 +14,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from resources.backend import Capabilities, detect
-from resources.maintenance.compression import compression_totals
-from resources.maintenance.pieces import composed, time_bounds
-from resources.maintenance.policy import COMPRESSIBLE_TABLES
-from resources.models import TIMESERIES, Base
-from resources.sqlfiles import sql_text
+from market_warehouse.resources.backend import Capabilities, detect
+from market_warehouse.resources.maintenance.compression import compression_totals
+from market_warehouse.resources.maintenance.pieces import composed, time_bounds
+from market_warehouse.resources.maintenance.policy import COMPRESSIBLE_TABLES
+from market_warehouse.resources.models import TIMESERIES, Base
+from market_warehouse.resources.sqlfiles import sql_text
 
 AGGREGATE_KINDS = ("rollup", "continuous aggregate")
 ROLLUP_STORAGE = {"ohlcv_1h": ("mw_aggregates", "ohlcv_1h"), "ohlcv_1d": ("mw_aggregates", "ohlcv_1d")}

@@ -22,10 +22,10 @@ from typing import Any
 
 import pandas as pd
 
-from resources import clock
-from resources.quality.jsonsafe import records
-from resources.quality.rules import Rule
-from resources.quality.split import evaluate
+from market_warehouse.resources import clock
+from market_warehouse.resources.quality.jsonsafe import records
+from market_warehouse.resources.quality.rules import Rule
+from market_warehouse.resources.quality.split import evaluate
 
 # GX would otherwise try to send usage statistics (no network here, and none wanted): off before any import.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")

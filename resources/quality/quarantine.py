@@ -15,9 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from resources.quality.jsonsafe import json_safe, records
-from resources.quality.split import SplitResult, key_columns
-from resources.sqlfiles import sql_text
+from market_warehouse.resources.quality.jsonsafe import json_safe, records
+from market_warehouse.resources.quality.split import SplitResult, key_columns
+from market_warehouse.resources.sqlfiles import sql_text
 
 
 def write_quarantine(

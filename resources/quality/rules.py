@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.sqlfiles import sql_text
+from market_warehouse.resources.sqlfiles import sql_text
 
 log = logging.getLogger(__name__)
 

@@ -35,12 +35,12 @@ import sqlalchemy as sa
 from psycopg2 import sql as pgsql
 from pyarrow import csv
 
-from resources import clock
-from resources.columns import kind_of
-from resources.models import Base
-from resources.quality.jsonsafe import json_safe
-from resources.quality.split import close_times, interval_seconds
-from resources.sqlfiles import sql_text
+from market_warehouse.resources import clock
+from market_warehouse.resources.columns import kind_of
+from market_warehouse.resources.models import Base
+from market_warehouse.resources.quality.jsonsafe import json_safe
+from market_warehouse.resources.quality.split import close_times, interval_seconds
+from market_warehouse.resources.sqlfiles import sql_text
 
 WEIGHTS = {"completeness": 30.0, "timeliness": 10.0, "consistency": 30.0, "rules": 30.0}
 

@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from resources import clock
-from resources.columns import UnusableColumn, kind_of, parse
-from resources.intervals import parse_interval
-from resources.models import Base
-from resources.quality.rules import CUSTOM_CHECKS, Rule
+from market_warehouse.resources import clock
+from market_warehouse.resources.columns import UnusableColumn, kind_of, parse
+from market_warehouse.resources.intervals import parse_interval
+from market_warehouse.resources.models import Base
+from market_warehouse.resources.quality.rules import CUSTOM_CHECKS, Rule
 
 PARSEABLE = "parseable"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

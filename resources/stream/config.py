@@ -26,9 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from resources.exchanges.universe import ExchangeConfig, Universe
-from resources.intervals import IntervalError, interval_to_timedelta
-from resources.settings import ConfigurationError
+from market_warehouse.resources.exchanges.universe import ExchangeConfig, Universe
+from market_warehouse.resources.intervals import IntervalError, interval_to_timedelta
+from market_warehouse.resources.settings import ConfigurationError
 
 CHANNELS = ("trades", "ohlcv", "orderbook", "ticker")
 # Channels with a history the REST API can be asked for: their holes can be back-filled.

@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from resources.exchanges.calendars import floor_time
-from resources.exchanges.client import _trade_key, order_book_row, ticker_row
-from resources.quality.split import table_of
+from market_warehouse.resources.exchanges.calendars import floor_time
+from market_warehouse.resources.exchanges.client import _trade_key, order_book_row, ticker_row
+from market_warehouse.resources.quality.split import table_of
 
 # Dataset of each channel (the table its rows go to).
 DATASET = {

@@ -16,10 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from resources import clock
-from resources.exchanges.coverage import SeriesKey, record_coverage
-from resources.models.stream import CaptureGap, StreamState
-from resources.warehouse.ops.operations import log_event
+from market_warehouse.resources import clock
+from market_warehouse.resources.exchanges.coverage import SeriesKey, record_coverage
+from market_warehouse.resources.models.stream import CaptureGap, StreamState
+from market_warehouse.resources.warehouse.ops.operations import log_event
 
 SOURCE = "stream"
 

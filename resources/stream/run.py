@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from resources.stream.config import StreamConfig
-from resources.stream.service import CaptureService, FlushStats
+from market_warehouse.resources.stream.config import StreamConfig
+from market_warehouse.resources.stream.service import CaptureService, FlushStats
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ import ccxt.pro
 import numpy as np
 import sqlalchemy as sa
 
-from resources import clock
-from resources.exchanges.calendars import floor_time
-from resources.exchanges.client import (
+from market_warehouse.resources import clock
+from market_warehouse.resources.exchanges.calendars import floor_time
+from market_warehouse.resources.exchanges.client import (
     Backoff,
     _trade_key,
     build_exchange,
@@ -43,12 +43,19 @@ from resources.exchanges.client import (
     rebase_urls,
     trades_frame,
 )
-from resources.exchanges.coverage import SeriesKey
-from resources.intervals import interval_to_timedelta
-from resources.retry import classify
-from resources.stream.config import BACKFILLED, StreamConfig
-from resources.stream.frames import DATASET, book_row, candle_row, rows_frame, ticker_metrics_row, trade_row
-from resources.stream.ledger import (
+from market_warehouse.resources.exchanges.coverage import SeriesKey
+from market_warehouse.resources.intervals import interval_to_timedelta
+from market_warehouse.resources.retry import classify
+from market_warehouse.resources.stream.config import BACKFILLED, StreamConfig
+from market_warehouse.resources.stream.frames import (
+    DATASET,
+    book_row,
+    candle_row,
+    rows_frame,
+    ticker_metrics_row,
+    trade_row,
+)
+from market_warehouse.resources.stream.ledger import (
     Heartbeat,
     close_gap,
     last_seen,
@@ -56,7 +63,7 @@ from resources.stream.ledger import (
     record_stream_coverage,
     write_heartbeats,
 )
-from resources.warehouse.load import LoadResult, load_frame
+from market_warehouse.resources.warehouse.load import LoadResult, load_frame
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from resources.sqlfiles import load_sql
+from market_warehouse.resources.sqlfiles import load_sql
 
 _AGGREGATE_TABLES = {"1h": "ohlcv_1h", "1d": "ohlcv_1d"}
 

@@ -8,7 +8,7 @@ engine, so writing the same rows again writes nothing. The market-data reads (`g
 reads of candles, tape trades and features: one or many series per call, a DataFrame or an Arrow table)
 go through `reader`, an ADBC connection pool (`resources.warehouse.arrow_reads`), at wire speed.
 
-    from resources.warehouse.api import Warehouse
+    from market_warehouse.resources.warehouse.api import Warehouse
 
     with Warehouse.connect() as wh:                       # DATABASE_URL, else the embedded server
         wh.insert_ohlcv(frame)                            # DataFrame or Candle records
@@ -29,14 +29,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
-from resources.database import create_engine, redact, warehouse_engine
-from resources.settings import Settings
-from resources.warehouse.arrow_reads import ArrowReader, ReaderUnavailable
-from resources.warehouse.ops import with_operations
-from resources.warehouse.ops.common import generate_correlation_id
-from resources.warehouse.ops.methods import WarehouseMethods
-from resources.warehouse.ops.operations import health_details
-from resources.warehouse.records import Health
+from market_warehouse.resources.database import create_engine, redact, warehouse_engine
+from market_warehouse.resources.settings import Settings
+from market_warehouse.resources.warehouse.arrow_reads import ArrowReader, ReaderUnavailable
+from market_warehouse.resources.warehouse.ops import with_operations
+from market_warehouse.resources.warehouse.ops.common import generate_correlation_id
+from market_warehouse.resources.warehouse.ops.methods import WarehouseMethods
+from market_warehouse.resources.warehouse.ops.operations import health_details
+from market_warehouse.resources.warehouse.records import Health
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")

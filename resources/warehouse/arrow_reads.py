@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
 
-from resources.database import normalize_url
-from resources.sqlfiles import without_comments
+from market_warehouse.resources.database import normalize_url
+from market_warehouse.resources.sqlfiles import without_comments
 
 T = TypeVar("T")
 # SQLAlchemy renders the `:name` parameters of the SQL files as `$1, $2, …` for this dialect.

@@ -33,15 +33,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from resources.database import async_url, create_engine, normalize_url, redact, warehouse_url
-from resources.settings import Settings
-from resources.warehouse.api import reader_connections, unhealthy
-from resources.warehouse.arrow_reads import ArrowReader, ReaderUnavailable
-from resources.warehouse.ops import with_operations
-from resources.warehouse.ops.common import generate_correlation_id
-from resources.warehouse.ops.methods import AsyncWarehouseMethods
-from resources.warehouse.ops.operations import health_details
-from resources.warehouse.records import Health
+from market_warehouse.resources.database import async_url, create_engine, normalize_url, redact, warehouse_url
+from market_warehouse.resources.settings import Settings
+from market_warehouse.resources.warehouse.api import reader_connections, unhealthy
+from market_warehouse.resources.warehouse.arrow_reads import ArrowReader, ReaderUnavailable
+from market_warehouse.resources.warehouse.ops import with_operations
+from market_warehouse.resources.warehouse.ops.common import generate_correlation_id
+from market_warehouse.resources.warehouse.ops.methods import AsyncWarehouseMethods
+from market_warehouse.resources.warehouse.ops.operations import health_details
+from market_warehouse.resources.warehouse.records import Health
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")

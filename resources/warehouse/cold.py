@@ -28,9 +28,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from resources.models import TRADE_PRICE
-from resources.sqlfiles import sql_text
-from resources.warehouse.ops.frames import fetch_arrow
+from market_warehouse.resources.models import TRADE_PRICE
+from market_warehouse.resources.sqlfiles import sql_text
+from market_warehouse.resources.warehouse.ops.frames import fetch_arrow
 
 # Hive levels under table=<name>, in order, for the columns a table has; then month=YYYY-MM.
 PARTITION_COLUMNS = ("exchange", "symbol", "interval", "price")

@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from resources import clock
-from resources.columns import UnusableColumn, kind_of, parse
-from resources.quality.quarantine import write_quarantine
-from resources.quality.rules import Rule, load_rules, sync_rules_to_db
-from resources.quality.scores import (
+from market_warehouse.resources import clock
+from market_warehouse.resources.columns import UnusableColumn, kind_of, parse
+from market_warehouse.resources.quality.quarantine import write_quarantine
+from market_warehouse.resources.quality.rules import Rule, load_rules, sync_rules_to_db
+from market_warehouse.resources.quality.scores import (
     SCORED,
     ScoreConfig,
     follows,
@@ -41,10 +41,10 @@ from resources.quality.scores import (
     with_written,
     write_anomalies,
 )
-from resources.quality.split import SplitResult, StructuralError, split_frame, table_of
+from market_warehouse.resources.quality.split import SplitResult, StructuralError, split_frame, table_of
 
 if TYPE_CHECKING:
-    from resources.warehouse.upsert import PreparedUpsert
+    from market_warehouse.resources.warehouse.upsert import PreparedUpsert
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def _ensure_rules_synced(engine: sa.Engine) -> None:
 
 
 def _time_column(dataset: str) -> str | None:
-    from resources.models import TIMESERIES
+    from market_warehouse.resources.models import TIMESERIES
 
     spec = TIMESERIES.get(dataset)
     return spec.time_column if spec else None
@@ -183,7 +183,12 @@ def load_batch(
     rules and `now`, when the caller made it already (load_frame, ahead of the write); `scoring`: its
     scores, when the caller computed them from a history read under locks it holds, and `upsert` the
     scored (or, unscored tables, good) rows prepared for the write (load_frame)."""
-    from resources.warehouse.upsert import AuditContext, lock_range, upsert_frame, write_prepared
+    from market_warehouse.resources.warehouse.upsert import (
+        AuditContext,
+        lock_range,
+        upsert_frame,
+        write_prepared,
+    )
 
     now = now or clock.now()
     split = split if split is not None else split_frame(dataset, batch, rules, now=now)
@@ -242,7 +247,7 @@ def _frame_buckets(dataset: str, frame: pd.DataFrame) -> np.ndarray:
     """The lock buckets of the frame's times as `split_frame` types them (unparseable ones left out: those
     rows are quarantined, never written); none when the time column is missing or unusable (the split
     then fails the batch with the reason)."""
-    from resources.warehouse.upsert import range_buckets
+    from market_warehouse.resources.warehouse.upsert import range_buckets
 
     tcol = _time_column(dataset)
     if tcol is None or tcol not in frame:
@@ -282,7 +287,7 @@ def _ahead(
     it in each series (`follows`: it can add warm-up rows, not stored versions). Otherwise the batch is
     scored in its transaction, after the previous one committed, as before.
     """
-    from resources.warehouse.upsert import prepare_upsert, range_buckets
+    from market_warehouse.resources.warehouse.upsert import prepare_upsert, range_buckets
 
     done = split.result()
     good = done.good
@@ -342,7 +347,7 @@ def load_frame(
     # work and the client's overlap on two cores. The frame's range
     # is locked for the whole call (session locks) so that a history read ahead stays current; each batch
     # is still its own transaction, and errors surface in the batches' order.
-    from resources.warehouse.upsert import hold_range, release_range
+    from market_warehouse.resources.warehouse.upsert import hold_range, release_range
 
     with engine.connect() as conn:
         held = _frame_buckets(dataset, frame) if dataset in SCORED else np.zeros(0, dtype=np.int64)

@@ -16,12 +16,12 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.quality.jsonsafe import records
-from resources.quality.rules import load_rules
-from resources.quality.split import SplitResult, coerce, key_columns, table_of
-from resources.sqlfiles import sql_text
-from resources.warehouse.load import load_batch
-from resources.warehouse.stored_keys import existing_keys, stored_mask
+from market_warehouse.resources.quality.jsonsafe import records
+from market_warehouse.resources.quality.rules import load_rules
+from market_warehouse.resources.quality.split import SplitResult, coerce, key_columns, table_of
+from market_warehouse.resources.sqlfiles import sql_text
+from market_warehouse.resources.warehouse.load import load_batch
+from market_warehouse.resources.warehouse.stored_keys import existing_keys, stored_mask
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.quality.jsonsafe import records
-from resources.quality.split import coerce, key_columns, table_of
-from resources.sqlfiles import sql_text
-from resources.warehouse.stored_keys import existing_keys, stored_mask
-from resources.warehouse.upsert import AuditContext, upsert_frame
+from market_warehouse.resources.quality.jsonsafe import records
+from market_warehouse.resources.quality.split import coerce, key_columns, table_of
+from market_warehouse.resources.sqlfiles import sql_text
+from market_warehouse.resources.warehouse.stored_keys import existing_keys, stored_mask
+from market_warehouse.resources.warehouse.upsert import AuditContext, upsert_frame
 
 # Refreshed by the upsert itself when a row changes; an archived value is not restored.
 _INGEST_COLUMNS = frozenset({"ingested_at", "computed_at"})

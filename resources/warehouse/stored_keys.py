@@ -14,9 +14,9 @@ import pandas as pd
 import sqlalchemy as sa
 from psycopg2 import sql as pgsql
 
-from resources.quality.jsonsafe import records
-from resources.quality.split import key_columns
-from resources.sqlfiles import load_sql
+from market_warehouse.resources.quality.jsonsafe import records
+from market_warehouse.resources.quality.split import key_columns
+from market_warehouse.resources.sqlfiles import load_sql
 
 
 def existing_keys(conn: sa.Connection, table: str, frame: pd.DataFrame) -> set[tuple]:

@@ -37,12 +37,12 @@ from pgpq import encoders as pgpq_encoders
 from pgpq import schema as pgpq_schema
 from psycopg2 import sql as pgsql
 
-from resources.backend import Capabilities, detect
-from resources.columns import BadValues, arrow_type, kind_of, numeric_bounds, to_storage
-from resources.models import TIMESERIES, Base
-from resources.models.base import TimeseriesSpec
-from resources.partitioning import ensure_partitions
-from resources.sqlfiles import load_sql, sql_text
+from market_warehouse.resources.backend import Capabilities, detect
+from market_warehouse.resources.columns import BadValues, arrow_type, kind_of, numeric_bounds, to_storage
+from market_warehouse.resources.models import TIMESERIES, Base
+from market_warehouse.resources.models.base import TimeseriesSpec
+from market_warehouse.resources.partitioning import ensure_partitions
+from market_warehouse.resources.sqlfiles import load_sql, sql_text
 
 # Ingest timestamps say when *we* stored a row: refreshed when the row changes, never compared.
 INGEST_COLUMNS = frozenset({"ingested_at", "computed_at"})

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.defs.derived.assets import (
+from market_warehouse.pipelines.defs.derived.assets import (
     CODE_VERSIONS,
     DERIVED_ASSETS,
     backtest_asset,
@@ -13,9 +13,9 @@ from pipelines.defs.derived.assets import (
     risk_metrics_asset,
     trading_signals_asset,
 )
-from pipelines.defs.derived.jobs import derived_job
-from pipelines.defs.derived.resources import AnalyticsResource
-from pipelines.defs.derived.schedules import daily_derived
+from market_warehouse.pipelines.defs.derived.jobs import derived_job
+from market_warehouse.pipelines.defs.derived.resources import AnalyticsResource
+from market_warehouse.pipelines.defs.derived.schedules import daily_derived
 
 defs = dg.Definitions(
     assets=DERIVED_ASSETS,

@@ -16,13 +16,31 @@ from datetime import datetime, timedelta
 import dagster as dg
 import pandas as pd
 
-from pipelines.defs.derived import book, queries
-from pipelines.defs.derived.driver import Day, DayOutput, DayRun, DerivedSteps, derived_asset, frames_concat
-from pipelines.defs.derived.lineage import FILES, OHLCV, candle_entries, derived_entries, source_entries
-from pipelines.defs.derived.plots import equity_plot, equity_sparkline, forecast_plot, forecast_sparkline
-from resources import clock
-from resources.analytics import accuracy, backtest, features, forecasting, lineage, risk
-from resources.intervals import interval_to_timedelta
+from market_warehouse.pipelines.defs.derived import book, queries
+from market_warehouse.pipelines.defs.derived.driver import (
+    Day,
+    DayOutput,
+    DayRun,
+    DerivedSteps,
+    derived_asset,
+    frames_concat,
+)
+from market_warehouse.pipelines.defs.derived.lineage import (
+    FILES,
+    OHLCV,
+    candle_entries,
+    derived_entries,
+    source_entries,
+)
+from market_warehouse.pipelines.defs.derived.plots import (
+    equity_plot,
+    equity_sparkline,
+    forecast_plot,
+    forecast_sparkline,
+)
+from market_warehouse.resources import clock
+from market_warehouse.resources.analytics import accuracy, backtest, features, forecasting, lineage, risk
+from market_warehouse.resources.intervals import interval_to_timedelta
 
 SOURCES = [dg.AssetKey(OHLCV), dg.AssetKey(FILES)]
 

@@ -5,10 +5,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from pipelines.defs.derived.resources import AnalyticsResource
-from resources.analytics import backtest, features, risk, strategy
-from resources.analytics.backtest import Series
-from resources.intervals import interval_to_timedelta
+from market_warehouse.pipelines.defs.derived.resources import AnalyticsResource
+from market_warehouse.resources.analytics import backtest, features, risk, strategy
+from market_warehouse.resources.analytics.backtest import Series
+from market_warehouse.resources.intervals import interval_to_timedelta
 
 
 def strategy_series(conn: sa.Connection, analytics: AnalyticsResource, end: datetime) -> list[Series]:

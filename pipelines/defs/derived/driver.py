@@ -22,13 +22,13 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.datasets import dataset, table_of
-from pipelines.defs.derived.lineage import column_lineage
-from pipelines.defs.derived.resources import AnalyticsResource
-from pipelines.partitions import daily_dataset_asset
-from resources.analytics import lineage
-from resources.dagster_resources import WarehouseResource
-from resources.warehouse.load import LoadResult, load_frame
+from market_warehouse.pipelines.datasets import dataset, table_of
+from market_warehouse.pipelines.defs.derived.lineage import column_lineage
+from market_warehouse.pipelines.defs.derived.resources import AnalyticsResource
+from market_warehouse.pipelines.partitions import daily_dataset_asset
+from market_warehouse.resources.analytics import lineage
+from market_warehouse.resources.dagster_resources import WarehouseResource
+from market_warehouse.resources.warehouse.load import LoadResult, load_frame
 
 
 @dataclass(frozen=True)

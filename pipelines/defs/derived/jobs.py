@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.datasets import DERIVED
+from market_warehouse.pipelines.datasets import DERIVED
 
 derived_job = dg.define_asset_job(
     "derived_job",

@@ -6,7 +6,7 @@ from datetime import datetime
 import dagster as dg
 import sqlalchemy as sa
 
-from resources.analytics import features, lineage
+from market_warehouse.resources.analytics import features, lineage
 
 OHLCV = "ohlcv"
 FILES = "historical_files"

@@ -8,8 +8,8 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.defs.derived import queries
-from resources.intervals import interval_to_timedelta
+from market_warehouse.pipelines.defs.derived import queries
+from market_warehouse.resources.intervals import interval_to_timedelta
 
 
 def _figure():

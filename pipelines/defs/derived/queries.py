@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from resources.analytics import lineage
-from resources.models import Base
-from resources.sqlfiles import sql_text
+from market_warehouse.resources.analytics import lineage
+from market_warehouse.resources.models import Base
+from market_warehouse.resources.sqlfiles import sql_text
 
 
 def _typed(name: str, table: str, *columns: str) -> sa.TextClause:

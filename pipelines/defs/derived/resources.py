@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from resources.analytics import features, forecasting, risk, strategy
+from market_warehouse.resources.analytics import features, forecasting, risk, strategy
 
 
 class AnalyticsResource(dg.ConfigurableResource):

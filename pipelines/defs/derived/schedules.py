@@ -1,7 +1,7 @@
 """The derived schedule: yesterday's partition once the daily market-data load has stored its last candles."""
 
-from pipelines.defs.derived.jobs import derived_job
-from pipelines.partitions import utc_schedule, yesterday_request
+from market_warehouse.pipelines.defs.derived.jobs import derived_job
+from market_warehouse.pipelines.partitions import utc_schedule, yesterday_request
 
 # 00:45, after the daily market-data load (00:15) has stored the day's last candles: features, forecasts,
 # yesterday's forecast accuracy, signals to risk.

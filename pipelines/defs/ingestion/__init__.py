@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from pipelines.defs.ingestion.assets import folder_metadata, historical_files
-from pipelines.defs.ingestion.checks import CHECKS, historical_files_no_failed_files
-from pipelines.defs.ingestion.jobs import historical_files_job
-from pipelines.defs.ingestion.sensors import folder_state, landing_folder_sensor
-from resources.dagster_resources import LandingFolderResource
+from market_warehouse.pipelines.defs.ingestion.assets import folder_metadata, historical_files
+from market_warehouse.pipelines.defs.ingestion.checks import CHECKS, historical_files_no_failed_files
+from market_warehouse.pipelines.defs.ingestion.jobs import historical_files_job
+from market_warehouse.pipelines.defs.ingestion.sensors import folder_state, landing_folder_sensor
+from market_warehouse.resources.dagster_resources import LandingFolderResource
 
 defs = dg.Definitions(
     assets=[historical_files],

@@ -15,11 +15,11 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
-from pipelines.datasets import dataset
-from pipelines.partitions import WAREHOUSE_POOL
-from pipelines.table_metadata import table_metadata
-from resources.dagster_resources import LandingFolderResource, WarehouseResource
-from resources.files.landing import FileReport, FolderReport, load_landing_folder, summary
+from market_warehouse.pipelines.datasets import dataset
+from market_warehouse.pipelines.partitions import WAREHOUSE_POOL
+from market_warehouse.pipelines.table_metadata import table_metadata
+from market_warehouse.resources.dagster_resources import LandingFolderResource, WarehouseResource
+from market_warehouse.resources.files.landing import FileReport, FolderReport, load_landing_folder, summary
 
 DATASET = dataset("historical_files")
 CODE_VERSION = "1"

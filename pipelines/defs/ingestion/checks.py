@@ -3,12 +3,12 @@
 # No `from __future__ import annotations`: Dagster reads the resource types of the signatures.
 import dagster as dg
 
-from pipelines.datasets import INGESTION, checked_in
-from pipelines.defs.ingestion.assets import historical_files
-from pipelines.defs.quality.checks import checks_of
-from resources.dagster_resources import LandingFolderResource, WarehouseResource
-from resources.files import ledger
-from resources.files.landing import landed_files
+from market_warehouse.pipelines.datasets import INGESTION, checked_in
+from market_warehouse.pipelines.defs.ingestion.assets import historical_files
+from market_warehouse.pipelines.defs.quality.checks import checks_of
+from market_warehouse.resources.dagster_resources import LandingFolderResource, WarehouseResource
+from market_warehouse.resources.files import ledger
+from market_warehouse.resources.files.landing import landed_files
 
 
 @dg.asset_check(

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.defs.ingestion.assets import historical_files
+from market_warehouse.pipelines.defs.ingestion.assets import historical_files
 
 historical_files_job = dg.define_asset_job(
     "historical_files_job",

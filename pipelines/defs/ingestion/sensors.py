@@ -16,10 +16,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.defs.ingestion.jobs import historical_files_job
-from resources.dagster_resources import LandingFolderResource, WarehouseResource
-from resources.files import ledger
-from resources.files.landing import landed_files
+from market_warehouse.pipelines.defs.ingestion.jobs import historical_files_job
+from market_warehouse.resources.dagster_resources import LandingFolderResource, WarehouseResource
+from market_warehouse.resources.files import ledger
+from market_warehouse.resources.files.landing import landed_files
 
 
 def folder_state(folder: Path, *, settle_seconds: float, now: float | None = None) -> tuple[str, int, int]:

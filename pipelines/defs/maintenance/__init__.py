@@ -2,10 +2,18 @@
 
 import dagster as dg
 
-from pipelines.defs.maintenance.assets import ohlcv_aggregates, warehouse_stats
-from pipelines.defs.maintenance.jobs import aggregate_refresh, nightly_maintenance
-from pipelines.defs.maintenance.metadata import POLICY_OPS, PolicyConfig, pieces_table, plan_metadata
-from pipelines.defs.maintenance.schedules import aggregate_refresh_schedule, nightly_maintenance_schedule
+from market_warehouse.pipelines.defs.maintenance.assets import ohlcv_aggregates, warehouse_stats
+from market_warehouse.pipelines.defs.maintenance.jobs import aggregate_refresh, nightly_maintenance
+from market_warehouse.pipelines.defs.maintenance.metadata import (
+    POLICY_OPS,
+    PolicyConfig,
+    pieces_table,
+    plan_metadata,
+)
+from market_warehouse.pipelines.defs.maintenance.schedules import (
+    aggregate_refresh_schedule,
+    nightly_maintenance_schedule,
+)
 
 defs = dg.Definitions(
     assets=[ohlcv_aggregates, warehouse_stats],

@@ -15,8 +15,8 @@ The work itself is in `resources.maintenance`, callable without Dagster.
 
 import dagster as dg
 
-from pipelines.datasets import dataset
-from pipelines.defs.maintenance.metadata import (
+from market_warehouse.pipelines.datasets import dataset
+from market_warehouse.pipelines.defs.maintenance.metadata import (
     GROUP,
     OHLCV,
     OHLCV_1D,
@@ -26,10 +26,10 @@ from pipelines.defs.maintenance.metadata import (
     aggregate_events,
     stats_metadata,
 )
-from pipelines.partitions import MAINTENANCE_POOL
-from pipelines.table_metadata import table_metadata
-from resources.dagster_resources import WarehouseResource
-from resources.maintenance import aggregates, stats
+from market_warehouse.pipelines.partitions import MAINTENANCE_POOL
+from market_warehouse.pipelines.table_metadata import table_metadata
+from market_warehouse.resources.dagster_resources import WarehouseResource
+from market_warehouse.resources.maintenance import aggregates, stats
 
 
 @dg.multi_asset(

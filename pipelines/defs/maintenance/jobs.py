@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: Dagster reads the config and resource types of the op signatures.
 import dagster as dg
 
-from pipelines.defs.maintenance.metadata import (
+from market_warehouse.pipelines.defs.maintenance.metadata import (
     GROUP,
     OHLCV_1D,
     OHLCV_1H,
@@ -14,11 +14,11 @@ from pipelines.defs.maintenance.metadata import (
     plan_metadata,
     stats_metadata,
 )
-from pipelines.partitions import MAINTENANCE_POOL
-from resources.dagster_resources import WarehouseResource
-from resources.maintenance import aggregates, compression, partitions, retention, stats
-from resources.maintenance.plan import plan_maintenance
-from resources.maintenance.policy import load_policy
+from market_warehouse.pipelines.partitions import MAINTENANCE_POOL
+from market_warehouse.resources.dagster_resources import WarehouseResource
+from market_warehouse.resources.maintenance import aggregates, compression, partitions, retention, stats
+from market_warehouse.resources.maintenance.plan import plan_maintenance
+from market_warehouse.resources.maintenance.policy import load_policy
 
 
 @dg.op(name="plan_maintenance", pool=MAINTENANCE_POOL, out=dg.Out(dg.Nothing))

@@ -3,9 +3,9 @@
 # No `from __future__ import annotations`: Dagster reads the config types of the op signatures.
 import dagster as dg
 
-from resources.maintenance import aggregates, stats
-from resources.maintenance.plan import MaintenancePlan
-from resources.maintenance.retention import PieceAction
+from market_warehouse.resources.maintenance import aggregates, stats
+from market_warehouse.resources.maintenance.plan import MaintenancePlan
+from market_warehouse.resources.maintenance.retention import PieceAction
 
 OHLCV = dg.AssetKey("ohlcv")
 OHLCV_1H = dg.AssetKey("ohlcv_1h")

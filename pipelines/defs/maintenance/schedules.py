@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from pipelines.defs.maintenance.jobs import aggregate_refresh, nightly_maintenance
-from pipelines.partitions import utc_schedule
+from market_warehouse.pipelines.defs.maintenance.jobs import aggregate_refresh, nightly_maintenance
+from market_warehouse.pipelines.partitions import utc_schedule
 
 # Running by default: maintenance needs no one to switch it on.
 RUNNING = dg.DefaultScheduleStatus.RUNNING

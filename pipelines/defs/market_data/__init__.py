@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.defs.market_data.assets import (
+from market_warehouse.pipelines.defs.market_data.assets import (
     MARKET_DATA_ASSETS,
     coverage_report,
     funding_rates,
@@ -12,10 +12,19 @@ from pipelines.defs.market_data.assets import (
     open_interest,
     orderbook_snapshots,
 )
-from pipelines.defs.market_data.checks import CHECKS
-from pipelines.defs.market_data.jobs import backfill_gaps, find_gaps, gap_backfill_job, market_data_job
-from pipelines.defs.market_data.schedules import daily_market_data, intraday_market_data, nightly_gap_backfill
-from resources.dagster_resources import ExchangeResource
+from market_warehouse.pipelines.defs.market_data.checks import CHECKS
+from market_warehouse.pipelines.defs.market_data.jobs import (
+    backfill_gaps,
+    find_gaps,
+    gap_backfill_job,
+    market_data_job,
+)
+from market_warehouse.pipelines.defs.market_data.schedules import (
+    daily_market_data,
+    intraday_market_data,
+    nightly_gap_backfill,
+)
+from market_warehouse.resources.dagster_resources import ExchangeResource
 
 defs = dg.Definitions(
     assets=[

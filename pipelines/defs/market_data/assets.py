@@ -21,8 +21,8 @@ The six assets are built by one factory (`market_data_asset`) from their rows in
 import dagster as dg
 import pandas as pd
 
-from pipelines.datasets import MARKET_DATA, Dataset, in_group
-from pipelines.defs.market_data.common import (
+from market_warehouse.pipelines.datasets import MARKET_DATA, Dataset, in_group
+from market_warehouse.pipelines.defs.market_data.common import (
     CODE_VERSION,
     RETRY_TRANSIENT,
     GapConfig,
@@ -33,12 +33,12 @@ from pipelines.defs.market_data.common import (
     selected,
     window,
 )
-from pipelines.partitions import daily_dataset_asset
-from pipelines.table_metadata import table_metadata
-from resources.dagster_resources import ExchangeResource, WarehouseResource
-from resources.exchanges.client import supports_history
-from resources.exchanges.ingest import IngestResult, day_chunks, rows_in_window
-from resources.warehouse.load import LoadResult
+from market_warehouse.pipelines.partitions import daily_dataset_asset
+from market_warehouse.pipelines.table_metadata import table_metadata
+from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
+from market_warehouse.resources.exchanges.client import supports_history
+from market_warehouse.resources.exchanges.ingest import IngestResult, day_chunks, rows_in_window
+from market_warehouse.resources.warehouse.load import LoadResult
 
 MARKET_DATASETS = in_group(MARKET_DATA)
 MARKET_DATA_ASSETS = [d.asset for d in MARKET_DATASETS]

@@ -6,11 +6,11 @@ from datetime import UTC
 import dagster as dg
 import pandas as pd
 
-from pipelines.retries import retry_transient
-from resources.dagster_resources import ExchangeResource, WarehouseResource
-from resources.exchanges.gaps import GapReport, gap_report, lookback_window
-from resources.exchanges.ingest import LoadContext
-from resources.exchanges.universe import Universe
+from market_warehouse.pipelines.retries import retry_transient
+from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
+from market_warehouse.resources.exchanges.gaps import GapReport, gap_report, lookback_window
+from market_warehouse.resources.exchanges.ingest import LoadContext
+from market_warehouse.resources.exchanges.universe import Universe
 
 CODE_VERSION = "1"
 # Transient errors only (exchange outages, rate limits, database disconnects and conflicts), with the back-off

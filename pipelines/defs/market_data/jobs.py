@@ -5,20 +5,20 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from pipelines.defs.market_data.assets import MARKET_DATA_ASSETS
-from pipelines.defs.market_data.common import (
+from market_warehouse.pipelines.defs.market_data.assets import MARKET_DATA_ASSETS
+from market_warehouse.pipelines.defs.market_data.common import (
     RETRY_TRANSIENT,
     GapConfig,
     gap_report_of,
     load_context,
     report_metadata,
 )
-from pipelines.partitions import WAREHOUSE_POOL
-from pipelines.retries import NO_RUN_RETRY_ON_STEP_FAILURE
-from resources.dagster_resources import ExchangeResource, WarehouseResource
-from resources.exchanges.gaps import GapReport, gap_report
-from resources.exchanges.ingest import IngestResult, ingest_candles
-from resources.warehouse.load import LoadResult
+from market_warehouse.pipelines.partitions import WAREHOUSE_POOL
+from market_warehouse.pipelines.retries import NO_RUN_RETRY_ON_STEP_FAILURE
+from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
+from market_warehouse.resources.exchanges.gaps import GapReport, gap_report
+from market_warehouse.resources.exchanges.ingest import IngestResult, ingest_candles
+from market_warehouse.resources.warehouse.load import LoadResult
 
 
 @dg.op(pool=WAREHOUSE_POOL)

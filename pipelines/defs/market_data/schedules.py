@@ -13,8 +13,8 @@ from datetime import datetime
 
 import dagster as dg
 
-from pipelines.defs.market_data.jobs import gap_backfill_job, market_data_job
-from pipelines.partitions import utc_schedule, yesterday_request
+from market_warehouse.pipelines.defs.market_data.jobs import gap_backfill_job, market_data_job
+from market_warehouse.pipelines.partitions import utc_schedule, yesterday_request
 
 
 def _today_topped_up(at: datetime) -> dg.RunRequest:

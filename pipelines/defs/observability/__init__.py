@@ -2,7 +2,11 @@
 
 import dagster as dg
 
-from pipelines.defs.observability.sensors import freshness_report, freshness_state, stale_assets_sensor
+from market_warehouse.pipelines.defs.observability.sensors import (
+    freshness_report,
+    freshness_state,
+    stale_assets_sensor,
+)
 
 defs = dg.Definitions(sensors=[stale_assets_sensor])
 

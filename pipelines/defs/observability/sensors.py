@@ -14,7 +14,7 @@ import dagster as dg
 from dagster._core.definitions.freshness import CronFreshnessPolicy, TimeWindowFreshnessPolicy
 from dagster._utils.schedules import get_latest_completed_cron_tick
 
-from resources import clock
+from market_warehouse.resources import clock
 
 PASS, WARN, FAIL, UNKNOWN = "PASS", "WARN", "FAIL", "UNKNOWN"
 

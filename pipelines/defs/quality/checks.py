@@ -37,13 +37,13 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 from psycopg2 import sql as pgsql
 
-from pipelines.datasets import Dataset
-from pipelines.partitions import DAILY
-from resources.dagster_resources import WarehouseResource
-from resources.models import TIMESERIES
-from resources.quality.jsonsafe import json_safe, records
-from resources.quality.split import coerce, key_columns, table_of
-from resources.sqlfiles import load_sql
+from market_warehouse.pipelines.datasets import Dataset
+from market_warehouse.pipelines.partitions import DAILY
+from market_warehouse.resources.dagster_resources import WarehouseResource
+from market_warehouse.resources.models import TIMESERIES
+from market_warehouse.resources.quality.jsonsafe import json_safe, records
+from market_warehouse.resources.quality.split import coerce, key_columns, table_of
+from market_warehouse.resources.sqlfiles import load_sql
 
 DEFAULT_MAX_QUARANTINE_FRACTION = float(os.environ.get("MW_MAX_QUARANTINE_FRACTION", "0.05"))
 MAX_CHECKED_ROWS = 1_000_000
@@ -109,7 +109,7 @@ def _read_rows(engine: sa.Engine, dataset: str, column: str, bounds: dict) -> pd
 
 def _quarantined(engine: sa.Engine, dataset: str, run_id: str, partition: str | None) -> int:
     """Rows of `dataset` this run quarantined (of one partition when given: loads label rows by day)."""
-    from resources.quality.quarantine import count_quarantined
+    from market_warehouse.resources.quality.quarantine import count_quarantined
 
     with engine.connect() as conn:
         return count_quarantined(conn, dataset, run_id=run_id, partition_key=partition)
@@ -257,8 +257,8 @@ def _build_checks(
     def evaluate_expectations(
         context: dg.AssetCheckExecutionContext, partition: str | None, engine: sa.Engine
     ) -> dg.AssetCheckResult:
-        from resources.quality.expectations import validate
-        from resources.quality.rules import load_rules
+        from market_warehouse.resources.quality.expectations import validate
+        from market_warehouse.resources.quality.rules import load_rules
 
         column, bounds = _window(context, dataset, partition)
         frame = _read_rows(engine, dataset, column, bounds)

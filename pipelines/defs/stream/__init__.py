@@ -3,8 +3,8 @@ The `warehouse` and `exchanges` resources are the code location's (definitions.p
 
 import dagster as dg
 
-from pipelines.defs.stream.assets import live_capture
-from pipelines.defs.stream.checks import CHECKS, live_capture_fresh
+from market_warehouse.pipelines.defs.stream.assets import live_capture
+from market_warehouse.pipelines.defs.stream.checks import CHECKS, live_capture_fresh
 
 defs = dg.Definitions(assets=[live_capture], asset_checks=CHECKS)
 

@@ -4,10 +4,10 @@ than its exchange's `stream.stale_after_s` (a hung connection, a service that di
 # No `from __future__ import annotations`: Dagster reads the resource types of the signatures.
 import dagster as dg
 
-from pipelines.defs.stream.assets import live_capture, status_metadata
-from resources.dagster_resources import ExchangeResource, WarehouseResource
-from resources.stream.config import stream_configs
-from resources.stream.ledger import stream_status
+from market_warehouse.pipelines.defs.stream.assets import live_capture, status_metadata
+from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
+from market_warehouse.resources.stream.config import stream_configs
+from market_warehouse.resources.stream.ledger import stream_status
 
 DEFAULT_STALE_AFTER_S = 120.0
 

@@ -11,8 +11,8 @@ in `resources.files.fields`, `.values` and `.canonical`. Adding a format is one 
 `FormatReader` (imported below) plus its sample in tests/test_landing_readers.py.
 """
 
-from resources.files.readers import columnar, csv_format, json_format  # noqa: F401 - register the formats
-from resources.files.readers.base import (
+from market_warehouse.resources.files.readers import columnar, csv_format, json_format  # noqa: F401 - register the formats
+from market_warehouse.resources.files.readers.base import (
     FORMATS,
     FormatReader,
     RawTable,
@@ -21,7 +21,7 @@ from resources.files.readers.base import (
     Registry,
     with_last,
 )
-from resources.files.readers.json_layouts import LAYOUTS, find_table
+from market_warehouse.resources.files.readers.json_layouts import LAYOUTS, find_table
 
 __all__ = [
     "FORMATS",

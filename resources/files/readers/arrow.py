@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from resources.files import LandingFileError
-from resources.files.timestamps import NUMBER_PATTERN
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.timestamps import NUMBER_PATTERN
 
 NUMBER = re.compile(NUMBER_PATTERN)  # what the shared step reads as a number, in a text column
 

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import pandas as pd
 
-from resources.files.readers.containers import Source
+from market_warehouse.resources.files.readers.containers import Source
 
 
 @dataclass

@@ -20,10 +20,10 @@ import pyarrow.feather as feather
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from resources.files.fields import PRICES, map_fields
-from resources.files.readers.arrow import arrow_frame, decoding, rechunk
-from resources.files.readers.base import FORMATS, FormatReader, RawTable
-from resources.files.readers.containers import Source
+from market_warehouse.resources.files.fields import PRICES, map_fields
+from market_warehouse.resources.files.readers.arrow import arrow_frame, decoding, rechunk
+from market_warehouse.resources.files.readers.base import FORMATS, FormatReader, RawTable
+from market_warehouse.resources.files.readers.containers import Source
 
 _ARROW_FILE, _FEATHER_V1, _STREAM = b"ARROW1", b"FEA1", b"\xff\xff\xff\xff"
 _ARROW_SUFFIXES = frozenset({".arrow", ".arrows", ".ipc", ".feather", ".fea"})

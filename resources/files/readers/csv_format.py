@@ -23,12 +23,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from resources.files import LandingFileError
-from resources.files.fields import PRICES, map_fields
-from resources.files.readers.arrow import NUMBER, arrow_frame, decoding, rechunk
-from resources.files.readers.base import FORMATS, FormatReader, RawTable, with_last
-from resources.files.readers.containers import BOM, Source, text_kind
-from resources.files.readers.rows import check_width, positional_table
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.fields import PRICES, map_fields
+from market_warehouse.resources.files.readers.arrow import NUMBER, arrow_frame, decoding, rechunk
+from market_warehouse.resources.files.readers.base import FORMATS, FormatReader, RawTable, with_last
+from market_warehouse.resources.files.readers.containers import BOM, Source, text_kind
+from market_warehouse.resources.files.readers.rows import check_width, positional_table
 
 SAMPLE_BYTES = 1 << 16
 _DELIMITERS = (",", ";", "\t", "|")

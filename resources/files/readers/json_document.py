@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from resources.files import LandingFileError
-from resources.files.readers.containers import BOM
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.readers.containers import BOM
 
 
 @dataclass

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from resources.files import LandingFileError
-from resources.files.readers.base import FORMATS, FormatReader, RawTable
-from resources.files.readers.containers import BOM, Source, text_kind
-from resources.files.readers.json_document import NdjsonLines, load_document
-from resources.files.readers.json_layouts import find_table
-from resources.files.readers.json_stream import (
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.readers.base import FORMATS, FormatReader, RawTable
+from market_warehouse.resources.files.readers.containers import BOM, Source, text_kind
+from market_warehouse.resources.files.readers.json_document import NdjsonLines, load_document
+from market_warehouse.resources.files.readers.json_layouts import find_table
+from market_warehouse.resources.files.readers.json_stream import (
     NotStreamable,
     array_tables,
     is_ndjson,

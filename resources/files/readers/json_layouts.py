@@ -19,11 +19,11 @@ from typing import Any
 
 import pandas as pd
 
-from resources.files import LandingFileError
-from resources.files.fields import INDEX_COLUMN, META_FIELDS, field_of, has_field, ohlc_count
-from resources.files.readers.base import RawTable, ReadContext, Reader, Registry
-from resources.files.readers.json_document import NdjsonLines
-from resources.files.readers.rows import (
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.fields import INDEX_COLUMN, META_FIELDS, field_of, has_field, ohlc_count
+from market_warehouse.resources.files.readers.base import RawTable, ReadContext, Reader, Registry
+from market_warehouse.resources.files.readers.json_document import NdjsonLines
+from market_warehouse.resources.files.readers.rows import (
     indexed_table,
     row_kind,
     table_from_arrays,

@@ -19,11 +19,11 @@ from typing import IO, Any
 
 import orjson
 
-from resources.files import LandingFileError
-from resources.files.readers.base import RawTable
-from resources.files.readers.containers import BOM, Source
-from resources.files.readers.json_document import NdjsonLines, parse_json, parse_lines
-from resources.files.readers.rows import is_header, table_from_arrays, table_from_records
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.readers.base import RawTable
+from market_warehouse.resources.files.readers.containers import BOM, Source
+from market_warehouse.resources.files.readers.json_document import NdjsonLines, parse_json, parse_lines
+from market_warehouse.resources.files.readers.rows import is_header, table_from_arrays, table_from_records
 
 STREAM_BYTES = 64 << 20
 BLOCK_BYTES = 8 << 20
@@ -64,7 +64,7 @@ def should_stream_array(source: Source) -> bool:
 
 def ndjson_tables(source: Source, batch_rows: int) -> Iterator[RawTable]:
     """NDJSON, `batch_rows` non-empty lines per table, numbered by their line in the file."""
-    from resources.files.readers.json_layouts import find_table
+    from market_warehouse.resources.files.readers.json_layouts import find_table
 
     pending: list[tuple[int, bytes]] = []
     with source.open() as handle:

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from resources.files import LandingFileError
-from resources.files.fields import INDEX_COLUMN, map_fields, ohlc_count
-from resources.files.readers.base import RawTable
+from market_warehouse.resources.files import LandingFileError
+from market_warehouse.resources.files.fields import INDEX_COLUMN, map_fields, ohlc_count
+from market_warehouse.resources.files.readers.base import RawTable
 
 # Positional layouts: array index -> canonical field.
 CCXT = {0: "time", 1: "open", 2: "high", 3: "low", 4: "close", 5: "volume"}

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from resources.warehouse.ops import analytics, instruments, market, operations, trading
-from resources.warehouse.ops.common import as_method
+from market_warehouse.resources.warehouse.ops import analytics, instruments, market, operations, trading
+from market_warehouse.resources.warehouse.ops.common import as_method
 
 Runs = Literal["transaction", "reader", "engine"]
 C = TypeVar("C", bound=type)

@@ -8,11 +8,11 @@ from datetime import datetime
 import pandas as pd
 import pyarrow as pa
 
-from resources.intervals import validate_interval
-from resources.models.analytics import FEATURE_COLUMNS, Feature
-from resources.warehouse.ops.common import Source, bounds, checked_limit
-from resources.warehouse.ops.frames import concat, read_schema, read_series, symbols_of
-from resources.warehouse.records import (
+from market_warehouse.resources.intervals import validate_interval
+from market_warehouse.resources.models.analytics import FEATURE_COLUMNS, Feature
+from market_warehouse.resources.warehouse.ops.common import Source, bounds, checked_limit
+from market_warehouse.resources.warehouse.ops.frames import concat, read_schema, read_series, symbols_of
+from market_warehouse.resources.warehouse.records import (
     frame_from_arrow,
 )
 

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from resources.warehouse.arrow_reads import ArrowReader
-from resources.warehouse.records import (
+from market_warehouse.resources.warehouse.arrow_reads import ArrowReader
+from market_warehouse.resources.warehouse.records import (
     from_arrow,
     from_result,
     from_row,

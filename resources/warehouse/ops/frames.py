@@ -16,14 +16,14 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from resources.columns import arrow_type, kind_of
-from resources.intervals import interval_to_timedelta
-from resources.models import (
+from market_warehouse.resources.columns import arrow_type, kind_of
+from market_warehouse.resources.intervals import interval_to_timedelta
+from market_warehouse.resources.models import (
     Base,
 )
-from resources.sqlfiles import sql_text
-from resources.warehouse.arrow_reads import ArrowReader
-from resources.warehouse.ops.common import MAX_TIME, MIN_TIME, Source
+from market_warehouse.resources.sqlfiles import sql_text
+from market_warehouse.resources.warehouse.arrow_reads import ArrowReader
+from market_warehouse.resources.warehouse.ops.common import MAX_TIME, MIN_TIME, Source
 
 # A read of one series is cut into time ranges (read at once) when it may hold more rows than this.
 _SPLIT_ROWS = 50_000

@@ -17,14 +17,20 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from resources import clock
-from resources.models import INSTRUMENT_TYPES
-from resources.models import FundingRate as FundingRateModel
-from resources.models import OpenInterest as OpenInterestModel
-from resources.sqlfiles import sql_text
-from resources.warehouse.ops.common import fetch_all, series_rows
-from resources.warehouse.records import FundingRateRecord, InstrumentRecord, OpenInterestRecord, to_frame, utc
-from resources.warehouse.upsert import AuditContext, UpsertResult, upsert_dataframe
+from market_warehouse.resources import clock
+from market_warehouse.resources.models import INSTRUMENT_TYPES
+from market_warehouse.resources.models import FundingRate as FundingRateModel
+from market_warehouse.resources.models import OpenInterest as OpenInterestModel
+from market_warehouse.resources.sqlfiles import sql_text
+from market_warehouse.resources.warehouse.ops.common import fetch_all, series_rows
+from market_warehouse.resources.warehouse.records import (
+    FundingRateRecord,
+    InstrumentRecord,
+    OpenInterestRecord,
+    to_frame,
+    utc,
+)
+from market_warehouse.resources.warehouse.upsert import AuditContext, UpsertResult, upsert_dataframe
 
 _INSTRUMENT_FIELDS = tuple(InstrumentRecord.__dataclass_fields__)
 _TIMES = ("expiry", "first_seen", "last_seen", "listed_at", "delisted_at")

@@ -16,16 +16,16 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from resources import clock
-from resources.intervals import interval_to_timedelta, validate_interval
-from resources.models import PRICE_KINDS, TRADE_PRICE
-from resources.models import MarketTrade as MarketTradeModel
-from resources.models import OrderbookSnapshot as OrderbookModel
-from resources.sqlfiles import sql_text
-from resources.warehouse import cold as cold_tier
-from resources.warehouse.aggregates import aggregate_query
-from resources.warehouse.arrow_reads import ArrowReader
-from resources.warehouse.ops.common import (
+from market_warehouse.resources import clock
+from market_warehouse.resources.intervals import interval_to_timedelta, validate_interval
+from market_warehouse.resources.models import PRICE_KINDS, TRADE_PRICE
+from market_warehouse.resources.models import MarketTrade as MarketTradeModel
+from market_warehouse.resources.models import OrderbookSnapshot as OrderbookModel
+from market_warehouse.resources.sqlfiles import sql_text
+from market_warehouse.resources.warehouse import cold as cold_tier
+from market_warehouse.resources.warehouse.aggregates import aggregate_query
+from market_warehouse.resources.warehouse.arrow_reads import ArrowReader
+from market_warehouse.resources.warehouse.ops.common import (
     Source,
     bounds,
     checked_limit,
@@ -34,7 +34,7 @@ from resources.warehouse.ops.common import (
     fetch_required,
     series_rows,
 )
-from resources.warehouse.ops.frames import (
+from market_warehouse.resources.warehouse.ops.frames import (
     concat,
     fetch_arrow,
     limit_window,
@@ -42,7 +42,7 @@ from resources.warehouse.ops.frames import (
     read_series,
     symbols_of,
 )
-from resources.warehouse.records import (
+from market_warehouse.resources.warehouse.records import (
     Candle,
     Gap,
     OrderBookSnapshot,
@@ -55,7 +55,7 @@ from resources.warehouse.records import (
     to_frame,
     utc,
 )
-from resources.warehouse.upsert import AuditContext, UpsertResult, upsert_dataframe
+from market_warehouse.resources.warehouse.upsert import AuditContext, UpsertResult, upsert_dataframe
 
 
 def _records(items: Iterable[Any], cls: type) -> list:

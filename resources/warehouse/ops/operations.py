@@ -10,15 +10,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from resources import clock
-from resources.models import (
+from market_warehouse.resources import clock
+from market_warehouse.resources.models import (
     AuditReportLog,
     IterationLog,
     SystemEvent,
 )
-from resources.sqlfiles import sql_text
-from resources.warehouse.ops.common import checked_limit, fetch_all, insert_id
-from resources.warehouse.records import (
+from market_warehouse.resources.sqlfiles import sql_text
+from market_warehouse.resources.warehouse.ops.common import checked_limit, fetch_all, insert_id
+from market_warehouse.resources.warehouse.records import (
     SystemEventRecord,
     TableSize,
     utc,
@@ -129,8 +129,8 @@ def get_table_sizes(conn: sa.Connection) -> list[TableSize]:
     The backend's `table_stats.sql` (the one `db info` starts from), read directly: the columnstore and time
     range details `db info` adds need psycopg2-composed SQL, which the asyncpg side cannot run.
     """
-    from resources.backend import detect
-    from resources.models import Base
+    from market_warehouse.resources.backend import detect
+    from market_warehouse.resources.models import Base
 
     caps = detect(conn)
     stmt = sql_text(f"{caps.sql_folder}/table_stats")
@@ -141,8 +141,8 @@ def health_details(conn: sa.Connection) -> dict[str, Any]:
     """One round trip timed, then the backend and the schema revision (see `Warehouse.health`)."""
     from alembic.runtime.migration import MigrationContext
 
-    from resources.backend import detect
-    from resources.schema import head_revision
+    from market_warehouse.resources.backend import detect
+    from market_warehouse.resources.schema import head_revision
 
     started = _time.perf_counter()
     conn.execute(sa.text("SELECT 1")).scalar_one()

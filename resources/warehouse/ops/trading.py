@@ -15,9 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from resources import clock
-from resources.intervals import validate_interval
-from resources.models import (
+from market_warehouse.resources import clock
+from market_warehouse.resources.intervals import validate_interval
+from market_warehouse.resources.models import (
     AgentDecision,
     BotTrade,
     EquityCurve,
@@ -26,8 +26,8 @@ from resources.models import (
     TradeHistory,
     TradingSignal,
 )
-from resources.sqlfiles import sql_text
-from resources.warehouse.ops.common import (
+from market_warehouse.resources.sqlfiles import sql_text
+from market_warehouse.resources.warehouse.ops.common import (
     NotFoundError,
     bounds,
     checked_limit,
@@ -38,7 +38,7 @@ from resources.warehouse.ops.common import (
     insert_record,
     money,
 )
-from resources.warehouse.records import (
+from market_warehouse.resources.warehouse.records import (
     AgentDecisionRecord,
     BotTradeRecord,
     EquityPoint,
