@@ -125,13 +125,6 @@ def _contract(unified: str, suffix: str, name: str, context: str, *, perpetual_s
     )
 
 
-def market_type(symbol: str) -> str:
-    """'spot', 'swap' or 'future' of a unified symbol (options are not loaded from files)."""
-    if ":" not in symbol:
-        return "spot"
-    return "future" if re.search(r"-\d{6}$", symbol) else "swap"
-
-
 def instrument_fields(symbol: str) -> dict[str, Any]:
     """The `instruments` fields a ccxt unified symbol itself tells (type, base/quote/settle, linear or
     inverse, expiry, strike, option type), so a file-only instrument is described without the exchange:
