@@ -35,7 +35,14 @@ from market_warehouse.resources.files.fields import (
 from market_warehouse.resources.files.naming import PathNames, resolve_interval
 from market_warehouse.resources.files.readers.base import RawTable
 from market_warehouse.resources.files.timestamps import ParsedTimes, parse_times, validate_timezone
-from market_warehouse.resources.files.values import MetaColumn, Reject, Rejects, numbers, resolve_meta
+from market_warehouse.resources.files.values import (
+    MetaColumn,
+    Reject,
+    Rejects,
+    constant_text,
+    numbers,
+    resolve_meta,
+)
 
 _SERIES = ("exchange", "symbol", "interval", "time")
 _NAME_ADVICE = {
@@ -273,8 +280,9 @@ def _series(timed: pd.DataFrame, *, one_series: bool) -> Iterator[tuple[tuple[st
     """(exchange, symbol, declared interval or '') -> its rows; one series without grouping."""
     if one_series:
         if len(timed):
-            first = timed.iloc[0]
-            yield (first["exchange"], first["symbol"], first["interval"] or ""), timed
+            declared = timed["interval"].iloc[0]  # by column: a row of mixed dtypes may turn None into NaN
+            declared = declared if isinstance(declared, str) else ""
+            yield (timed["exchange"].iloc[0], timed["symbol"].iloc[0], declared), timed
         return
     yield from timed.groupby(["exchange", "symbol", timed["interval"].fillna("")], sort=True, dropna=False)
 
@@ -292,6 +300,7 @@ def _series_intervals(
     else:
         timed = out[out["time"].notna() & out["exchange"].notna() & out["symbol"].notna()]
     intervals = pd.Series(None, index=timed.index, dtype=object)
+    found = []
     for key, group in _series(timed, one_series=one_series):
         exchange, symbol, declared = key
         known = state.intervals.get(key)
@@ -302,10 +311,12 @@ def _series_intervals(
             series=f"{exchange} {symbol}",
         )
         state.intervals[key] = interval
-        intervals[group.index] = interval
+        found.append(interval)
+        if not one_series:
+            intervals[group.index] = interval
         if note and known is None:
             warnings.append(note)
-    return intervals
+    return constant_text(found[0], timed.index) if one_series and found else intervals
 
 
 def _good_rows(out: pd.DataFrame, good_labels: pd.Index, intervals: pd.Series) -> pd.DataFrame:

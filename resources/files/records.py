@@ -31,7 +31,7 @@ from market_warehouse.resources.files.fields import FUNDING_ALIASES, INDEX_COLUM
 from market_warehouse.resources.files.naming import PathNames
 from market_warehouse.resources.files.readers.base import RawTable
 from market_warehouse.resources.files.timestamps import parse_times
-from market_warehouse.resources.files.values import Reject, numbers
+from market_warehouse.resources.files.values import Reject, constant_text, numbers
 
 TRADE_COLUMNS = (
     "exchange", "symbol", "trade_id", "time", "price", "amount", "cost", "side", "is_buyer_maker",
@@ -114,7 +114,7 @@ def _instruments(frame: pd.DataFrame, mapping: dict, kind: FileKind | None, name
             raise LandingFileError(
                 "no symbol for the rows: name the file after it (BTC_USDT-trades.feather) or use a known layout"
             )
-        symbols = pd.Series(symbol, index=frame.index, dtype=object)
+        symbols = constant_text(symbol, frame.index)
     if exchange is None:
         raise LandingFileError(
             "no exchange for the rows: put the file under a folder named after the exchange (binance/...)"
