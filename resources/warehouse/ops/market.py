@@ -162,6 +162,15 @@ def get_ohlcv(
 
     With `cold` (default), candles retention exported to the cold tier fill the part of the range no longer
     in the database (`resources.warehouse.cold`); `get_ohlcv_frame` says which part came from where."""
+
+    def frame_records() -> list[Candle]:
+        table = get_ohlcv_frame(
+            conn, exchange, symbol, interval, start, end, limit, source, as_arrow=True, cold=cold, price=price
+        )
+        return from_arrow(Candle, table)
+
+    if isinstance(conn, ArrowReader):  # the frame read: no constant columns sent per row, cold tier merged
+        return frame_records()
     params = _ohlcv_params(exchange, symbol, interval, start, end, limit, price)
     files = _cold_lookup(conn, params, [symbol], cold)
     statement = _ohlcv_statement(conn, params, source)
@@ -175,12 +184,7 @@ def get_ohlcv(
             candles += fetch_all(conn, statement, Candle, rest)
     if not cold or not files().num_rows:
         return candles
-    return from_arrow(
-        Candle,
-        get_ohlcv_frame(
-            conn, exchange, symbol, interval, start, end, limit, source, as_arrow=True, price=price
-        ),
-    )
+    return frame_records()
 
 
 def get_ohlcv_frame(
