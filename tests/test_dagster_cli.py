@@ -10,6 +10,7 @@ GraphQL API of each server.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
 import requests
 import sqlalchemy as sa
@@ -83,7 +85,7 @@ def _run(command: list[str], env: dict[str, str], timeout: float = 600) -> subpr
 
 def _project_runs(home: Path, monkeypatch) -> dict[str, dg.DagsterRunStatus]:
     """Runs as `market-warehouse ui` sees them: its environment, `DagsterInstance.get()`."""
-    from market_warehouse.pipelines.ui import dagster_environment
+    from market_warehouse.pipelines.cli.ui import dagster_environment
 
     monkeypatch.setenv("MW_HOME", str(home))
     monkeypatch.delenv("DATABASE_URL", raising=False)
@@ -174,9 +176,32 @@ def _stop(process: subprocess.Popen) -> int:
     try:
         return process.wait(timeout=90)
     except subprocess.TimeoutExpired:
+        stuck = _process_states(process.pid)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        raise AssertionError("did not stop within 90 s of SIGINT") from None
+        raise AssertionError(f"did not stop within 90 s of SIGINT; processes left:\n{stuck}") from None
+
+
+def _process_states(pid: int) -> str:
+    """What each process of the tree was doing: command, state, kernel wait channel and signal masks (an
+    ignored or blocked SIGINT sets the 0x2 bit of SigIgn / SigBlk), so a hang says why."""
+    lines = []
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+            masks = " ".join(
+                s.replace("\t", "") for s in status if s.startswith(("SigBlk", "SigIgn", "SigCgt"))
+            )
+            wchan = Path(f"/proc/{proc.pid}/wchan").read_text()
+            lines.append(f"{proc.pid} {proc.status()} wchan={wchan} {masks} {' '.join(proc.cmdline())[:200]}")
+        except (psutil.Error, OSError) as exc:
+            lines.append(f"{proc.pid}: {exc}")
+    spy = shutil.which("py-spy")
+    if spy:  # a developer's machine may have it: the Python stack of the process that did not stop
+        dump = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60)
+        lines.append(dump.stdout + dump.stderr)
+    return "\n".join(lines)
 
 
 SERVERS = {

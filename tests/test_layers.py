@@ -42,6 +42,7 @@ NAMESPACE = "market_warehouse."
 IMPORTERS = ("resources", "pipelines", "migrations", "tests", "benchmarks", "scripts")
 
 LAYERS: tuple[tuple[str, ...], ...] = (
+    ("resources.indicators",),
     ("resources.models",),
     ("resources",),
     ("resources.quality",),

@@ -28,7 +28,7 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 @contextlib.contextmanager
 def project_instance(settings: Settings) -> Iterator[dg.DagsterInstance]:
     """The project's Dagster instance (PostgreSQL storage, as `market-warehouse ui` uses it)."""
-    from market_warehouse.pipelines.ui import dagster_environment
+    from market_warehouse.pipelines.cli.ui import dagster_environment
 
     env = dagster_environment(settings)
     saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME",)}

@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from market_warehouse.resources.indicators import FEATURE_COLUMNS as INDICATOR_COLUMNS
+
 from .base import Base, Json, Money, UtcTimestamp, timeseries
 
 
@@ -35,25 +37,15 @@ class Feature(Base):
     interval: Mapped[str] = mapped_column(Text)
     feature_set: Mapped[str] = mapped_column(Text)
     time: Mapped[dt.datetime] = mapped_column(UtcTimestamp)
-    log_return: Mapped[float | None] = mapped_column(Float)
-    volatility: Mapped[float | None] = mapped_column(Float)
-    rsi: Mapped[float | None] = mapped_column(Float)
-    macd: Mapped[float | None] = mapped_column(Float)
-    macd_signal: Mapped[float | None] = mapped_column(Float)
-    macd_hist: Mapped[float | None] = mapped_column(Float)
-    bb_upper: Mapped[float | None] = mapped_column(Float)
-    bb_middle: Mapped[float | None] = mapped_column(Float)
-    bb_lower: Mapped[float | None] = mapped_column(Float)
-    atr: Mapped[float | None] = mapped_column(Float)
-    vwap: Mapped[float | None] = mapped_column(Float)
-    volume_zscore: Mapped[float | None] = mapped_column(Float)
+    # One nullable float column per indicator output, in declaration order: a feature is declared once, in
+    # `resources.indicators.INDICATORS`; its migration is what `alembic revision --autogenerate` writes.
+    locals().update({column: mapped_column(Float, nullable=True) for column in INDICATOR_COLUMNS})
     extra: Mapped[dict[str, Any]] = mapped_column(Json, server_default=text("'{}'::jsonb"))
     computed_at: Mapped[dt.datetime] = mapped_column(UtcTimestamp, server_default=func.now())
 
 
 # The stored values of a feature set per candle: the float columns of `features`, in table order, for the
-# feature reads (`resources.warehouse.ops.analytics`). The features themselves are declared in
-# `resources.analytics.features.INDICATORS`; tests/test_features.py fails while the two differ.
+# feature reads (`resources.warehouse.ops.analytics`).
 FEATURE_COLUMNS = [column.name for column in Feature.__table__.c if isinstance(column.type, Float)]
 
 

@@ -32,25 +32,21 @@ from market_warehouse.resources.dagster_resources import WarehouseResource
 from market_warehouse.resources.maintenance import aggregates, stats
 
 
+def _aggregate_spec(key: dg.AssetKey, upstream: dg.AssetKey) -> dg.AssetSpec:
+    """An aggregate's spec from its row of `pipelines/datasets.py`."""
+    declared = dataset(key.to_user_string())
+    return dg.AssetSpec(
+        key,
+        deps=[upstream],
+        group_name=GROUP,
+        description=declared.description,
+        kinds=set(declared.kinds),
+        metadata=table_metadata(declared.table),
+    )
+
+
 @dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            OHLCV_1H,
-            deps=[OHLCV],
-            group_name=GROUP,
-            description=dataset("ohlcv_1h").description,
-            kinds=set(dataset("ohlcv_1h").kinds),
-            metadata=table_metadata("ohlcv_1h"),
-        ),
-        dg.AssetSpec(
-            OHLCV_1D,
-            deps=[OHLCV_1H],
-            group_name=GROUP,
-            description=dataset("ohlcv_1d").description,
-            kinds=set(dataset("ohlcv_1d").kinds),
-            metadata=table_metadata("ohlcv_1d"),
-        ),
-    ],
+    specs=[_aggregate_spec(OHLCV_1H, OHLCV), _aggregate_spec(OHLCV_1D, OHLCV_1H)],
     pool=MAINTENANCE_POOL,
 )
 def ohlcv_aggregates(warehouse: WarehouseResource):

@@ -12,11 +12,11 @@ from datetime import datetime
 
 import click
 
-from market_warehouse.pipelines.backup_cli import backup, restore
-from market_warehouse.pipelines.cold_cli import cold
-from market_warehouse.pipelines.load_cli import load
-from market_warehouse.pipelines.quality_cli import archive, quarantine
-from market_warehouse.pipelines.stream_cli import stream
+from market_warehouse.pipelines.cli.backup import backup, restore
+from market_warehouse.pipelines.cli.cold import cold
+from market_warehouse.pipelines.cli.load import load
+from market_warehouse.pipelines.cli.quality import archive, quarantine
+from market_warehouse.pipelines.cli.stream import stream
 from market_warehouse.resources.settings import ConfigurationError
 
 
@@ -147,7 +147,7 @@ def maintenance_plan(as_json: bool, universe: str | None) -> None:
 @click.option("--port", default=3000, show_default=True, type=int)
 def ui(host: str, port: int) -> None:
     """Start the Dagster UI (dagster dev) with run/event/schedule storage in PostgreSQL."""
-    from market_warehouse.pipelines.ui import run_ui
+    from market_warehouse.pipelines.cli.ui import run_ui
 
     sys.exit(run_ui(host, port, echo=click.echo))
 
@@ -173,7 +173,3 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """`market-warehouse quarantine list|release` and `market-warehouse archive restore`.
 
-Kept apart from `pipelines/cli.py` (which only registers these groups) so the data-quality commands live
+Kept apart from `pipelines/cli/__init__.py` (which only registers these groups) so the data-quality commands live
 with their domain. Nothing here imports Dagster: the commands start fast.
 """
 
