@@ -14,11 +14,17 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from market_warehouse.resources import clock
+from market_warehouse.resources.maintenance import retention
+from market_warehouse.resources.maintenance.aggregates import DAY, HOUR, floor_to
+from market_warehouse.resources.maintenance.policy import parse_policy
 from market_warehouse.resources.sqlfiles import sql_text
 from market_warehouse.resources.warehouse import records
 from market_warehouse.resources.warehouse.api import Warehouse
+from market_warehouse.resources.warehouse.ops import frames
 from market_warehouse.resources.warehouse.ops import market as q
 from market_warehouse.resources.warehouse.upsert import upsert_dataframe
+from tests.maintenance_data import candles as maintenance_candles
 from tests.warehouse_data import SERIES, T0, candle_frame
 
 TIME = pa.timestamp("us", "UTC")
@@ -130,3 +136,48 @@ def test_constant_columns_have_the_stored_types(warehouse):
     assert warehouse.get_ohlcv_frame(
         exchange, symbol, interval, datetime(2030, 1, 1, tzinfo=UTC), limit=10
     ).empty
+
+
+def test_a_read_says_in_its_own_statement_whether_it_reaches_the_cold_tier(any_engine, safe_tmp, monkeypatch):
+    """The cold-tier manifest is read only when the candles' statement says files overlap the range: the
+    window of a limit read, a limit per series of many, time ranges read in parallel, and a read of recent
+    candles each give what the same read gave before retention moved the old rows to Parquet."""
+    now = floor_to(clock.now(), HOUR)
+    old = floor_to(now - timedelta(days=60), DAY)
+    upsert_dataframe(any_engine, "ohlcv", maintenance_candles("BTC/USDT", old, 3 * 1440))
+    upsert_dataframe(any_engine, "ohlcv", maintenance_candles("ETH/USDT", old + DAY, 1440, seed=2))
+    upsert_dataframe(any_engine, "ohlcv", maintenance_candles("BTC/USDT", now - 2 * DAY, 600, seed=4))
+    monkeypatch.setattr(frames, "_SPLIT_ROWS", 500)  # the long read below in parallel time ranges
+    reads = {
+        "window": (("BTC/USDT",), {"start": old + timedelta(minutes=30), "limit": 1000}),
+        "window, then the rest": (
+            ("BTC/USDT",),
+            {"start": old + 2 * DAY + timedelta(hours=20), "limit": 1000},
+        ),
+        "per series": (("BTC/USDT", "ETH/USDT"), {"start": old, "limit": 5}),
+        "time ranges": (("BTC/USDT",), {"start": old, "end": now}),
+        "recent": (("BTC/USDT",), {"start": now - DAY, "limit": 100}),
+    }
+
+    def read_all(wh: Warehouse) -> dict[str, tuple[pd.DataFrame, list]]:
+        out = {}
+        for name, (symbols, kwargs) in reads.items():
+            frame = wh.get_ohlcv_frame("testex", list(symbols), "1m", **kwargs)
+            candles = wh.get_ohlcv("testex", symbols[0], "1m", **kwargs) if len(symbols) == 1 else []
+            out[name] = (frame, candles)
+        return out
+
+    with Warehouse(any_engine) as wh:
+        before = read_all(wh)
+    policy = parse_policy({"retention": {"ohlcv": {"1m": "30d"}}, "cold": {"ohlcv": str(safe_tmp / "cold")}})
+    assert retention.apply_retention(any_engine, policy, now=now).removed
+    with Warehouse(any_engine) as wh:
+        after = read_all(wh)
+        hot_only = wh.get_ohlcv_frame("testex", "BTC/USDT", "1m", old, limit=10, cold=False)
+    for name, (frame, candles) in after.items():
+        expected, expected_candles = before[name]
+        assert_same_frame(frame, expected)
+        assert candles == expected_candles, name
+        assert bool(frame.attrs.get("tiers")) == (name != "recent"), name
+    assert len(after["window"][0]) == 1000 and len(after["window, then the rest"][0]) == 240 + 600
+    assert hot_only["time"].min() >= now - 2 * DAY  # cold=False: the database's rows only

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -207,17 +208,18 @@ def get_ohlcv_frame(
     reads it through ADBC (see `resources.warehouse.arrow_reads`), several parts at once when large."""
     symbols = symbols_of(symbol)
     params = _ohlcv_params(exchange, symbols[0], interval, start, end, limit, price)
-    files = _cold_lookup(conn, params, symbols, cold)
     stored, aggregated = _ohlcv_sources(conn, params, symbols, source)
+    # The stored candles' read says whether it reaches the cold tier; the aggregates' reads do not.
+    lookup = _cold_lookup(conn, params, symbols, cold and bool(aggregated))
     schema = read_schema("ohlcv", _OHLCV_COLUMNS)
-    tables = _stored_ohlcv(conn, params, stored, schema) if stored else []
+    tables, reached = _stored_ohlcv(conn, params, stored, schema, cold) if stored else ([], False)
     for one in aggregated:
         statement = aggregate_query(params["interval"])
         tables.append(fetch_arrow(conn, statement, {**params, "symbol": one}, schema))
     table = concat(tables, schema)
     if stored and aggregated:
         table = table.sort_by([("symbol", "ascending"), ("time", "ascending")])
-    files = files() if cold else None
+    files = lookup() if aggregated else _cold_ohlcv_files(conn, params, symbols) if reached else None
     if files is not None and files.num_rows:
         rows = cold_tier.read_files(files, schema, params["start"], params["end"], symbols)
         table = cold_tier.merge_tiers(table, rows, ("symbol", "time"), ("symbol", "time"), params["limit"])
@@ -225,25 +227,40 @@ def get_ohlcv_frame(
 
 
 def _stored_ohlcv(
-    conn: Source, params: Mapping[str, Any], symbols: list[str], schema: pa.Schema
-) -> list[pa.Table]:
-    """Stored candles of `symbols`; with a limit and no end, the limit's window first (`limit_window`),
-    the whole range again only if a series comes back short of its limit."""
+    conn: Source, params: Mapping[str, Any], symbols: list[str], schema: pa.Schema, cold: bool
+) -> tuple[list[pa.Table], bool]:
+    """Stored candles of `symbols`, and (with `cold`) whether cold-tier files of them overlap the range.
+
+    With a limit and no end, the limit's window first (`limit_window`), the whole range again only if a
+    series comes back short of its limit; the window's read asks about the cold tier for the whole range."""
+    params = {**params, "cold": cold, "cold_end": params["end"]}
     cut = limit_window(params)
     if cut is not None:
-        tables = read_series(conn, "common/get_ohlcv_frame", {**params, "end": cut}, symbols, schema)
+        window = {**params, "end": cut}
+        tables, reached = _cold_marked(read_series(conn, "common/get_ohlcv_frame", window, symbols, schema))
         counts = pa.concat_tables(tables).column("symbol").value_counts() if tables else []
         if len(counts) == len(symbols) and all(c["counts"].as_py() >= params["limit"] for c in counts):
-            return tables
-    return read_series(conn, "common/get_ohlcv_frame", params, symbols, schema)
+            return tables, reached
+    return _cold_marked(read_series(conn, "common/get_ohlcv_frame", params, symbols, schema))
+
+
+def _cold_marked(tables: list[pa.Table]) -> tuple[list[pa.Table], bool]:
+    """`tables` without the row of NULLs by which `get_ohlcv_frame.sql` says the read reaches cold-tier
+    files (a stored candle always has a symbol), and whether one was there."""
+    reached = False
+    for i, table in enumerate(tables):
+        if table.column("symbol").null_count:
+            reached = True
+            tables[i] = table.filter(pc.is_valid(table.column("symbol")))
+    return tables, reached
 
 
 def _cold_lookup(
     conn: Source, params: Mapping[str, Any], symbols: list[str], cold: bool
 ) -> Callable[[], pa.Table]:
-    """The cold-tier manifest of the read, as a call that returns it. Through an ArrowReader the lookup
-    runs on a worker meanwhile the candles are read (it is independent of them): one round trip less on a
-    1,000-row read (~1.5 ms of ~6)."""
+    """The cold-tier manifest of the read, as a call that returns it (reads of the aggregates: a read of
+    stored candles asks in its own statement). Through an ArrowReader the lookup runs on a worker meanwhile
+    the candles are read (it is independent of them)."""
     if not cold:
         return lambda: pa.table({})
     if isinstance(conn, ArrowReader) and conn.parallel > 1:
