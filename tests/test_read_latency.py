@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 
 from market_warehouse.resources import clock
 from market_warehouse.resources.maintenance import retention
@@ -21,6 +22,7 @@ from market_warehouse.resources.maintenance.policy import parse_policy
 from market_warehouse.resources.sqlfiles import sql_text
 from market_warehouse.resources.warehouse import records
 from market_warehouse.resources.warehouse.api import Warehouse
+from market_warehouse.resources.warehouse.arrow_reads import ArrowReader
 from market_warehouse.resources.warehouse.ops import frames
 from market_warehouse.resources.warehouse.ops import market as q
 from market_warehouse.resources.warehouse.upsert import upsert_dataframe
@@ -181,3 +183,18 @@ def test_a_read_says_in_its_own_statement_whether_it_reaches_the_cold_tier(any_e
         assert bool(frame.attrs.get("tiers")) == (name != "recent"), name
     assert len(after["window"][0]) == 1000 and len(after["window, then the rest"][0]) == 240 + 600
     assert hot_only["time"].min() >= now - 2 * DAY  # cold=False: the database's rows only
+
+
+def test_a_reader_keeps_its_cursors_and_recovers_from_a_failed_statement(warehouse):
+    """Each pooled connection keeps one cursor (not one ADBC statement per read); a statement that fails
+    closes its connection, and the next read opens another."""
+    reader = ArrowReader(warehouse.engine.url, connections=1)
+    try:
+        count = sa.text("SELECT count(*) AS n FROM ohlcv WHERE symbol = :symbol")
+        assert reader.read(count, {"symbol": SERIES[1]}).column("n").to_pylist() == [1500]
+        assert reader.read(count, {"symbol": "NOPE"}).column("n").to_pylist() == [0]
+        with pytest.raises(Exception, match="no_such_table"):
+            reader.read(sa.text("SELECT * FROM no_such_table"), {})
+        assert reader.read(count, {"symbol": SERIES[1]}).column("n").to_pylist() == [1500]
+    finally:
+        reader.close()

@@ -116,6 +116,8 @@ class ArrowReader:
         return f"ArrowReader(connections={self.parallel})"
 
     def _connection(self):
+        """An idle (connection, cursor) pair, or a new one: the cursor is kept with its connection (an ADBC
+        statement made per read costs ~0.2 ms of a 1,000-row read)."""
         try:
             return self._idle.get_nowait()
         except queue.Empty:
@@ -133,7 +135,8 @@ class ArrowReader:
         try:
             import adbc_driver_postgresql.dbapi as adbc
 
-            return adbc.connect(self._uri, autocommit=True)
+            connection = adbc.connect(self._uri, autocommit=True)
+            return connection, connection.cursor()
         except Exception as exc:  # ImportError, or libpq refusing the URL: the caller may fall back
             with self._lock:
                 self._opened -= 1
@@ -143,17 +146,17 @@ class ArrowReader:
     def read(self, statement: sa.TextClause, params: Mapping[str, Any]) -> pa.Table:
         """The whole result of one statement (`render`)."""
         sql = render(statement, params)
-        connection = self._connection()
+        session = self._connection()
+        cursor = session[1]
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-                table = cursor.fetch_arrow_table()
+            cursor.execute(sql)
+            table = cursor.fetch_arrow_table()
         except BaseException:
-            connection.close()
+            _close(session)
             with self._lock:
                 self._opened -= 1
             raise
-        self._idle.put(connection)
+        self._idle.put(session)
         return _without_driver_metadata(table)
 
     def read_parts(self, parts: Sequence[tuple[sa.TextClause, Mapping[str, Any]]]) -> list[pa.Table]:
@@ -181,9 +184,18 @@ class ArrowReader:
             pool.shutdown(wait=True)
         while True:
             try:
-                self._idle.get_nowait().close()
+                _close(self._idle.get_nowait())
             except queue.Empty:
                 return
+
+
+def _close(session: tuple[Any, Any]) -> None:
+    """Close a pool's (connection, cursor) pair: the cursor's statement first, then its connection."""
+    connection, cursor = session
+    try:
+        cursor.close()
+    finally:
+        connection.close()
 
 
 def _without_driver_metadata(table: pa.Table) -> pa.Table:

@@ -494,6 +494,8 @@ def from_arrow(cls: type[R], table: pa.Table) -> list[R]:
 def _python_values(column: pa.ChunkedArray) -> list:
     """A column's values as Python objects, NULL as None; numbers and times through numpy's C loops."""
     type_ = column.type
+    if column.null_count == len(column):  # e.g. the optional columns a venue does not give
+        return [None] * len(column)
     if pa.types.is_timestamp(type_) and type_.tz is not None:  # pandas builds tz-aware datetimes in C
         naive = column.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
         values = pd.DatetimeIndex(naive).tz_localize(UTC).to_pydatetime().tolist()
@@ -537,10 +539,11 @@ def _built(cls: type[R], names: list[str], values: list[Sequence[Any]]) -> list[
         return [cls(*row) for row in zip(*values, strict=True)]
     new = object.__new__
     out = []
-    for row in zip(*values, strict=True):
+    append = out.append
+    for row in zip(*values, strict=True):  # columns of one length: no strict check per row below
         record = new(cls)
-        record.__dict__.update(zip(names, row, strict=True))
-        out.append(record)
+        record.__dict__.update(zip(names, row))  # noqa: B905
+        append(record)
     return out
 
 
