@@ -213,7 +213,11 @@ def _partitions(engine: sa.Engine, rows: int) -> None:
     """The time partitions of the candles exist before anything is timed: neither the first format loaded
     nor the raw COPY pays for creating them."""
     end = T0 + pd.Timedelta(minutes=rows) + pd.Timedelta(days=1)
-    prepare_partitions(engine, T0.to_pydatetime(), end.to_pydatetime())
+    start = T0
+    while start < end:  # a year per transaction: a 3 GB CSV spans ~50 years, too many locks for one
+        stop = min(start + pd.Timedelta(days=365), end)
+        prepare_partitions(engine, start.to_pydatetime(), stop.to_pydatetime())
+        start = stop
 
 
 def write_big_csv(path: Path, gigabytes: float) -> int:
