@@ -170,6 +170,16 @@ def _wait_until_serving(port: int, process: subprocess.Popen, log: Path, timeout
     raise AssertionError(f"not serving after {timeout}s:\n{log.read_text()[-4000:]}")
 
 
+def _as_in_a_terminal() -> None:
+    """The signal dispositions of a command typed in a terminal. A suite started in the background of a
+    non-interactive shell (`.ci/run &`, nohup) runs with SIGINT, SIGQUIT and SIGHUP ignored, and an ignored
+    signal stays ignored across exec: `dagster dev` then never gets the Ctrl-C this test sends (Python
+    installs no KeyboardInterrupt handler for an ignored SIGINT) while its webserver and daemon, which set
+    their own handlers, stop and wait for it. Found with /proc/<pid>/status (SigIgn 0x1005007)."""
+    for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _stop(process: subprocess.Popen) -> int:
     """Ctrl-C as a terminal sends it: SIGINT to the whole process group, then wait for a clean exit."""
     os.killpg(process.pid, signal.SIGINT)
@@ -226,6 +236,7 @@ def test_dev_servers_in_the_root_serve_the_code_location_on_the_project_instance
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_as_in_a_terminal,
         )
         try:
             _wait_until_serving(port, process, log)
