@@ -3,8 +3,9 @@
 A backfill of N days is a single run (`BackfillPolicy.single_run()`) that loads in bounded batches.
 
 The daily partitions start where the universe says the history starts (`history_start` in the universe
-file, overridden by `MW_HISTORY_START`), by default on `DEFAULT_HISTORY_START`: the UI then shows the days
-the warehouse is meant to hold, not a thousand empty ones. The start is a fixed date, not "N days ago":
+file, overridden by `MW_HISTORY_START`), by default on `DEFAULT_HISTORY_START` or, in a home the demo ran
+in, where its window starts (`pipelines.history`): the UI then shows the days the warehouse is meant to
+hold, not a thousand empty ones. The start is a fixed date, not "N days ago":
 a partitions definition that moved every day would change the assets' definitions (and their backfills'
 partition sets) daily.
 """
@@ -12,47 +13,20 @@ partition sets) daily.
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from market_warehouse.pipelines.history import history_start
 from market_warehouse.pipelines.table_metadata import table_metadata
 from market_warehouse.resources import clock
-from market_warehouse.resources.exchanges.universe import load_universe
-from market_warehouse.resources.settings import ConfigurationError
 
 if TYPE_CHECKING:
     from market_warehouse.pipelines.datasets import Dataset
-
-DEFAULT_HISTORY_START = "2026-01-01"
-HISTORY_START_ENV = "MW_HISTORY_START"
-
-
-def history_start() -> date:
-    """The first day of the warehouse's history: `MW_HISTORY_START`, else the universe file's
-    `history_start`, else `DEFAULT_HISTORY_START` (an ISO date; a wrong one names where it came from)."""
-    from_env = os.environ.get(HISTORY_START_ENV)
-    universe = load_universe()
-    value, source = (
-        (from_env, HISTORY_START_ENV)
-        if from_env
-        else (
-            universe.settings.get("history_start", DEFAULT_HISTORY_START),
-            f"{universe.path}: history_start",
-        )
-    )
-    if isinstance(value, date):  # YAML reads an unquoted date as a date
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError as error:
-        raise ConfigurationError(f"{source} is not an ISO date (YYYY-MM-DD): {value!r}") from error
-
 
 DAILY = dg.DailyPartitionsDefinition(start_date=history_start().isoformat(), timezone="UTC", end_offset=1)
 SINGLE_RUN_BACKFILL = dg.BackfillPolicy.single_run()

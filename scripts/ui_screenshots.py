@@ -3,9 +3,10 @@
     python scripts/ui_screenshots.py --out /tmp/mw/shots [--home DIR] [--days 3] [--port 3399]
 
 1. A new `MW_HOME` (a temporary folder unless `--home`): an embedded PostgreSQL of its own, nothing shared
-   with the user's warehouse; `DATABASE_URL` is ignored for the same reason. `MW_HISTORY_START` is set a
-   week before the demo's window (`--history-start`), so the partition bars are not 330 empty days.
-2. `market-warehouse demo` fills it (landed files, the synthetic exchanges, derived assets, maintenance).
+   with the user's warehouse; `DATABASE_URL` is ignored for the same reason. No `MW_HISTORY_START` unless
+   `--history-start`: the UI shows what a user sees after the quick start.
+2. `market-warehouse demo` fills it (landed files, the synthetic exchanges, derived assets, maintenance) and
+   starts the home's history where its window starts, so the partition bars show the demo's days filled.
 3. `market-warehouse ui` serves it; a two-day backfill of `ohlcv` is launched through the UI's GraphQL
    (the daemon of `dagster dev` runs it), so the backfill page has something to show.
 4. Headless Chromium (Debian's `chromium`: `apt-get install -y chromium`) saves one PNG per page of PAGES.
@@ -51,7 +52,13 @@ PAGES_BEFORE = [
     ("06_ohlcv_partitions.png", "/assets/ohlcv?view=partitions", "the daily partitions, the demo's filled"),
     ("07_warehouse_stats.png", "/assets/warehouse_stats?view=events", "one table of every table's size"),
     ("08_equity_curve.png", "/assets/equity_curve?view=events", "equity with drawdown, in the metadata"),
+    ("08b_equity_curve_overview.png", "/assets/equity_curve", "equity sparkline in the overview's metadata"),
     ("09_forecast_accuracy.png", "/assets/forecast_accuracy?view=events", "forecasts against actuals"),
+    (
+        "09b_forecast_overview.png",
+        "/assets/forecast_accuracy",
+        "forecast sparkline in the overview's metadata",
+    ),
 ]
 PAGES_AFTER = [
     ("10_backfill.png", "/runs/b/{backfill}", "a two-day backfill of ohlcv, ended"),
@@ -82,13 +89,15 @@ mutation Backfill($params: LaunchBackfillParams!) {
 """
 
 
-# Set by main(): the first daily partition the demo and the UI see (MW_HISTORY_START).
+# Set by main() from --history-start only: MW_HISTORY_START for the demo and the UI.
 HISTORY_START: dict[str, str] = {}
 
 
 def _env(home: Path) -> dict[str, str]:
     env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MW_DAGSTER_PG_URL", "DAGSTER_HOME")
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "MW_DAGSTER_PG_URL", "DAGSTER_HOME", "MW_HISTORY_START", "MW_UNIVERSE")
     }
     env["MW_HOME"] = str(home)
     env.update(HISTORY_START)
@@ -215,17 +224,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=3399)
     parser.add_argument("--budget-ms", type=int, default=20000, help="virtual time each page gets to load")
     parser.add_argument("--skip-demo", action="store_true", help="reuse --home as the demo left it")
-    parser.add_argument("--history-start", help="MW_HISTORY_START (default: a week before the window)")
+    parser.add_argument("--history-start", help="MW_HISTORY_START (default: none, the demo's own start)")
     args = parser.parse_args()
 
     browser = chromium()
     home = args.home or Path(tempfile.mkdtemp(prefix="mw-ui-shots-"))
     args.out.mkdir(parents=True, exist_ok=True)
     end = clock.today() - timedelta(days=1)  # the demo's default window: the days before today
-    # The history starts a week before the window, so the partition bars show the demo's days as a share of a
-    # short history; under the default history_start (2026-01-01) three days of eleven months read "0% filled".
-    start = end - timedelta(days=args.days + 6)
-    HISTORY_START["MW_HISTORY_START"] = args.history_start or start.isoformat()
+    if args.history_start:
+        HISTORY_START["MW_HISTORY_START"] = args.history_start
     if not args.skip_demo:
         run_demo(home, args.days, end)
     log = args.out / "ui.log"

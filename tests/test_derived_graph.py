@@ -155,7 +155,7 @@ def test_rerun_writes_nothing(graph):
     _, runs = graph
     for asset in derived.CODE_VERSIONS:
         assert _meta(runs[2], asset)["rows_written"] == 0, asset
-        assert _meta(runs[2], asset)["data_versions"] == _meta(runs[1], asset)["data_versions"], asset
+        assert _meta(runs[2], asset)["data_version"] == _meta(runs[1], asset)["data_version"], asset
 
 
 def test_values_match_independent_computations(graph):

@@ -24,7 +24,7 @@ from market_warehouse.pipelines.defs.derived import AnalyticsResource, features_
 from market_warehouse.pipelines.defs.market_data.assets import ASSETS as MARKET_ASSETS
 from market_warehouse.pipelines.defs.market_data.checks import CHECKS as MARKET_CHECKS
 from market_warehouse.pipelines.defs.quality import quality_checks
-from market_warehouse.pipelines.partitions import DEFAULT_HISTORY_START
+from market_warehouse.pipelines.history import DEFAULT_HISTORY_START
 from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
 from tests.ui_data import graphql
 from tests.universes import SYNTHETIC_UNIVERSE, universe_file

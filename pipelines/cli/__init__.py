@@ -103,10 +103,14 @@ def db_info(as_json: bool) -> None:
 @click.option("--quiet", is_flag=True, help="No per-step progress lines, only the summary.")
 def demo(days: int, history_days: int, universe: str | None, end: datetime | None, quiet: bool) -> None:
     """Land sample files, materialize the whole graph for the last days offline, run maintenance, summarise."""
-    from market_warehouse.pipelines.demo import DemoOptions, demo_window, run_demo
+    from market_warehouse.pipelines.history import demo_window_days, record_demo_history_start
 
     end_day = end.date() if end else None
     try:
+        # Before the code location is imported: its daily partitions start at the history start recorded here.
+        record_demo_history_start(universe, demo_window_days(days, end_day)[0])
+        from market_warehouse.pipelines.demo import DemoOptions, demo_window, run_demo
+
         demo_window(days, end_day)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--end") from None

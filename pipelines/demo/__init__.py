@@ -16,6 +16,11 @@ What it does, in order:
    own console logger is silenced), then a summary: rows per table, quarantined rows by rule, failed
    files, asset check results, backend capabilities, where to look next.
 
+The daily partitions the UI shows start where the demo's window starts (recorded in `$MW_HOME` for the
+universe it ran with, `pipelines.history`), unless `MW_HISTORY_START` or the universe's `history_start`
+says otherwise: the demo's days are then a filled bar, not 3 of ~330 days, and a window before the
+default start is not refused. The command line records it before the code location is imported.
+
 The whole demo runs under a pinned clock (`resources.clock.frozen`, so `MW_NOW` too): the instant
 `DEMO_CLOCK_AFTER_END` after the start of `end`, i.e. `end` + 1 day 00:05 UTC. Every "now" (the sample
 files, the synthetic exchanges, which candles are closed and settled, the data-quality rules, retention)
@@ -36,7 +41,7 @@ file in `ingest_files`.
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import date, datetime
 
 from market_warehouse.pipelines.defs.maintenance import POLICY_OPS
 from market_warehouse.pipelines.demo.printing import print_summary
@@ -60,6 +65,7 @@ from market_warehouse.pipelines.demo.samples import sample_files, write_sample_f
 from market_warehouse.pipelines.demo.staleness import source_keys, stale_downstream
 from market_warehouse.pipelines.demo.summary import collect
 from market_warehouse.pipelines.demo.window import DEMO_CLOCK_AFTER_END, demo_instant, demo_window
+from market_warehouse.pipelines.history import demo_window_days, record_demo_history_start
 from market_warehouse.pipelines.partitions import partitions_at_clock
 from market_warehouse.resources import clock
 from market_warehouse.resources.database import redact, warehouse_engine
@@ -71,12 +77,15 @@ def run_demo(options: DemoOptions | None = None, echo: Echo = print) -> DemoRepo
     """Migrate, land sample files, materialize the graph for the window, run maintenance, summarize; all
     under the clock pinned just after the window (see the module docstring)."""
     options = options or DemoOptions()
+    history = record_demo_history_start(options.universe, demo_window_days(options.days, options.end)[0])
     window = demo_window(options.days, options.end)
     with clock.frozen(demo_instant(window[1])) as instant, partitions_at_clock():
-        return _run_at(options, window, instant, echo)
+        return _run_at(options, window, instant, history, echo)
 
 
-def _run_at(options: DemoOptions, window: tuple[str, str], instant: datetime, echo: Echo) -> DemoReport:
+def _run_at(
+    options: DemoOptions, window: tuple[str, str], instant: datetime, history: tuple[date, str], echo: Echo
+) -> DemoReport:
     started = time.perf_counter()
     settings = load_settings()
     report = DemoReport(window=window)
@@ -85,6 +94,7 @@ def _run_at(options: DemoOptions, window: tuple[str, str], instant: datetime, ec
         echo(
             f"clock:     pinned at {instant:%Y-%m-%d %H:%M} UTC, after the window {window[0]} .. {window[1]}"
         )
+        echo(f"history:   the daily partitions (`market-warehouse ui`) start {history[0]}: {history[1]}")
         echo(f"warehouse: {redact(engine.url)}")
         upgrade(engine)
         files = sample_files(options.universe, window[0], options.history_days)

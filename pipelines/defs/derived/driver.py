@@ -3,12 +3,20 @@
 Every derived asset walks its run's partition window day by day, in order (a backfill of N days is one run,
 and risk for day D sees the equity of the days before it). For each day the asset's *step* computes and
 writes the day's rows and says what it did (`DayOutput`); the driver then writes the day's `lineage` row
-in the step's transaction and, after the last day, builds the Dagster result (row count, column lineage,
-rows in / out / written, one data version per day and their combined version).
+in the step's transaction and, after the last day, builds the Dagster result: column lineage and the run's
+plots shared by the run's materializations, and each day's own row count, rows in / out / written and data
+version on that day's materialization only.
 
 An asset is a `DerivedSteps` class (its name, upstream deps, code version, the step of a day and the run's
-extra metadata); `derived_asset` makes the Dagster asset of it. The data version of a materialization is a hash of the rows it owns, so equal content has an equal
-version whichever run wrote it.
+extra metadata); `derived_asset` makes the Dagster asset of it.
+
+Data versions: a day's version is a hash of the rows the asset owns for the day, so equal content has an
+equal version whichever run wrote it; it is in the day's `data_version` metadata and its `lineage` row.
+Dagster 1.13 stamps ONE data version (the `dagster/data_version` tag) on every partition a run
+materializes (no per-partition version for materializations: dagster-io/dagster#34013). So a run of one
+day, the schedules' and a multi-run backfill's, stamps that day's version, which is then Dagster's data
+version of the partition; a single-run range stamps a version of the run (a hash of its days' versions),
+which changes when any day of the range changes, while each day's metadata keeps its own.
 """
 
 # No `from __future__ import annotations`: Dagster reads the resource types of `derived_asset`'s signature.
@@ -92,23 +100,25 @@ class DayRun:
                 "rows_in": o.rows_in,
                 "rows_out": o.rows_out,
                 "rows_written": o.written,
-                "day_data_version": o.version,
+                "data_version": o.version,
                 **({"note": o.note} if o.note else {}),
             }
             for key, o in self.outputs.items()
         }
 
-    def result(self, extra: dict | None = None) -> dg.MaterializeResult:
-        """What every day of the run shares: column lineage, the per-day versions and their combination
-        (the run's data version), the asset's extra metadata (plots, summaries of the run)."""
+    def data_version(self) -> str:
+        """The version Dagster stamps on every partition of the run: the day's own when the run has one
+        day, else a hash of the days' versions (see the module docstring)."""
         outs = self.outputs
-        version = lineage.content_version([{"day": k, "version": o.version} for k, o in outs.items()])
-        metadata = {
-            "dagster/column_lineage": column_lineage(self.asset),
-            "data_versions": dg.MetadataValue.json({k: o.version for k, o in outs.items()}),
-            **(extra or {}),
-        }
-        return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+        if len(outs) == 1:
+            return next(iter(outs.values())).version
+        return lineage.content_version([{"day": k, "version": o.version} for k, o in outs.items()])
+
+    def result(self, extra: dict | None = None) -> dg.MaterializeResult:
+        """What every day of the run shares: column lineage, the asset's extra metadata (plots, summaries
+        of the run), and the data version Dagster stamps on all of them (`data_version()`)."""
+        metadata = {"dagster/column_lineage": column_lineage(self.asset), **(extra or {})}
+        return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(self.data_version()))
 
 
 def materialize_days(context: dg.AssetExecutionContext, asset: str, code_version: str, step: Step) -> DayRun:
