@@ -22,7 +22,31 @@ def load_sql(name: str, root: Path = SQL_DIR) -> str:
     path = root / f"{name}.sql"
     if not path.is_file():
         raise FileNotFoundError(f"no SQL file {path.relative_to(root.parent)}")
-    return path.read_text()
+    return _with_includes(path.resolve(), root.resolve(), ())
+
+
+# psql's "include relative to this file": a line `\ir fragment.sql` stands for that file's text, so a block two
+# statements share (the cold-tier marker of the frame reads) is written once and each file still reads, and
+# runs in psql, as the whole statement.
+_INCLUDE = re.compile(r"^\\ir[ \t]+(\S+)[ \t]*$", re.MULTILINE)
+
+
+def _with_includes(path: Path, root: Path, including: tuple[Path, ...]) -> str:
+    """`path`'s text with each `\\ir` line replaced by the included file's own text (includes nest; a cycle
+    or a missing file is an error naming the including file)."""
+    if path in including:
+        chain = " -> ".join(p.name for p in (*including, path))
+        raise ValueError(f"SQL include cycle: {chain}")
+
+    def include(match: re.Match[str]) -> str:
+        target = (path.parent / match.group(1)).resolve()
+        if not target.is_file():
+            raise FileNotFoundError(
+                f"{path.relative_to(root.parent)} includes {match.group(1)}: no such file"
+            )
+        return _with_includes(target, root, (*including, path)).rstrip("\n")
+
+    return _INCLUDE.sub(include, path.read_text())
 
 
 def sql_text(name: str, root: Path = SQL_DIR, columns: Sequence[str] = ()) -> sa.TextClause:

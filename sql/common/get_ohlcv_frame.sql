@@ -4,10 +4,7 @@
 -- index scans and partitions are pruned. :limit (NULL = all) is for one series; a limit per series of many is
 -- get_ohlcv_frame_limit.sql. The exchange,
 -- the interval and the price kind are the caller's constants: not sent once per row (the reader adds them).
--- With :cold, one row of NULLs (a symbol NULL: never a stored candle) follows the candles when cold-tier
--- files (cold_pieces) of the series overlap [:start, :cold_end) (:cold_end: the end of the caller's whole
--- range, past :end when this reads a limit's window): the reader then reads the manifest. Most reads reach
--- no cold file and so make one round trip, not two.
+-- With :cold, the row of NULLs of ohlcv_cold_marker.sql follows the candles.
 (
     SELECT symbol, time, open, high, low, close, volume, quote_volume, trades_count, vwap, quality_score,
            is_anomaly, source
@@ -21,17 +18,5 @@
     ORDER BY symbol, time
     LIMIT :limit
 )
-UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-WHERE CAST(:cold AS boolean)
-  AND EXISTS (
-    SELECT FROM cold_pieces
-    WHERE table_name = 'ohlcv'
-      AND exchange = :exchange
-      AND symbol = ANY(CAST(:symbols AS text[]))
-      AND interval = :interval
-      AND price = :price
-      AND min_time < CAST(:cold_end AS timestamptz)
-      AND max_time >= CAST(:start AS timestamptz)
-  )
+\ir ohlcv_cold_marker.sql
 ORDER BY symbol, time
