@@ -195,8 +195,10 @@ def _json_safe(value: Any) -> Any:
 
 
 def summary_by_kind(scores: pd.DataFrame) -> pd.DataFrame:
-    """Mean scores per model kind (for the asset's metadata table)."""
+    """Per model kind (for the asset's metadata table): `n` the forecasts scored (a sum: a mean of the runs'
+    counts read as a count, e.g. 23.3333), the scores their mean over the runs."""
     if scores.empty or "mae" not in scores:
         return pd.DataFrame()
     cols = [c for c in ["n", "mae", "mape", "coverage_80", "coverage_95", "skill"] if c in scores]
-    return scores.groupby("kind")[cols].mean(numeric_only=True).reset_index()
+    how = {c: "sum" if c == "n" else "mean" for c in cols}
+    return scores.groupby("kind")[cols].agg(how).reset_index()

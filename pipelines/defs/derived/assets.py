@@ -375,16 +375,18 @@ class EquityCurve(_PortfolioSteps):
             return {}
         with self.engine.connect() as conn:
             equity = risk.read_equity(conn, self.book.name, run.last.end)
+            returns = queries.book_returns(conn, self.book.name, run.last.end)
         if not len(equity):
             return {}
-        values = equity.astype(float)
-        inline = equity_sparkline(equity)
+        growth = 1 + returns
+        inline = equity_sparkline(returns)
         return {
             **({"equity_curve": inline} if inline is not None else {}),
-            "equity_curve_plot": equity_plot(self.book.name, equity),
-            "final_equity": float(values.iloc[-1]),
+            "equity_curve_plot": equity_plot(self.book.name, returns),
+            "final_equity": float(equity.iloc[-1]),
             # Numbers beside the picture: the metadata's "Plots" view draws them across materializations.
-            "max_drawdown": float((values / values.cummax() - 1).min()),
+            "total_return": float(returns.iloc[-1]),
+            "max_drawdown": float((growth / growth.cummax() - 1).min()),
         }
 
 

@@ -60,22 +60,27 @@ def forecast_plot(engine: sa.Engine, scores: pd.DataFrame) -> dg.MetadataValue:
     return _png_markdown(fig, "forecasts vs actuals")
 
 
-def equity_plot(name: str, equity: pd.Series) -> dg.MetadataValue:
-    """The book's equity with its drawdown from the running peak shaded."""
+def equity_plot(name: str, returns: pd.Series) -> dg.MetadataValue:
+    """The book's return on its capital (%) with its drawdown from the running peak shaded.
+
+    The return, not the equity: the book's capital is that of the series it trades so far, so its equity
+    jumps when a series joins (e.g. the NYSE's on the first session after a weekend), which is a deposit,
+    not a gain; the return on the capital at each snapshot does not.
+    """
     fig, ax = _figure()
-    values = equity.astype(float)
-    ax.plot(values.index, values.to_numpy(), color="tab:blue", linewidth=1.2)
+    growth = 1 + returns.astype(float)
+    ax.plot(growth.index, (growth.to_numpy() - 1) * 100, color="tab:blue", linewidth=1.2)
     ax.fill_between(
-        values.index,
-        values.cummax().to_numpy(),
-        values.to_numpy(),
+        growth.index,
+        (growth.cummax().to_numpy() - 1) * 100,
+        (growth.to_numpy() - 1) * 100,
         color="tab:red",
         alpha=0.2,
         label="drawdown",
     )
-    ax.set_title(f"equity of {name}")
+    ax.set_title(f"return of {name} on its capital (%)")
     ax.legend(fontsize=7)
-    return _png_markdown(fig, f"equity curve of {name}")
+    return _png_markdown(fig, f"return on capital of {name}")
 
 
 # Dagster 1.13's UI renders a markdown metadata value inline in the metadata table only when it is shorter than
@@ -129,11 +134,11 @@ def sparkline(lines: dict[str, pd.Series], alt: str, fill: tuple[pd.Series, pd.S
     return None
 
 
-def equity_sparkline(equity: pd.Series) -> dg.MetadataValue | None:
-    """The book's equity (blue) with its drawdown from the running peak shaded red, small enough to show
-    inline."""
-    values = equity.astype(float)
-    return sparkline({"blue": values}, "equity and drawdown", fill=(values.cummax(), values))
+def equity_sparkline(returns: pd.Series) -> dg.MetadataValue | None:
+    """The book's growth of one unit of capital (blue, `1 + return`; see `equity_plot` for why not the
+    equity) with its drawdown from the running peak shaded red, small enough to show inline."""
+    growth = 1 + returns.astype(float)
+    return sparkline({"blue": growth}, "return on capital and drawdown", fill=(growth.cummax(), growth))
 
 
 _KIND_COLOURS = ("orange", "green", "purple", "teal")

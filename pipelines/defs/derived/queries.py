@@ -2,7 +2,7 @@
 
 The analytics reads (candles, equity, fills) live with their computations in `resources/analytics/`; these
 are the few the assets need for their metadata: row counts, the forecast runs scored, and what the
-forecast plot draws. Each statement's columns take their types from the SQLAlchemy model, so times come
+forecast and equity plots draw. Each statement's columns take their types from the SQLAlchemy model, so times come
 back in UTC and floats as floats, as the model reads them.
 """
 
@@ -49,6 +49,13 @@ def generated_days(conn: sa.Connection, model_ids: list[int]) -> list[str]:
     times = conn.scalars(query, {"model_ids": list(model_ids)})
     # a run generated at D+1 00:00 was trained on day D: it belongs to forecasts' partition D
     return sorted({lineage.partition_of(t - timedelta(microseconds=1)) for t in times})
+
+
+def book_returns(conn: sa.Connection, portfolio: str, end: datetime) -> pd.Series:
+    """The portfolio's stored return on its capital (`total_return`) before `end`, by time."""
+    query = _typed("derived_book_returns", "equity_curve", "time", "total_return")
+    rows = conn.execute(query, {"portfolio": portfolio, "end": end}).all()
+    return pd.Series([r[1] for r in rows], index=pd.DatetimeIndex([r[0] for r in rows]), dtype=float)
 
 
 def scored_rows(conn: sa.Connection, start: datetime, end: datetime) -> pd.DataFrame:
