@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -492,21 +493,52 @@ def from_arrow(cls: type[R], table: pa.Table) -> list[R]:
 
 
 def _python_values(column: pa.ChunkedArray) -> list:
-    """A column's values as Python objects, NULL as None; numbers and times through numpy's C loops."""
+    """A column's values as Python objects, NULL as None; numbers, booleans and times through C loops."""
     type_ = column.type
     if column.null_count == len(column):  # e.g. the optional columns a venue does not give
         return [None] * len(column)
-    if pa.types.is_timestamp(type_) and type_.tz is not None:  # pandas builds tz-aware datetimes in C
-        naive = column.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
-        values = pd.DatetimeIndex(naive).tz_localize(UTC).to_pydatetime().tolist()
-    elif pa.types.is_floating(type_) or (pa.types.is_integer(type_) and not column.null_count):
+    if pa.types.is_timestamp(type_) and type_.tz is not None:
+        values = _datetimes(column)
+    elif pa.types.is_floating(type_) or (
+        (pa.types.is_integer(type_) or pa.types.is_boolean(type_)) and not column.null_count
+    ):
         values = column.to_numpy(zero_copy_only=False).tolist()
+    elif (pa.types.is_string(type_) or pa.types.is_large_string(type_)) and _one_value(column):
+        values = [column.drop_null()[0].as_py()] * len(column)  # exchange, symbol, interval, ...
     else:
         return column.to_pylist()
     if column.null_count:
         for i in np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False)):
             values[i] = None
     return values
+
+
+def _one_value(column: pa.ChunkedArray) -> bool:
+    """Whether every non-NULL value of a column is the same (the constant columns of a series read):
+    one str repeated is built in ~20 µs instead of 1,000 (~35 µs), and the records share it."""
+    extremes = pc.min_max(column)
+    return extremes["min"] == extremes["max"]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Times are built by adding steps when there are at most this many distinct steps per value (candles: one).
+_STEPS_PER_VALUE = 0.25
+
+
+def _datetimes(column: pa.ChunkedArray) -> list[datetime]:
+    """A tz-aware timestamp column as UTC datetimes (NULLs: any value, the caller puts None there).
+
+    Candles are evenly spaced: each datetime is the previous one plus a timedelta of the few distinct
+    steps, added in C by `accumulate` (~0.1 ms for 1,000, exact integer arithmetic); irregular times
+    (tape trades) go through pandas, which builds tz-aware datetimes in C (~0.45 ms for 1,000)."""
+    micros = pc.fill_null(column.cast(pa.timestamp("us", "UTC")).cast(pa.int64()), 0).to_numpy()
+    steps, index = np.unique(np.diff(micros), return_inverse=True)
+    if len(steps) > _STEPS_PER_VALUE * len(micros) + 1:
+        naive = micros.astype("datetime64[us]")
+        return pd.DatetimeIndex(naive).tz_localize(UTC).to_pydatetime().tolist()
+    deltas = [timedelta(microseconds=step) for step in steps.tolist()]
+    first = _EPOCH + timedelta(microseconds=int(micros[0]))
+    return list(itertools.accumulate(map(deltas.__getitem__, index.tolist()), initial=first))
 
 
 def _from_columns(
@@ -526,25 +558,48 @@ def _from_columns(
         names.append(name)
         column = columns[position[name]]
         values.append(column if typed and base in _ARROW_EXACT else _normalized(column, base, convert))
-    if len(names) == len(_plan(cls)):  # every field given: no defaults to apply
-        return _built(cls, names, values)
-    return [cls(**dict(zip(names, row, strict=True))) for row in zip(*values, strict=True)]
+    return _builder(cls, tuple(names))(values)
 
 
-def _built(cls: type[R], names: list[str], values: list[Sequence[Any]]) -> list[R]:
-    """Records of every field, their attributes set directly. A frozen dataclass's __init__ sets each field
-    through object.__setattr__ (~2 µs a candle, most of a 1,000-row read); the records are plain
-    dataclasses (no __post_init__, no __slots__), so the instance dict is the whole state."""
-    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__"):
-        return [cls(*row) for row in zip(*values, strict=True)]
-    new = object.__new__
-    out = []
-    append = out.append
-    for row in zip(*values, strict=True):  # columns of one length: no strict check per row below
-        record = new(cls)
-        record.__dict__.update(zip(names, row))  # noqa: B905
-        append(record)
-    return out
+@functools.cache
+def _builder(cls: type[R], given: tuple[str, ...]) -> Callable[[list[Sequence[Any]]], list[R]]:
+    """A function making records of `cls` from columns of the `given` fields, the others taking their
+    defaults: the state `__init__` would set, in field order, stored in each new instance's dict.
+
+    A frozen dataclass's `__init__` sets each field through object.__setattr__ (~6 µs a candle); the
+    generated loop stores one local per field (~0.7 µs a candle, 1.6x faster than a dict update from a zip
+    per row, same key-sharing dicts), generated once per class and columns as dataclasses generates
+    `__init__`. Records with `__post_init__` or `__slots__` are made by their `__init__`; no field
+    given makes no records, as before."""
+    if hasattr(cls, "__post_init__") or hasattr(cls, "__slots__") or not given:
+        return lambda values: [cls(**dict(zip(given, row, strict=True))) for row in zip(*values, strict=True)]
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    variables = {name: f"v{i}" for i, name in enumerate(given)}
+    stores = []
+    for i, f in enumerate(dataclasses.fields(cls)):
+        if f.name in variables:
+            value = variables[f.name]
+        elif f.default is not dataclasses.MISSING:
+            env[f"default{i}"], value = f.default, f"default{i}"
+        else:  # a default_factory (a required field missing is refused before)
+            env[f"factory{i}"], value = f.default_factory, f"factory{i}()"
+        stores.append(f"        state[{f.name!r}] = {value}")
+    targets = "".join(f"{v}, " for v in variables.values())
+    source = "\n".join(
+        [
+            "def build(values):",
+            "    out = []",
+            "    append = out.append",
+            f"    for {targets}in zip(*values, strict=True):",
+            "        record = new(cls)",
+            "        state = record.__dict__",
+            *stores,
+            "        append(record)",
+            "    return out",
+        ]
+    )
+    exec(compile(source, f"<records of {cls.__name__}>", "exec"), env)  # identifiers: the fields' names
+    return env["build"]
 
 
 def from_rows(cls: type[R], rows: Iterable[Mapping[str, Any]]) -> list[R]:
