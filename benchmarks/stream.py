@@ -11,9 +11,14 @@ each rate; ccxt.pro's binance is pointed at it (REST `exchangeInfo` from the rec
   quarantine, upsert into `market_trades`, heartbeats, coverage) into a scratch database on the configured
   server (embedded PostgreSQL by default, or DATABASE_URL's server).
 
-Printed per rate: sustained messages/s of each (messages / (last one handled - first one sent)), the ratio,
-and the capture's arrival -> committed latency p50/p99. Goal (issue 15): capture >= 0.8x the bare consumer,
-p99 <= 1 s at 5,000 trades/s.
+Both are fed the same number of frames at the same rate by the same kind of server process, one after
+the other. Printed per rate: sustained messages/s of each (messages / (last one handled - first one sent)),
+the ratio, the capture's arrival -> committed latency p50/p99 (arrival: when ccxt.pro handed the trade to
+the service; committed: when its micro-batch's transaction returned), the CPU seconds each consumer's own
+process used (the capture's writer process and PostgreSQL not included) and the 1-minute load average
+after the rate (the machine is shared: figures mean little without it). Each capture starts with no
+`stream_state` of an earlier run, so it does not back-fill a 'restart' hole over REST while measured.
+Goal (issue 15): capture >= 0.8x the bare consumer, p99 <= 1 s at 5,000 trades/s.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from market_warehouse.resources.exchanges.universe import ExchangeConfig  # noqa
 from market_warehouse.resources.schema import upgrade  # noqa: E402
 from market_warehouse.resources.stream.config import parse_stream  # noqa: E402
 from market_warehouse.resources.stream.service import CaptureService, build_stream_exchange  # noqa: E402
+from market_warehouse.resources.stream.writer import WRITERS  # noqa: E402
 from tests.fixtures.exchanges.replay import BinanceReplay  # noqa: E402
 from tests.stream_data import TRADES_STREAM, BinanceWsReplay, Session  # noqa: E402
 
@@ -151,11 +157,13 @@ async def bare(rest_url: str, batch: list[str], rate: float, cfg) -> float:
 
 
 async def capture(
-    engine: sa.Engine, rest_url: str, batch: list[str], rate: float, cfg
+    engine: sa.Engine, rest_url: str, batch: list[str], rate: float, cfg, writer: str
 ) -> tuple[float, np.ndarray]:
     """The capture service: messages/s from the first frame sent to the last row committed; latencies."""
+    with engine.begin() as conn:  # a fresh start, not a restart whose hole is back-filled while measured
+        conn.execute(sa.text("TRUNCATE stream_state, capture_gaps"))
     with server_process(batch, rate) as (ws_url, report):
-        service = CaptureService(cfg, engine, api_base_url=rest_url, ws_base_url=ws_url)
+        service = CaptureService(cfg, engine, api_base_url=rest_url, ws_base_url=ws_url, writer=writer)
         await service.exchange.load_markets()
         stop = asyncio.Event()
         runner = asyncio.create_task(service.run(stop))
@@ -169,12 +177,17 @@ async def capture(
     return min(stats.rows, len(batch)) / elapsed, latencies
 
 
+def _load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="1000,2500,5000,10000,20000", help="trades/s, comma separated")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each burst")
     parser.add_argument("--flush-ms", type=int, default=250, help="stream.flush_ms of the capture")
     parser.add_argument("--flush-rows", type=int, default=5000, help="stream.flush_rows of the capture")
+    parser.add_argument("--writer", default="process", choices=WRITERS, help="where the capture writes")
     parser.add_argument("--database", default="mw_bench_stream", help="scratch database name")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args(argv)
@@ -190,24 +203,31 @@ def main(argv: list[str] | None = None) -> int:
         replay = BinanceReplay(rest)
         cfg = config(args.flush_ms, args.flush_rows)
         print(
-            f"server: {redact(url)}, {os.cpu_count()} CPUs; capture flush_ms={args.flush_ms}, flush_rows={args.flush_rows}"
+            f"server: {redact(url)}, {os.cpu_count()} CPUs; capture flush_ms={args.flush_ms}, "
+            f"flush_rows={args.flush_rows}, writer={args.writer}; load average {_load()} before"
         )
         print(
-            "| offered trades/s | bare ccxt.pro msgs/s | capture msgs/s | capture / bare | arrival->commit p50 ms | p99 ms |"
+            "| offered trades/s | bare ccxt.pro msgs/s | capture msgs/s | capture / bare "
+            "| arrival->commit p50 ms | p99 ms | CPU s bare / capture | load avg |"
         )
-        print("|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         next_id = 1
         for rate in (float(r) for r in args.rates.split(",")):
             count = int(rate * args.seconds)
-            bare_rate = asyncio.run(bare(replay.base_url, frames(count, next_id, rate), rate, cfg))
+            batch = frames(count, next_id, rate)
+            cpu = time.process_time()
+            bare_rate = asyncio.run(bare(replay.base_url, batch, rate, cfg))
+            cpu_bare = time.process_time() - cpu
             next_id += count
-            rate_c, latencies = asyncio.run(
-                capture(engine, replay.base_url, frames(count, next_id, rate), rate, cfg)
-            )
+            batch = frames(count, next_id, rate)
+            cpu = time.process_time()
+            rate_c, latencies = asyncio.run(capture(engine, replay.base_url, batch, rate, cfg, args.writer))
+            cpu_capture = time.process_time() - cpu
             next_id += count
             p50, p99 = np.nanpercentile(latencies, [50, 99])
             print(
-                f"| {rate:,.0f} | {bare_rate:,.0f} | {rate_c:,.0f} | {rate_c / bare_rate:.2f} | {p50:,.0f} | {p99:,.0f} |"
+                f"| {rate:,.0f} | {bare_rate:,.0f} | {rate_c:,.0f} | {rate_c / bare_rate:.2f} | {p50:,.0f} "
+                f"| {p99:,.0f} | {cpu_bare:.2f} / {cpu_capture:.2f} | {_load()} |"
             )
     finally:
         rest.stop()

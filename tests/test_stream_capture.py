@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import re
+import signal
 import time
 
 import pandas as pd
@@ -65,20 +67,39 @@ def stream_config(channels=("trades",), options=None, **stream):
     return parse_stream(exchange, "test-universe.yaml")
 
 
-def run_capture(engine, rest_url, sessions, done, channels=("trades",), timeout=30.0, options=None, **stream):
-    """Run the service against the local servers until `done(conn)` holds (or `timeout`); its stats."""
+def run_capture(
+    engine,
+    rest_url,
+    sessions,
+    done,
+    channels=("trades",),
+    timeout=30.0,
+    options=None,
+    writer="process",
+    meanwhile=None,
+    **stream,
+):
+    """Run the service against the local servers until `done(conn)` holds (or `timeout`); its stats.
+    `meanwhile(conn, service)` is called at every poll (to act on the service while it runs)."""
 
     async def scenario():
         async with BinanceWsReplay(sessions) as ws:
             config = stream_config(channels, options, reconnect_base_s=0.05, reconnect_max_s=0.2, **stream)
             service = CaptureService(
-                config, engine, api_base_url=rest_url, ws_base_url=ws.base_url, rest_backoff=QUICK_RETRY
+                config,
+                engine,
+                api_base_url=rest_url,
+                ws_base_url=ws.base_url,
+                rest_backoff=QUICK_RETRY,
+                writer=writer,
             )
             stop = asyncio.Event()
             runner = asyncio.create_task(service.run(stop))
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and not runner.done():
                 await asyncio.sleep(0.2)
+                if meanwhile is not None:
+                    await asyncio.to_thread(_holds, engine, lambda conn: meanwhile(conn, service))
                 if await asyncio.to_thread(_holds, engine, done):
                     break
             stop.set()
@@ -191,13 +212,14 @@ def test_out_of_order_delivery_stores_every_trade_once(engine, rest):
     assert gaps == 0
 
 
-def test_malformed_message_is_quarantined_with_its_reason_and_the_stream_continues(engine, rest):
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_malformed_message_is_quarantined_with_its_reason_and_the_stream_continues(engine, rest, writer):
     bad = {**TRADES[30], "a": 9_999_999_999, "p": "-62000.00"}
     frames = (
         [trade_frame(t) for t in TRADES[:31]] + [trade_frame(bad)] + [trade_frame(t) for t in TRADES[31:]]
     )
     sessions = {TRADES_STREAM: [Session(frames)]}
-    stats = run_capture(engine, rest.base_url, sessions, trades_complete(truth_ids(TRADES)))
+    stats = run_capture(engine, rest.base_url, sessions, trades_complete(truth_ids(TRADES)), writer=writer)
     with engine.connect() as conn:
         stored = stored_trades(conn)
         quarantined = conn.execute(
@@ -210,6 +232,34 @@ def test_malformed_message_is_quarantined_with_its_reason_and_the_stream_continu
     assert [(q.rule, q.source, q.row_data["trade_id"]) for q in quarantined] == [
         ("price_positive", "stream:binance", "9999999999")
     ]
+
+
+def test_a_killed_writer_process_is_replaced_and_no_trade_is_lost_or_doubled(engine, rest):
+    """The writer process dies (SIGKILL) after the first trades are committed: a new writer takes over, the
+    batch it was handed is written (again, idempotently), and the table equals the recorded trades."""
+    killed: list[int] = []
+    services: list[CaptureService] = []
+
+    def kill_writer_once(conn, service) -> None:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(MarketTrade)).scalar()
+        if not killed and stored:
+            killed.append(service.writer.pid)
+            services.append(service)
+            os.kill(service.writer.pid, signal.SIGKILL)
+
+    frames = [trade_frame(t) for t in TRADES]
+    sessions = {TRADES_STREAM: [Session(frames, pauses={20: 1.0, 60: 1.0})]}
+    stats = run_capture(
+        engine, rest.base_url, sessions, trades_complete(truth_ids(TRADES)), meanwhile=kill_writer_once
+    )
+    with engine.connect() as conn:
+        stored = stored_trades(conn)
+        gaps = conn.execute(sa.select(sa.func.count()).select_from(CaptureGap)).scalar()
+    assert killed, "the writer was never killed: the scenario did not test anything"
+    assert services[0].writer.pid not in (None, killed[0])  # a new writer wrote the rest
+    assert sorted(stored["trade_id"]) == truth_ids(TRADES)
+    assert stats.rows == len(TRADES)
+    assert gaps == 0
 
 
 def test_only_closed_candles_are_stored_and_a_hole_is_back_filled(engine, rest):

@@ -3,12 +3,13 @@
 One asyncio task per (symbol, channel) awaits ccxt.pro (`watch_trades`, `watch_ohlcv`, `watch_order_book`,
 `watch_ticker`) and appends rows to the channel's pending list; one flush task writes everything pending
 every `flush_ms` or as soon as `flush_rows` rows wait, through `resources.warehouse.load.load_frame` (the
-validation, quarantine and idempotent upsert every other source uses), in a worker thread so receiving
-never waits for the database. A watcher that fails with a transient error (the connection dropped, a book
-out of sequence) opens a hole from the last exchange time it saw, waits a jittered back-off and
-subscribes again; its first message after that closes the hole, and trades and candles of the hole are
-back-filled over REST (`resources.exchanges.client`), the hole marked `filled` or `unfilled`. A restart
-does the same from the last committed time of the previous run. Stopping (SIGTERM) flushes what waits.
+validation, quarantine and idempotent upsert every other source uses), in a writer process of its own
+(`resources.stream.writer`) so receiving waits neither for the database nor for the GIL. A watcher that
+fails with a transient error (the connection dropped, a book out of sequence) opens a hole from the last
+exchange time it saw, waits a jittered back-off and subscribes again; its first message after that
+closes the hole, and trades and candles of the hole are back-filled over REST (`resources.exchanges.client`),
+the hole marked `filled` or `unfilled`. A restart does the same from the last committed time of the previous
+run. Stopping (SIGTERM) flushes what waits.
 
 Not lost, not doubled: trades are keyed by the exchange's id (duplicates after a resubscribe are dropped
 before the batch, and the upsert is idempotent anyway), candles by open time (only closed candles, i.e.
@@ -51,7 +52,6 @@ from market_warehouse.resources.stream.frames import (
     DATASET,
     book_row,
     candle_row,
-    rows_frame,
     ticker_metrics_row,
     trade_row,
 )
@@ -63,7 +63,8 @@ from market_warehouse.resources.stream.ledger import (
     record_stream_coverage,
     write_heartbeats,
 )
-from market_warehouse.resources.warehouse.load import LoadResult, load_frame
+from market_warehouse.resources.stream.writer import make_writer
+from market_warehouse.resources.warehouse.load import load_frame
 
 log = logging.getLogger(__name__)
 
@@ -204,9 +205,13 @@ class CaptureService:
         exchange: Any = None,
         rest: Any = None,
         rest_backoff: Backoff | None = None,
+        writer: str = "process",
     ) -> None:
-        """`rest_backoff`: retries of one back-fill request (default: the REST client's, up to ~1 minute)."""
+        """`rest_backoff`: retries of one back-fill request (default: the REST client's, up to ~1 minute);
+        `writer`: where micro-batches are written, 'process' (a child process, so a flush does not take
+        the GIL from receiving) or 'thread' (`resources.stream.writer`)."""
         self.config = config
+        self.writer = make_writer(writer, engine)
         self.rest_backoff = rest_backoff or Backoff()
         self.engine = engine
         self.exchange = exchange or build_stream_exchange(
@@ -237,6 +242,7 @@ class CaptureService:
     async def run(self, stop: asyncio.Event) -> FlushStats:
         """Capture until `stop` is set, then flush what waits and mark the streams stopped."""
         started = clock.now()
+        await self.writer.start()  # before subscribing: the first flush does not wait for it
         previous = await asyncio.to_thread(last_seen, self.engine, self.config.name)
         for key, channel in self.channels.items():
             channel.started_at = started
@@ -260,9 +266,12 @@ class CaptureService:
             await asyncio.gather(logger, *self._backfills, return_exceptions=True)
             for channel in self.channels.values():
                 channel.status = "stopped"
-            await self.flush(final=True)
-            with contextlib.suppress(Exception):
-                await self.exchange.close()
+            try:
+                await self.flush(final=True)
+            finally:
+                await self.writer.close()
+                with contextlib.suppress(Exception):
+                    await self.exchange.close()
         return self.stats
 
     # ------------------------------------------------------------------------------------------ watching
@@ -524,38 +533,29 @@ class CaptureService:
                 self._accept(channel, fresh[::-1], clock.now())
 
     async def flush(self, final: bool = False) -> None:
-        """Write every pending row (one `load_frame` per dataset); then, at most every second and when
-        `final`, the heartbeats and the coverage the committed rows earned."""
+        """Write every pending row (one `load_frame` per dataset, in the writer); then, at most every second
+        and when `final`, the heartbeats and the coverage the committed rows earned."""
         async with self._write_lock:
             taken = {key: channel.take() for key, channel in self.channels.items()}
-            await asyncio.to_thread(self._write, taken, final)
-
-    def _write(
-        self, taken: dict[tuple[str, str], tuple[list[dict], list[float], list[tuple[int, int]]]], final: bool
-    ) -> None:
-        by_dataset: dict[str, list[dict]] = {}
-        for (_symbol, name), (rows, _, _) in taken.items():
-            by_dataset.setdefault(DATASET[name], []).extend(rows)
-        results: dict[str, LoadResult] = {}
-        for dataset, rows in by_dataset.items():
-            if rows:
-                results[dataset] = load_frame(
-                    self.engine,
-                    dataset,
-                    rows_frame(dataset, rows),
+            by_dataset: dict[str, list[dict]] = {}
+            for (_symbol, name), (rows, _, _) in taken.items():
+                by_dataset.setdefault(DATASET[name], []).extend(rows)
+            if any(by_dataset.values()):
+                quarantined = await self.writer.write(
+                    by_dataset,
                     source=f"stream:{self.config.exchange.driver}",
                     run_id=f"stream:{self.config.name}",
+                    now=clock.now(),
                 )
-        committed = clock.now()
-        for key, (rows, arrivals, stretches) in taken.items():
-            channel = self.channels[key]
-            if rows:
-                self._committed(channel, rows, arrivals, committed)
-            self._covered.extend(self._coverage(channel, stretches, len(rows)))
-        for result in results.values():
-            self.stats.quarantined += result.quarantined
-        if final or time.monotonic() - self._ledger_at >= LEDGER_EVERY_S:
-            self._write_ledger()
+                self.stats.quarantined += sum(quarantined.values())
+            committed = clock.now()
+            for key, (rows, arrivals, stretches) in taken.items():
+                channel = self.channels[key]
+                if rows:
+                    self._committed(channel, rows, arrivals, committed)
+                self._covered.extend(self._coverage(channel, stretches, len(rows)))
+            if final or time.monotonic() - self._ledger_at >= LEDGER_EVERY_S:
+                await asyncio.to_thread(self._write_ledger)
 
     def _write_ledger(self) -> None:
         """Heartbeats of every stream and the coverage earned since the last time, in one transaction."""
