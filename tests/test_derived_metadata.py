@@ -58,13 +58,15 @@ def test_a_series_joining_the_book_is_not_a_gain_in_the_plot(engine):
 
 def test_accuracy_by_kind_counts_the_forecasts_scored():
     """`n` of forecast_accuracy's table is the forecasts scored per model kind: the demo showed the mean of
-    its runs' counts (`23.3333`) under a column read as a count."""
+    its runs' counts (`23.3333`) under a column read as a count. A run scored on two days (run 1: 10 targets
+    known on the first, 24 on the second) counts once, with its last score: 24 + 24 + 22, as its rows."""
     scores = pd.DataFrame(
         {
-            "kind": ["ets", "ets", "ets", "naive"],
-            "n": [24, 24, 22, 24],
-            "mae": [1.0, 2.0, 3.0, 4.0],
-            "skill": [0.1, 0.2, None, 0.0],
+            "model_id": [1, 1, 2, 3, 4],
+            "kind": ["ets", "ets", "ets", "ets", "naive"],
+            "n": [10, 24, 24, 22, 24],
+            "mae": [9.0, 1.0, 2.0, 3.0, 4.0],
+            "skill": [0.9, 0.1, 0.2, None, 0.0],
         }
     )
     table = accuracy.summary_by_kind(scores).set_index("kind")

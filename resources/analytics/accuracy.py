@@ -196,9 +196,12 @@ def _json_safe(value: Any) -> Any:
 
 def summary_by_kind(scores: pd.DataFrame) -> pd.DataFrame:
     """Per model kind (for the asset's metadata table): `n` the forecasts scored (a sum: a mean of the runs'
-    counts read as a count, e.g. 23.3333), the scores their mean over the runs."""
+    counts read as a count, e.g. 23.3333), the scores their mean over the runs. `scores` may hold a run
+    more than once (scored again on each day its targets reach, in order): its last score counts."""
     if scores.empty or "mae" not in scores:
         return pd.DataFrame()
+    if "model_id" in scores:
+        scores = scores.drop_duplicates("model_id", keep="last")
     cols = [c for c in ["n", "mae", "mape", "coverage_80", "coverage_95", "skill"] if c in scores]
     how = {c: "sum" if c == "n" else "mean" for c in cols}
     return scores.groupby("kind")[cols].agg(how).reset_index()
