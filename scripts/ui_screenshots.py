@@ -60,6 +60,9 @@ PAGES_BEFORE = [
         "forecast sparkline in the overview's metadata",
     ),
 ]
+# Pages whose point is below the first screen: an asset overview's Metadata section (with the inline
+# sparklines) comes after its column table.
+TALL_PAGES = {"08b_equity_curve_overview.png": 2600, "09b_forecast_overview.png": 2600}
 PAGES_AFTER = [
     ("10_backfill.png", "/runs/b/{backfill}", "a two-day backfill of ohlcv, ended"),
     ("11_automation.png", "/automation", "schedules and sensors, with descriptions"),
@@ -170,7 +173,7 @@ def chromium() -> str:
     return found
 
 
-def screenshot(browser: str, url: str, path: Path, budget_ms: int) -> None:
+def screenshot(browser: str, url: str, path: Path, budget_ms: int, height: int = 1000) -> None:
     command = [
         browser,
         "--headless",
@@ -178,7 +181,7 @@ def screenshot(browser: str, url: str, path: Path, budget_ms: int) -> None:
         "--disable-gpu",
         "--hide-scrollbars",
         f"--screenshot={path}",
-        "--window-size=1600,1000",
+        f"--window-size=1600,{height}",
         f"--virtual-time-budget={budget_ms}",
         url,
     ]
@@ -202,7 +205,7 @@ def wait_for_backfill(port: int, backfill: str, timeout: float = 900) -> str:
 def shoot(browser: str, args: argparse.Namespace, pages: list[tuple[str, str, str]], fill: dict) -> None:
     for name, page, what in pages:
         url = f"http://127.0.0.1:{args.port}{page.format(**fill)}"
-        screenshot(browser, url, args.out / name, args.budget_ms)
+        screenshot(browser, url, args.out / name, args.budget_ms, TALL_PAGES.get(name, 1000))
         print(f"{args.out / name}: {what}")
 
 
