@@ -17,33 +17,11 @@ from market_warehouse.pipelines.defs import market_data
 from market_warehouse.pipelines.defs.derived import AnalyticsResource, features_asset
 from market_warehouse.resources.analytics import lineage
 from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
-from tests.ui_data import graphql
+from tests.ui_data import MATERIALIZATIONS_QUERY, graphql
 from tests.universes import SYNTHETIC_UNIVERSE, universe_file
 
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
 RANGE_TAGS = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]}
-
-EVENTS_QUERY = """
-query Events($assetKey: AssetKeyInput!, $partitions: [String!]) {
-  assetOrError(assetKey: $assetKey) {
-    ... on Asset {
-      assetMaterializations(partitions: $partitions) {
-        partition runId
-        tags { key value }
-        metadataEntries {
-          label
-          ... on TextMetadataEntry { text }
-          ... on JsonMetadataEntry { jsonString }
-          ... on MarkdownMetadataEntry { mdStr }
-        }
-      }
-    }
-  }
-  assetNodeOrError(assetKey: $assetKey) {
-    ... on AssetNode { dataVersionByPartition(partitions: $partitions) }
-  }
-}
-"""
 
 
 @pytest.fixture
@@ -69,7 +47,7 @@ def run_features(instance, db_url, tmp_path, **kwargs) -> dg.ExecuteInProcessRes
 def events_by_run(instance) -> tuple[dict[str, dict[str, dict]], list[str | None]]:
     """{run id: {partition: {"tags", "metadata"}}} of features' materializations, and the data version the
     UI shows for each day."""
-    data = graphql(instance, EVENTS_QUERY, assetKey={"path": ["features"]}, partitions=DAYS)
+    data = graphql(instance, MATERIALIZATIONS_QUERY, assetKey={"path": ["features"]}, partitions=DAYS)
     runs: dict[str, dict[str, dict]] = {}
     for event in data["assetOrError"]["assetMaterializations"]:
         entries = {

@@ -26,7 +26,7 @@ from market_warehouse.pipelines.defs.market_data.checks import CHECKS as MARKET_
 from market_warehouse.pipelines.defs.quality import quality_checks
 from market_warehouse.pipelines.history import DEFAULT_HISTORY_START
 from market_warehouse.resources.dagster_resources import ExchangeResource, WarehouseResource
-from tests.ui_data import graphql
+from tests.ui_data import MATERIALIZATIONS_QUERY, graphql
 from tests.universes import SYNTHETIC_UNIVERSE, universe_file
 
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
@@ -181,20 +181,6 @@ def test_a_failing_partition_reads_failed_with_its_severity_and_the_others_succe
     assert [(e["partition"], e["status"], e["evaluation"]["severity"]) for e in mine] == [
         ("2024-03-02", "FAILED", "ERROR")
     ]
-
-
-MATERIALIZATIONS_QUERY = """
-query Materializations($assetKey: AssetKeyInput!, $partitions: [String!]) {
-  assetOrError(assetKey: $assetKey) {
-    ... on Asset {
-      assetMaterializations(partitions: $partitions) {
-        partition runId
-        metadataEntries { label ... on IntMetadataEntry { intValue } }
-      }
-    }
-  }
-}
-"""
 
 
 def materializations(instance, asset: str, run_id: str) -> dict[str, dict[str, int]]:

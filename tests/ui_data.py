@@ -26,3 +26,29 @@ def graphql(instance: dg.DagsterInstance, query: str, **variables) -> dict:
         result = execute_dagster_graphql(context, query, variables=variables)
     assert not result.errors, result.errors
     return result.data
+
+
+# Each partition's materializations of an asset with their tags and metadata, and the data version Dagster
+# keeps per partition: what the asset's Events and Partitions tabs show.
+MATERIALIZATIONS_QUERY = """
+query Events($assetKey: AssetKeyInput!, $partitions: [String!]) {
+  assetOrError(assetKey: $assetKey) {
+    ... on Asset {
+      assetMaterializations(partitions: $partitions) {
+        partition runId
+        tags { key value }
+        metadataEntries {
+          label
+          ... on IntMetadataEntry { intValue }
+          ... on TextMetadataEntry { text }
+          ... on JsonMetadataEntry { jsonString }
+          ... on MarkdownMetadataEntry { mdStr }
+        }
+      }
+    }
+  }
+  assetNodeOrError(assetKey: $assetKey) {
+    ... on AssetNode { dataVersionByPartition(partitions: $partitions) }
+  }
+}
+"""
