@@ -21,6 +21,7 @@ from market_warehouse.resources.analytics.risk import (
     write_risk,
 )
 from market_warehouse.resources.analytics.strategy import StrategyParams, money, simulate
+from market_warehouse.resources.models import EquityCurve
 from tests.analytics_data import random_walk_candles, store_candles
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -145,3 +146,50 @@ def test_book_exposure_and_loss_limit(any_engine, book):
     breached = risk["daily_pnl"] < -risk["daily_loss_limit"]
     assert (risk["daily_loss_limit_breached"] == breached).all()
     assert breached.any() and not breached.all()
+
+
+def test_a_series_joining_the_book_is_a_deposit_not_a_return(engine):
+    """A book's capital is that of the series it trades so far: when one joins (the demo's NYSE series on the
+    first session after a weekend), the stored equity jumps by its capital. Risk must see the deposit as
+    capital, not as a +100 % hour: returns, Sharpe, VaR, drawdown and the day's PnL are time-weighted."""
+    from market_warehouse.resources.analytics.risk import Snapshot, read_equity, risk_rows
+
+    old = Series("synthetic", "BTC/USDT", "1h")
+    # Day 1: one series (capital 10,000) falls 0.1 % an hour. Day 2 at 12:00 a second series joins with its
+    # 10,000 in cash and stays flat; the first keeps falling.
+    growth = [(1 - 0.001) ** (h + 1) for h in range(48)]
+    rows = []
+    for h in range(48):
+        joined = h >= 36
+        equity = money(10_000 * growth[h] + (10_000 if joined else 0))
+        capital = Decimal(20_000 if joined else 10_000)
+        rows.append((T0 + (h + 1) * HOUR, equity, float(equity / capital - 1)))
+    with engine.begin() as conn:
+        conn.execute(
+            EquityCurve.__table__.insert(),
+            [{"portfolio": "book", "time": t, "equity": e, "total_return": r} for t, e, r in rows],
+        )
+        pf = Portfolio("book", "s", Decimal(20_000), (old, Series("synthetic", "ETH/USDT", "1h")))
+        stored = read_equity(conn, "book", T0 + 3 * DAY)
+    assert list(stored["capital"]) == [Decimal(10_000)] * 36 + [Decimal(20_000)] * 12
+    day2 = [Snapshot(pd.Timestamp(t), e, {}) for t, e, _ in rows if t >= T0 + DAY]
+    risk = risk_rows(pf, day2, stored, RiskParams(daily_loss_limit=0.02), T0 + DAY).set_index("time")
+
+    # Every hour lost money (the joiner is flat): no return is positive, nothing was "gained".
+    last = risk.iloc[-1]
+    assert last["sharpe_ratio"] < 0 and last["var_95"] > 0
+    # The drawdown is the first series' fall, diluted by the flat joiner after 12:00, never a 50 % one.
+    # (the hour it joins, its 10,000 is the deposit: that hour's return is the first series' alone)
+    tw = np.cumprod(
+        [1 - 0.001] * 37
+        + [(10_000 * growth[h] + 10_000) / (10_000 * growth[h - 1] + 10_000) for h in range(37, 48)]
+    )
+    assert last["max_drawdown"] == pytest.approx(1 - tw[-1], rel=1e-9)
+    assert last["max_drawdown"] < 0.05
+    # The day's PnL is against the day's opening equity plus the capital that joined: a small loss, not
+    # +10,000, and the 2 % loss limit is not breached by a deposit's accounting.
+    opening = rows[23][1]
+    expected = last_equity = rows[-1][1]
+    assert last["daily_pnl"] == expected - (opening + Decimal(10_000))
+    assert Decimal(-300) < last["daily_pnl"] < 0 and not last["daily_loss_limit_breached"]
+    assert last["total_pnl"] == last_equity - Decimal(20_000)

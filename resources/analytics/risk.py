@@ -7,7 +7,8 @@ before t (and, for a perpetual, the funding its positions paid or received at th
 t (a bar's close is known at its open time + interval). This is computed from the warehouse, independently of the simulation that produced the
 fills, so the two can be checked against each other.
 
-Risk figures at t use the portfolio's per-snapshot returns (the first one against the initial capital):
+Risk figures at t use the portfolio's per-snapshot returns (the first one against the initial capital), net
+of the capital a series brings when it joins the book (time-weighted, so a deposit is not a gain):
 historical VaR / CVaR at 95 % and 99 % are losses as positive fractions of the portfolio value over one
 snapshot interval (VaR = -quantile(r, 1 - level), CVaR = -mean(r | r <= that quantile)); the Sharpe ratio is
 annualized with 365 days a year; drawdown is from the running peak since inception. The daily loss limit is a
@@ -41,6 +42,7 @@ from market_warehouse.resources.intervals import interval_to_timedelta
 from market_warehouse.resources.models import EquityCurve, RiskMetric, TradeHistory
 
 DAY = timedelta(days=1)
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -227,16 +229,32 @@ def equity_frame(
     return pd.DataFrame(rows, columns=[*columns, "total_return", "daily_return"]), snaps
 
 
-def read_equity(conn: sa.Connection, portfolio: str, end: datetime) -> pd.Series:
-    """Stored equity (exact `Decimal`) of `portfolio` before `end`, by time: what risk is computed from."""
+def read_equity(conn: sa.Connection, portfolio: str, end: datetime) -> pd.DataFrame:
+    """Stored equity (exact `Decimal`) of `portfolio` before `end`, by time, with the capital each snapshot
+    was measured against (`equity / (1 + total_return)`, to the cent): a book's capital grows when a series
+    joins it, and that deposit is not a return."""
     query = (
-        sa.select(EquityCurve.time, EquityCurve.equity)
+        sa.select(EquityCurve.time, EquityCurve.equity, EquityCurve.total_return)
         .where(EquityCurve.portfolio == portfolio, EquityCurve.time < end)
         .order_by(EquityCurve.time)
     )
     rows = conn.execute(query).all()
     index = pd.to_datetime([r[0] for r in rows], utc=True)
-    return pd.Series([r[1] for r in rows], index=index, dtype="object")
+    capital = [None if r[2] is None else (r[1] / Decimal(repr(1.0 + r[2]))).quantize(CENT) for r in rows]
+    frame = pd.DataFrame({"equity": [r[1] for r in rows], "capital": capital}, index=index, dtype="object")
+    frame["capital"] = frame["capital"].ffill().bfill()  # rows stored without a return: no deposit seen
+    return frame
+
+
+def time_weighted_returns(equity: pd.DataFrame, initial: Decimal) -> np.ndarray:
+    """Per-snapshot returns net of deposits: r_t = (E_t - (C_t - C_t-1)) / E_t-1 - 1, the first against
+    the first capital (or `initial` when nothing is stored)."""
+    values = equity["equity"].to_numpy(dtype="float64")
+    capital = equity["capital"].fillna(initial).to_numpy(dtype="float64")
+    first = capital[0] if len(capital) else float(initial)
+    flows = np.diff(np.concatenate([[first], capital]))
+    previous = np.concatenate([[first], values[:-1]])
+    return (values - flows) / previous - 1.0
 
 
 def var_cvar(returns: np.ndarray, level: float) -> tuple[float | None, float | None]:
@@ -255,14 +273,16 @@ def risk_rows(
     p: RiskParams,
     day_start: datetime,
 ) -> pd.DataFrame:
-    """`risk_metrics` rows at each snapshot, from the equity history up to that snapshot."""
-    initial = float(pf.initial_capital)
-    values = equity.to_numpy(dtype="float64")
-    returns_all = np.concatenate([[initial], values])
-    returns_all = returns_all[1:] / returns_all[:-1] - 1.0
+    """`risk_metrics` rows at each snapshot, from the equity history up to that snapshot; returns and
+    drawdown are time-weighted (a series joining the book brings capital, not a gain)."""
+    returns_all = time_weighted_returns(equity, pf.initial_capital)
+    wealth = np.concatenate([[1.0], np.cumprod(1.0 + returns_all)])
     ppy = periods_per_year(pf.step)
     before_day = equity[equity.index <= pd.Timestamp(day_start)]
-    day_base = before_day.iloc[-1] if len(before_day) else pf.initial_capital
+    day_base = pf.initial_capital
+    if len(before_day):  # the day starts from the last equity, plus any capital that joined since
+        last = before_day.iloc[-1]
+        day_base = last["equity"] + (pf.initial_capital - (last["capital"] or pf.initial_capital))
     rows = []
     for snap in snaps:
         upto = int(np.searchsorted(equity.index, snap.time, side="right"))
@@ -290,7 +310,7 @@ def risk_rows(
                 "portfolio_value": snap.equity,
                 "daily_pnl": daily_pnl,
                 "total_pnl": snap.equity - money(pf.initial_capital),
-                "max_drawdown": max_drawdown(np.concatenate([[initial], values[:upto]])),
+                "max_drawdown": max_drawdown(wealth[: upto + 1]),
                 "sharpe_ratio": sharpe(returns, ppy) if enough else None,
                 "var_95": var95,
                 "var_99": var99,

@@ -383,7 +383,7 @@ class EquityCurve(_PortfolioSteps):
         return {
             **({"equity_curve": inline} if inline is not None else {}),
             "equity_curve_plot": equity_plot(self.book.name, returns),
-            "final_equity": float(equity.iloc[-1]),
+            "final_equity": float(equity["equity"].iloc[-1]),
             # Numbers beside the picture: the metadata's "Plots" view draws them across materializations.
             "total_return": float(returns.iloc[-1]),
             "max_drawdown": float((growth / growth.cummax() - 1).min()),
