@@ -19,6 +19,9 @@ wastes minutes and hides the error behind "Exceeded max_retries" (issue 11). So:
   together do not come back together.
 - `RootError` names the innermost error of the chain (type, first line of the message, file:line of the
   raise), which is what a person needs to see instead of the wrapper's message.
+- `RemoteError` carries an error of another process (the stream's writer) back as data, with the verdict
+  `classify` gave it there: some driver exceptions do not survive pickling, and a plain `RuntimeError` would
+  lose both the class a reader looks for and whether a retry can pass.
 
 Plain Python, no Dagster: the exchanges' in-call back-off (`resources.exchanges.client.call`) and the
 Dagster steps (`pipelines.retries`) both use it.
@@ -99,6 +102,8 @@ def _sqlstate(error: BaseException) -> str | None:
 
 def _transient_reason(error: BaseException) -> str | None:
     """Why this one link is transient, or None."""
+    if isinstance(error, RemoteError):  # classified where it was raised
+        return error.reason if error.transient else None
     if isinstance(error, ccxt.NetworkError):
         kind = "rate limited" if isinstance(error, RATE_LIMITS) else "network or exchange unavailable"
         return f"exchange {type(error).__name__} ({kind})"
@@ -211,6 +216,26 @@ class RootError:
     def __str__(self) -> str:
         where = f" (at {self.location})" if self.location else ""
         return f"{self.type}: {self.message}{where}" if self.message else f"{self.type}{where}"
+
+
+class RemoteError(Exception):
+    """An error raised in another process, carried back as picklable data: the original's class name and
+    message, its root cause, and the verdict `classify` gave it there (which `classify` honours here)."""
+
+    def __init__(self, kind: str, message: str, root: str, transient: bool, reason: str) -> None:
+        super().__init__(kind, message, root, transient, reason)
+        self.kind, self.message, self.root = kind, message, root
+        self.transient, self.reason = transient, reason
+
+    @classmethod
+    def of(cls, exc: BaseException) -> RemoteError:
+        verdict = classify(exc)
+        return cls(type(exc).__name__, str(exc), str(RootError.of(exc)), verdict.transient, verdict.reason)
+
+    def __str__(self) -> str:
+        head = f"{self.kind}: {self.message}" if self.message else self.kind
+        root = "" if self.root.startswith(head.splitlines()[0]) else f"; root cause {self.root}"
+        return f"{head}{root} [{'transient: ' + self.reason if self.transient else self.reason}]"
 
 
 def first_line(message: str) -> str:

@@ -33,6 +33,7 @@ from market_warehouse.resources.exchanges.synthetic import SyntheticExchange
 from market_warehouse.resources.exchanges.universe import ExchangeConfig
 from market_warehouse.resources.retry import (
     Backoff,
+    RemoteError,
     RootError,
     classify,
     error_chain,
@@ -341,6 +342,24 @@ def test_constraint_syntax_and_data_errors_are_not_transient(probe):
             conn.execute(sa.text(statement))
         assert not is_transient(err.value), statement
         assert isinstance(root_cause(err.value), psycopg2.Error)
+
+
+def test_an_error_of_the_writer_process_crosses_back_with_its_class_and_verdict(probe):
+    """The stream's writer process sends its errors back pickled as `RemoteError` (a driver's error may not
+    unpickle): the class name, the root cause and whether a retry can pass all survive the trip."""
+    import pickle
+
+    transient = pickle.loads(pickle.dumps(RemoteError.of(serialization_failure(probe))))
+    assert classify(transient).transient and classify(transient).reason.startswith("SQLSTATE 40001")
+    assert str(transient).startswith("SerializationFailure: ") and "transient: SQLSTATE 40001" in str(
+        transient
+    )
+    with pytest.raises(sa.exc.IntegrityError) as err, probe.begin() as conn:
+        conn.execute(sa.text("INSERT INTO retry_probe VALUES (1, 0)"))
+    final = pickle.loads(pickle.dumps(RemoteError.of(err.value)))
+    assert not is_transient(final) and final.kind == "IntegrityError"
+    assert "root cause UniqueViolation: duplicate key value" in str(final)
+    assert "not transient: UniqueViolation" in str(final)
 
 
 def test_sqlalchemy_wraps_a_serialization_failure_and_it_stays_transient(probe):

@@ -427,3 +427,26 @@ def test_a_hole_rest_cannot_fill_is_marked_unfilled_with_the_reason(engine, rest
         pd.Timestamp(TRADES[60]["T"], unit="ms", tz="UTC"),
     )
     assert all(hi <= hole[0] or lo >= hole[1] for lo, hi in covered)
+
+
+def test_an_error_in_the_writer_process_arrives_with_its_class_and_verdict(engine):
+    """What fails inside the writer process reaches the service as a `RemoteError` (a driver's exception may
+    not unpickle): the original class and message, and `classify`'s verdict from the child, so a bug is
+    not retried and its root cause is in the service's log."""
+    from datetime import UTC, datetime
+
+    from market_warehouse.resources.retry import RemoteError, classify
+    from market_warehouse.resources.stream.writer import ProcessWriter
+
+    async def write_once() -> None:
+        writer = ProcessWriter(engine)
+        try:
+            now = datetime(2026, 2, 28, 23, 59, tzinfo=UTC)
+            await writer.write({"no_such_dataset": [{"time": 0}]}, source="t", run_id="r", now=now)
+        finally:
+            await writer.close()
+
+    with pytest.raises(RemoteError) as err:
+        asyncio.run(write_once())
+    assert err.value.kind == "StructuralError" and "unknown dataset 'no_such_dataset'" in err.value.message
+    assert not classify(err.value).transient and "not transient: StructuralError" in str(err.value)

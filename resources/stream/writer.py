@@ -31,6 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from market_warehouse.resources.retry import RemoteError
 from market_warehouse.resources.stream.frames import rows_frame
 from market_warehouse.resources.warehouse.load import load_frame
 
@@ -100,8 +101,8 @@ def _child_write(batches: Batches, source: str, run_id: str, now: datetime) -> d
     try:
         return write_batches(_ENGINE, batches, source=source, run_id=run_id, now=now)
     except Exception as exc:
-        # Re-raised as a plain error: some driver exceptions do not survive pickling back to the service.
-        raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
+        # Carried as data: some driver exceptions do not survive pickling back to the service.
+        raise RemoteError.of(exc) from None
 
 
 class ProcessWriter:

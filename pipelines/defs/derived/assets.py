@@ -391,7 +391,7 @@ class EquityCurve(_PortfolioSteps):
 
 
 class RiskMetrics(_PortfolioSteps):
-    name, code_version = "risk_metrics", "1"
+    name, code_version = "risk_metrics", "2"  # 2: time-weighted returns (a joining series is no gain)
     deps = [dg.AssetKey("equity_curve"), dg.AssetKey("backtest"), dg.AssetKey(OHLCV)]
 
     def __init__(self, *args) -> None:
