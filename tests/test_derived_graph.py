@@ -94,7 +94,7 @@ def test_definitions_follow_the_contract():
     upstream = graph.get(dg.AssetKey("risk_metrics")).parent_keys
     assert upstream >= {dg.AssetKey("equity_curve"), dg.AssetKey("backtest"), dg.AssetKey("ohlcv")}
     assert dg.AssetKey("ohlcv") in graph.get(dg.AssetKey("features")).parent_keys
-    assert defs.get_job_def("derived_job")
+    assert defs.resolve_job_def("derived_job")
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2024, 3, 3, 0, 45, tzinfo=UTC))
     request = derived.daily_derived(context)
     assert request.partition_key == "2024-03-02" and request.run_key == "derived-2024-03-02"
