@@ -1,22 +1,25 @@
 """What the derived assets' metadata shows in the UI (issue 12, points 2 and 7), checked where the demo's
 screenshots showed something untrue.
 
-The equity plots of `equity_curve`'s metadata show the book's return on its capital (issue 12, point 7):
+The equity plots of `equity_curve`'s metadata show the book's time-weighted return (issue 12, point 7):
 the book's capital is that of the series it trades so far, so its equity jumps by a series' capital when one
 joins (the demo's NYSE series on the first session after a weekend: 19,905 -> 29,906 in the UI's picture,
-a "gain" of 50 % that was a deposit). The return does not jump, and the drawdown is measured on it."""
+a "gain" of 50 % that was a deposit). The return, net of deposits, does not jump; the drawdown is measured
+on it, as `risk_metrics` measures it."""
 
 from __future__ import annotations
 
 import base64
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
-from market_warehouse.pipelines.defs.derived import plots, queries
-from market_warehouse.resources.analytics import accuracy
+from market_warehouse.pipelines.defs.derived import plots
+from market_warehouse.resources.analytics import accuracy, risk
 
 START = datetime(2026, 11, 28, tzinfo=UTC)
 # Two days of a two-series book (capital 20,000) losing 0.5 %, then a third series joins (capital 30,000)
@@ -44,9 +47,11 @@ def test_a_series_joining_the_book_is_not_a_gain_in_the_plot(engine):
             sa.text("INSERT INTO equity_curve (portfolio, time, equity, total_return) VALUES (:p, :t, 1, 9)"),
             [{"p": "other", "t": START}, {"p": "book", "t": START + timedelta(days=3)}],
         )
-        returns = queries.book_returns(conn, "book", START + timedelta(days=3))
+        equity = risk.read_equity(conn, "book", START + timedelta(days=3))
+    returns = risk.cumulative_returns(equity, Decimal(30_000))
     assert len(returns) == len(ROWS) and returns.index[0] == START
-    assert returns.iloc[-1] == ROWS[-1][2]
+    # -0.5 % on 20,000; the hour the third series joins its 10,000 is a deposit, not a return; then +46 on 29,880
+    assert returns.iloc[-1] == pytest.approx(0.995 * (19_880 / 19_900) * (29_926 / 29_880) - 1, rel=1e-9)
 
     points = _points(plots.equity_sparkline(returns).value)
     start_y, lowest_y, end_y = points[0][1], max(y for _, y in points), points[-1][1]

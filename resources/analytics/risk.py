@@ -257,6 +257,13 @@ def time_weighted_returns(equity: pd.DataFrame, initial: Decimal) -> np.ndarray:
     return (values - flows) / previous - 1.0
 
 
+def cumulative_returns(equity: pd.DataFrame, initial: Decimal) -> pd.Series:
+    """Time-weighted return since the first snapshot, by time (`read_equity`'s frame): what the equity plot
+    draws and what risk's drawdown is measured on, so the two pages agree."""
+    growth = np.cumprod(1.0 + time_weighted_returns(equity, initial))
+    return pd.Series(growth - 1.0, index=equity.index, dtype="float64")
+
+
 def var_cvar(returns: np.ndarray, level: float) -> tuple[float | None, float | None]:
     """Historical VaR and CVaR at `level` (e.g. 0.95) as positive loss fractions."""
     if len(returns) == 0:

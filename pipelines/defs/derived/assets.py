@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from market_warehouse.pipelines.defs.derived import book, queries
@@ -375,18 +376,18 @@ class EquityCurve(_PortfolioSteps):
             return {}
         with self.engine.connect() as conn:
             equity = risk.read_equity(conn, self.book.name, run.last.end)
-            returns = queries.book_returns(conn, self.book.name, run.last.end)
         if not len(equity):
             return {}
-        growth = 1 + returns
+        returns = risk.cumulative_returns(equity, self.book.initial_capital)
+        growth = np.concatenate([[1.0], 1 + returns.to_numpy()])  # from the start, as risk measures it
         inline = equity_sparkline(returns)
         return {
             **({"equity_curve": inline} if inline is not None else {}),
             "equity_curve_plot": equity_plot(self.book.name, returns),
             "final_equity": float(equity["equity"].iloc[-1]),
             # Numbers beside the picture: the metadata's "Plots" view draws them across materializations.
-            "total_return": float(returns.iloc[-1]),
-            "max_drawdown": float((growth / growth.cummax() - 1).min()),
+            "time_weighted_return": float(returns.iloc[-1]),
+            "max_drawdown": float((growth / np.maximum.accumulate(growth) - 1).min()),
         }
 
 

@@ -61,11 +61,12 @@ def forecast_plot(engine: sa.Engine, scores: pd.DataFrame) -> dg.MetadataValue:
 
 
 def equity_plot(name: str, returns: pd.Series) -> dg.MetadataValue:
-    """The book's return on its capital (%) with its drawdown from the running peak shaded.
+    """The book's time-weighted return (%, `risk.cumulative_returns`) with its drawdown from the running
+    peak shaded.
 
     The return, not the equity: the book's capital is that of the series it trades so far, so its equity
     jumps when a series joins (e.g. the NYSE's on the first session after a weekend), which is a deposit,
-    not a gain; the return on the capital at each snapshot does not.
+    not a gain; the time-weighted return, net of that deposit, does not (and risk_metrics measures the same).
     """
     fig, ax = _figure()
     growth = 1 + returns.astype(float)
@@ -78,9 +79,9 @@ def equity_plot(name: str, returns: pd.Series) -> dg.MetadataValue:
         alpha=0.2,
         label="drawdown",
     )
-    ax.set_title(f"return of {name} on its capital (%)")
+    ax.set_title(f"time-weighted return of {name} (%)")
     ax.legend(fontsize=7)
-    return _png_markdown(fig, f"return on capital of {name}")
+    return _png_markdown(fig, f"time-weighted return of {name}")
 
 
 # Dagster 1.13's UI renders a markdown metadata value inline in the metadata table only when it is shorter than
@@ -138,7 +139,7 @@ def equity_sparkline(returns: pd.Series) -> dg.MetadataValue | None:
     """The book's growth of one unit of capital (blue, `1 + return`; see `equity_plot` for why not the
     equity) with its drawdown from the running peak shaded red, small enough to show inline."""
     growth = 1 + returns.astype(float)
-    return sparkline({"blue": growth}, "return on capital and drawdown", fill=(growth.cummax(), growth))
+    return sparkline({"blue": growth}, "time-weighted return and drawdown", fill=(growth.cummax(), growth))
 
 
 _KIND_COLOURS = ("orange", "green", "purple", "teal")

@@ -51,13 +51,6 @@ def generated_days(conn: sa.Connection, model_ids: list[int]) -> list[str]:
     return sorted({lineage.partition_of(t - timedelta(microseconds=1)) for t in times})
 
 
-def book_returns(conn: sa.Connection, portfolio: str, end: datetime) -> pd.Series:
-    """The portfolio's stored return on its capital (`total_return`) before `end`, by time."""
-    query = _typed("derived_book_returns", "equity_curve", "time", "total_return")
-    rows = conn.execute(query, {"portfolio": portfolio, "end": end}).all()
-    return pd.Series([r[1] for r in rows], index=pd.DatetimeIndex([r[0] for r in rows]), dtype=float)
-
-
 def scored_rows(conn: sa.Connection, start: datetime, end: datetime) -> pd.DataFrame:
     """Forecast rows with a target time in [start, end) and a known actual."""
     columns = ("model_id", "symbol", "interval", "generated_at", "target_time", "point", "actual", "error")
