@@ -59,10 +59,19 @@ PAGES_BEFORE = [
         "/assets/forecast_accuracy",
         "forecast sparkline in the overview's metadata",
     ),
+    (
+        "09c_risk_metrics_overview.png",
+        "/assets/risk_metrics",
+        "the book's latest risk snapshot in the overview's metadata",
+    ),
 ]
 # Pages whose point is below the first screen: an asset overview's Metadata section (with the inline
 # sparklines) comes after its column table.
-TALL_PAGES = {"08b_equity_curve_overview.png": 2600, "09b_forecast_overview.png": 2600}
+TALL_PAGES = {
+    "08b_equity_curve_overview.png": 2600,
+    "09b_forecast_overview.png": 2600,
+    "09c_risk_metrics_overview.png": 2600,
+}
 PAGES_AFTER = [
     ("10_backfill.png", "/runs/b/{backfill}", "a two-day backfill of ohlcv, ended"),
     ("11_automation.png", "/automation", "schedules and sensors, with descriptions"),
