@@ -240,7 +240,10 @@ def read_equity(conn: sa.Connection, portfolio: str, end: datetime) -> pd.DataFr
     )
     rows = conn.execute(query).all()
     index = pd.to_datetime([r[0] for r in rows], utc=True)
-    capital = [None if r[2] is None else (r[1] / Decimal(repr(1.0 + r[2]))).quantize(CENT) for r in rows]
+    capital = [  # unknown without a return, or when nothing is left (equity 0, return -1)
+        None if r[2] is None or r[2] <= -1.0 else (r[1] / Decimal(repr(1.0 + r[2]))).quantize(CENT)
+        for r in rows
+    ]
     frame = pd.DataFrame({"equity": [r[1] for r in rows], "capital": capital}, index=index, dtype="object")
     frame["capital"] = frame["capital"].ffill().bfill()  # rows stored without a return: no deposit seen
     return frame
