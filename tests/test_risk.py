@@ -14,8 +14,11 @@ from market_warehouse.resources.analytics.backtest import Series, performance, w
 from market_warehouse.resources.analytics.risk import (
     Portfolio,
     RiskParams,
+    Snapshot,
     equity_for_window,
+    read_equity,
     risk_for_window,
+    risk_rows,
     var_cvar,
     write_equity,
     write_risk,
@@ -152,8 +155,6 @@ def test_a_series_joining_the_book_is_a_deposit_not_a_return(engine):
     """A book's capital is that of the series it trades so far: when one joins (the demo's NYSE series on the
     first session after a weekend), the stored equity jumps by its capital. Risk must see the deposit as
     capital, not as a +100 % hour: returns, Sharpe, VaR, drawdown and the day's PnL are time-weighted."""
-    from market_warehouse.resources.analytics.risk import Snapshot, read_equity, risk_rows
-
     old = Series("synthetic", "BTC/USDT", "1h")
     # Day 1: one series (capital 10,000) falls 0.1 % an hour. Day 2 at 12:00 a second series joins with its
     # 10,000 in cash and stays flat; the first keeps falling.
@@ -188,8 +189,7 @@ def test_a_series_joining_the_book_is_a_deposit_not_a_return(engine):
     assert last["max_drawdown"] < 0.05
     # The day's PnL is against the day's opening equity plus the capital that joined: a small loss, not
     # +10,000, and the 2 % loss limit is not breached by a deposit's accounting.
-    opening = rows[23][1]
-    expected = last_equity = rows[-1][1]
-    assert last["daily_pnl"] == expected - (opening + Decimal(10_000))
+    opening, last_equity = rows[23][1], rows[-1][1]
+    assert last["daily_pnl"] == last_equity - (opening + Decimal(10_000))
     assert Decimal(-300) < last["daily_pnl"] < 0 and not last["daily_loss_limit_breached"]
     assert last["total_pnl"] == last_equity - Decimal(20_000)

@@ -381,13 +381,14 @@ class EquityCurve(_PortfolioSteps):
         returns = risk.cumulative_returns(equity, self.book.initial_capital)
         growth = np.concatenate([[1.0], 1 + returns.to_numpy()])  # from the start, as risk measures it
         inline = equity_sparkline(returns)
+        drawdown = backtest.max_drawdown(growth)  # a positive fraction; shown as a fall below
         return {
             **({"equity_curve": inline} if inline is not None else {}),
             "equity_curve_plot": equity_plot(self.book.name, returns),
             "final_equity": float(equity["equity"].iloc[-1]),
             # Numbers beside the picture: the metadata's "Plots" view draws them across materializations.
             "time_weighted_return": float(returns.iloc[-1]),
-            "max_drawdown": float((growth / np.maximum.accumulate(growth) - 1).min()),
+            "max_drawdown": 0.0 - drawdown,  # 0.0 - x: no "-0.0" without a drawdown
         }
 
 
